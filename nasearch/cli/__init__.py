@@ -1,0 +1,1 @@
+"""The `nasearch` command line (typer); each command group lives in its own module."""

@@ -1,0 +1,79 @@
+"""`nasearch model info | verify`."""
+
+from __future__ import annotations
+
+import torch
+import typer
+
+from nasearch.cli.common import emit_json, guarded
+from nasearch.errors import InputError
+from nasearch.nn.inspect import count_flops, count_params, fused_copy, fusion_max_abs_diff, randomize_bn
+from nasearch.space import build_model, load_arch
+
+model_app = typer.Typer(help="Inspect compiled architectures.", no_args_is_help=True)
+
+VERIFY_TOLERANCE = 1e-3
+
+
+def _check_imgsz(imgsz: int | None) -> None:
+    if imgsz is not None and (imgsz < 32 or imgsz % 32):
+        raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(imgsz))
+
+
+@model_app.command("info")
+@guarded
+def info(arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
+         imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: the architecture's)."),
+         nc: int | None = typer.Option(None, "--nc", help="Number of classes (default: the architecture's)."),
+         json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """Parameters and GFLOPs, in training form and after fusion."""
+    _check_imgsz(imgsz)
+    if nc is not None and nc < 1:
+        raise InputError("--nc", "nc", "a positive integer", str(nc))
+    a = load_arch(arch).with_overrides(imgsz=imgsz, nc=nc)
+    size = a.data["imgsz"]
+    model = build_model(a).eval()
+    fused = fused_copy(model)
+    doc = {
+        "name": a.name,
+        "hash": a.hash,
+        "imgsz": size,
+        "nc": a.data["nc"],
+        "params": count_params(model),
+        "params_fused": count_params(fused),
+        "gflops": round(count_flops(model, size) / 1e9, 3),
+        "gflops_fused": round(count_flops(fused, size) / 1e9, 3),
+    }
+    if json_out:
+        emit_json(doc)
+    else:
+        for key, value in doc.items():
+            typer.echo(f"{key:>13}: {value:,}" if isinstance(value, int) else f"{key:>13}: {value}")
+
+
+@model_app.command("verify")
+@guarded
+def verify(arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
+           imgsz: int = typer.Option(256, "--imgsz", help="Input size of the check."),
+           seed: int = typer.Option(0, "--seed", help="Seed of weights, BN statistics and input."),
+           json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """Training form against fused form on the same input (random weights and BN statistics, eval mode)."""
+    _check_imgsz(imgsz)
+    a = load_arch(arch)
+    torch.manual_seed(seed)
+    model = randomize_bn(build_model(a), seed).eval()
+    model.export_raw = True
+    x = torch.randn(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(seed))
+    diff = fusion_max_abs_diff(model, x)
+    doc = {"name": a.name, "imgsz": imgsz, "max_abs_diff": diff, "tolerance": VERIFY_TOLERANCE,
+           "ok": diff <= VERIFY_TOLERANCE}
+    if json_out:
+        emit_json(doc)
+    else:
+        typer.echo(f"{a.name}: max |training − fused| = {diff:.3g} ({'ok' if doc['ok'] else 'FAILED'})")
+    if not doc["ok"]:
+        raise typer.Exit(1)
+
+
+def attach(app: typer.Typer) -> None:
+    app.add_typer(model_app, name="model")

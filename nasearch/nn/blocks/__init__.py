@@ -1,0 +1,1 @@
+"""Registered detector components; every module here is imported by `load_blocks()`."""

@@ -1,0 +1,62 @@
+"""YOLOv8's C2f block, its Bottleneck, and `c2f_stage` (strided Conv then C2f)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from nasearch.nn.common import ACTIVATIONS, ConvBNAct
+from nasearch.nn.registry import BuildContext, Params, register
+
+
+class Bottleneck(nn.Module):
+    """Two 3×3 Conv-BN-Act with an optional residual (only when shapes agree)."""
+
+    def __init__(self, c_in: int, c_out: int, shortcut: bool, ctx: BuildContext, e: float = 1.0,
+                 act: str | None = None) -> None:
+        super().__init__()
+        hidden = int(c_out * e)
+        self.cv1 = ConvBNAct(c_in, hidden, 3, 1, ctx, act)
+        self.cv2 = ConvBNAct(hidden, c_out, 3, 1, ctx, act)
+        self.add = shortcut and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.cv2(self.cv1(x))
+        return x + y if self.add else y
+
+
+class C2f(nn.Module):
+    """1×1 to 2c, split, chain n bottlenecks on one half, concat all (2+n)·c, 1×1 to c_out."""
+
+    def __init__(self, c_in: int, c_out: int, n: int, shortcut: bool, ctx: BuildContext, e: float = 0.5,
+                 act: str | None = None) -> None:
+        super().__init__()
+        self.c = int(c_out * e)
+        self.cv1 = ConvBNAct(c_in, 2 * self.c, 1, 1, ctx, act)
+        self.cv2 = ConvBNAct((2 + n) * self.c, c_out, 1, 1, ctx, act)
+        self.m = nn.ModuleList(Bottleneck(self.c, self.c, shortcut, ctx, 1.0, act) for _ in range(n))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = list(self.cv1(x).chunk(2, 1))
+        for block in self.m:
+            y.append(block(y[-1]))
+        return self.cv2(torch.cat(y, 1))
+
+
+class C2fStageParams(Params):
+    out: Annotated[int, Field(ge=8, le=4096)]
+    blocks: Annotated[int, Field(ge=1, le=16)]
+    shortcut: bool = True
+    e: Annotated[float, Field(gt=0, le=1)] = 0.5
+    act: Literal[tuple(ACTIVATIONS)] | None = None  # type: ignore[valid-type]
+
+
+@register("c2f_stage", "stage", C2fStageParams)
+def build(p: C2fStageParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
+    """YOLOv8 backbone stage: Conv 3×3 stride 2, then C2f."""
+    stage = nn.Sequential(ConvBNAct(c_in, p.out, 3, 2, ctx, p.act),
+                          C2f(p.out, p.out, p.blocks, p.shortcut, ctx, p.e, p.act))
+    return stage, p.out

@@ -1,0 +1,22 @@
+"""`conv_stem`: one strided Conv-BN-Act from the image (YOLOv8's P1)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from nasearch.nn.common import ACTIVATIONS, ConvBNAct
+from nasearch.nn.registry import BuildContext, Params, register
+
+
+class ConvStemParams(Params):
+    out: Annotated[int, Field(ge=4, le=1024)]
+    k: Annotated[int, Field(ge=1, le=7)] = 3
+    act: Literal[tuple(ACTIVATIONS)] | None = None  # type: ignore[valid-type]
+
+
+@register("conv_stem", "stem", ConvStemParams)
+def build(p: ConvStemParams, ctx: BuildContext, c_in: int) -> tuple[ConvBNAct, int]:
+    """Conv k×k stride 2 + BN + act."""
+    return ConvBNAct(c_in, p.out, p.k, 2, ctx, act=p.act), p.out

@@ -1,0 +1,67 @@
+"""Counting and checking built models: parameters, FLOPs (torch's flop counter), fusion equivalence."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from nasearch.nn.common import fuse_model
+
+
+def count_params(model: nn.Module) -> int:
+    """Every nn.Parameter, trainable or not (the convention published counts use)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def count_flops(model: nn.Module, imgsz: int, batch: int = 1) -> int:
+    """FLOPs of one forward pass (2 × multiply-accumulates), counted by torch.utils.flop_counter."""
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(batch, 3, imgsz, imgsz)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(x)
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def fused_copy(model: nn.Module) -> nn.Module:
+    """The deploy form of a model: a deep copy with every block re-parameterized and BN folded."""
+    return fuse_model(copy.deepcopy(model).eval())
+
+
+@torch.no_grad()
+def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine terms, so fusion bugs cannot hide."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+            if m.weight is not None:
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+    return model
+
+
+def _flatten(out: object) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, list | tuple):
+        return [t for o in out for t in _flatten(o)]
+    return []
+
+
+@torch.no_grad()
+def fusion_max_abs_diff(model: nn.Module, x: torch.Tensor) -> float:
+    """Max |training form − fused form| over every output tensor, eval mode, same input."""
+    model = model.eval()
+    ref = _flatten(model(x))
+    fused = fused_copy(model)
+    got = _flatten(fused(x))
+    return max(float((a - b).abs().max()) for a, b in zip(ref, got, strict=True))
