@@ -38,7 +38,7 @@ def guarded(fn: F) -> F:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
-        except Exception as exc:  # noqa: BLE001 - the contract: message plus hint, exit 1
+        except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
             print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -102,6 +102,6 @@ def fuse_model(model: nn.Module) -> nn.Module:
     """Re-parameterize every block that can be (children before parents), in place; returns the model."""
     for module in reversed(list(model.modules())):
         fuse = getattr(module, "fuse", None)
-        if callable(fuse) and module is not model:
+        if callable(fuse):
             fuse()
     return model

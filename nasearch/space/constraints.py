@@ -5,13 +5,15 @@
       - le: [backbone.stages.*.hidden, backbone.stages.*.out]
       - ge: [neck.up1.out, 64]
 
-A path is dotted keys, list indices and `*` wildcards (dots only, so paths need no YAML quoting), and may step into a branch's fields regardless of
-which option a choice took; where the chosen branch lacks the field, the rule has nothing to check.
+A path is dotted keys, list indices and `*` wildcards (dots only, so paths need no YAML quoting),
+and may step into a branch's fields regardless of which option a choice took; where the chosen
+branch lacks the field, the rule has nothing to check.
 Pairwise rules align wildcards element by element; order rules compare consecutive matches.
 """
 
 from __future__ import annotations
 
+import itertools
 import operator
 import re
 from collections.abc import Callable
@@ -70,7 +72,7 @@ def _exists_in_space(tree: Any, path: list[str | int | None]) -> bool:
     if not path:
         return True
     if dec.is_decision(tree):
-        options = tree["choice"] if "choice" in tree else []
+        options = tree.get("choice", [])
         return any(_exists_in_space(o, path) for o in options)
     seg, rest = path[0], path[1:]
     if isinstance(seg, str):
@@ -92,7 +94,7 @@ class Constraint:
         if self.rule in ORDER_RULES:
             cmp = ORDER_RULES[self.rule]
             vals = [v for _, v in select(arch, self.left)]  # type: ignore[arg-type]
-            return [f"{self.text}: {a} then {b}" for a, b in zip(vals, vals[1:], strict=False) if not cmp(a, b)]
+            return [f"{self.text}: {a} then {b}" for a, b in itertools.pairwise(vals) if not cmp(a, b)]
         cmp = PAIR_RULES[self.rule]
         left = self._side(arch, self.left)
         right = self._side(arch, self.right)

@@ -126,8 +126,10 @@ class Walker:
             out["step"] = node["step"]
         base = typing.get_origin(ann) or ann
         if base not in (int, float):
-            raise self.fail(path, "a range only on a numeric field", f"a range on a {getattr(ann, '__name__', ann)} field")
-        if base is int and not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi, node.get("step", 1))):
+            kind = getattr(ann, "__name__", ann)
+            raise self.fail(path, "a range only on a numeric field", f"a range on a {kind} field")
+        bounds = (lo, hi, node.get("step", 1))
+        if base is int and not all(isinstance(v, int) and not isinstance(v, bool) for v in bounds):
             raise self.fail(path, "integer range bounds and step on an integer field", describe(node))
         return out
 

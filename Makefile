@@ -1,0 +1,24 @@
+# Two entry points, both idempotent: the first run installs into .venv, later runs skip the install.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.nasearch-installed
+TORCH  := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: quickstart test lint
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
+	@touch $(STAMP)
+
+quickstart: $(STAMP)
+	$(BIN)/nasearch search experiments/quickstart.yaml --out runs/quickstart
+	$(BIN)/nasearch pareto runs/quickstart
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
