@@ -67,7 +67,7 @@ def loads(text: str, file: str = "<string>") -> Any:
     """Parse YAML text safely; raise InputError on anything malformed."""
     _depth_prescan(text, file)
     try:
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        data = yaml.load(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, file) from None
     except RecursionError:

@@ -119,3 +119,17 @@ def test_float_range_values_are_on_the_grid():
 def test_yaml_dump_is_stable():
     arch = load_arch(PRESETS / "yolov8m.yaml")
     assert yamlio.loads(arch.dumps()) == arch.data
+
+
+def test_assignments_replay_to_the_same_architecture():
+    space = load_space(SPACES / "yolov8_space.yaml")
+    from nasearch.space.space import decision_values
+
+    for name in ("yolov8n", "yolov8x"):
+        arch = load_arch(PRESETS / f"{name}.yaml")
+        answers = decision_values(space, arch)
+        assert answers is not None and len(answers) == len(space.decisions())
+        replayed = space.to_arch(space.resolve(dec.ReplayChooser(answers)))
+        assert replayed.hash == arch.hash
+    sampled = space.sample(5)
+    assert space.to_arch(space.resolve(dec.ReplayChooser(decision_values(space, sampled)))).hash == sampled.hash

@@ -75,7 +75,7 @@ class Detector(nn.Module):
     def forward_raw(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return self.head(self.neck(self.features(x)))
 
-    def forward(self, x: torch.Tensor):  # noqa: ANN201 - mode-dependent output
+    def forward(self, x: torch.Tensor):
         raw = self.forward_raw(x)
         if self.training or self.export_raw:
             return raw

@@ -229,3 +229,60 @@ def list_decisions(node: Any, path: str = "") -> list[DecisionInfo]:
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+def assignments(node: Any, value: Any, path: str = "") -> dict[str, Any] | None:
+    """The decisions that produce `value` from `node`, named as `resolve` names them (None if none do).
+
+    Choices map to the chosen label (the option's repr for scalar options), ranges to the value:
+    exactly what a Chooser would have answered, so a known architecture (a preset) can be replayed
+    as a trial.
+    """
+    if is_decision(node):
+        if "choice" in node:
+            options = node["choice"]
+            scalar = all(_scalar(o) for o in options)
+            labels = [repr(o) for o in options] if scalar else option_labels(options)
+            for label, opt in zip(labels, options, strict=True):
+                sub = assignments(opt, value, f"{path}|{label}")
+                if sub is not None:
+                    return {path: label, **sub}
+            return None
+        return {path: value} if match(node, value) is None else None
+    if isinstance(node, dict):
+        if not isinstance(value, dict) or set(value) != set(node):
+            return None
+        out: dict[str, Any] = {}
+        for k in node:
+            sub = assignments(node[k], value[k], _join(path, k))
+            if sub is None:
+                return None
+            out.update(sub)
+        return out
+    if isinstance(node, list):
+        if not isinstance(value, list) or len(value) != len(node):
+            return None
+        out = {}
+        for i, (n, v) in enumerate(zip(node, value, strict=True)):
+            sub = assignments(n, v, f"{path}[{i}]")
+            if sub is None:
+                return None
+            out.update(sub)
+        return out
+    return {} if _num_equal(node, value) else None
+
+
+class ReplayChooser:
+    """Answers every decision from a fixed assignment (the inverse of `assignments`)."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+
+    def choose(self, name: str, labels: list[str], weights: list[int]) -> int:
+        return labels.index(self.answers[name])
+
+    def integer(self, name: str, low: int, high: int, step: int) -> int:
+        return int(self.answers[name])
+
+    def real(self, name: str, low: float, high: float, step: float) -> float:
+        return float(self.answers[name])

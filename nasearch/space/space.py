@@ -142,3 +142,10 @@ def load_space(path: str | Path) -> Space:
     local = Path(path).parent / "presets"
     space._presets_dir = local if local.is_dir() else None
     return space
+
+
+def decision_values(space: Space, arch: Architecture) -> dict[str, Any] | None:
+    """The decision assignment that yields `arch` in `space` (e.g. to enqueue a preset as a trial)."""
+    body = {k: v for k, v in space.tree.items() if k != "name"}
+    data = {k: v for k, v in arch.data.items() if k != "name"}
+    return dec.assignments(body, data)
