@@ -1,0 +1,1 @@
+"""INT8 quantization: post-training (QDQ via ONNX Runtime), hybrid (sensitive layers kept float), QAT."""
