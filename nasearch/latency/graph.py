@@ -63,7 +63,7 @@ class _Tracer(TorchDispatchMode):
         super().__init__()
         self.ops: list[Op] = []
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         name = str(func.overloadpacket)
         first = out[0] if isinstance(out, tuple | list) else out
