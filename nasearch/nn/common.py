@@ -41,21 +41,18 @@ def fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d)
     return w.detach(), b.detach()
 
 
-def bn_as_conv(bn: nn.BatchNorm2d, channels: int, groups: int = 1, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    """An identity k×k kernel followed by `bn`, folded: the identity branch of a RepVGG block."""
-    per_group = channels // groups
-    w = torch.zeros(channels, per_group, k, k, device=bn.running_mean.device)
-    for i in range(channels):
-        w[i, i % per_group, k // 2, k // 2] = 1.0
-    return fold_bn(w, None, bn)
-
-
 def identity_kernel(channels: int, groups: int = 1, k: int = 3, device: torch.device | None = None) -> torch.Tensor:
+    """The k×k kernel of the identity map (one 1 per output channel, at the centre of its own input)."""
     per_group = channels // groups
     w = torch.zeros(channels, per_group, k, k, device=device)
-    for i in range(channels):
-        w[i, i % per_group, k // 2, k // 2] = 1.0
+    idx = torch.arange(channels, device=device)
+    w[idx, idx % per_group, k // 2, k // 2] = 1.0
     return w
+
+
+def bn_as_conv(bn: nn.BatchNorm2d, channels: int, groups: int = 1, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """An identity k×k kernel followed by `bn`, folded: the identity branch of a RepVGG block."""
+    return fold_bn(identity_kernel(channels, groups, k, bn.running_mean.device), None, bn)
 
 
 def pad_1x1_to_3x3(w: torch.Tensor) -> torch.Tensor:
@@ -64,10 +61,10 @@ def pad_1x1_to_3x3(w: torch.Tensor) -> torch.Tensor:
 
 def fused_conv(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
     """A Conv2d with `conv`'s geometry carrying the given weight and bias."""
-    new = nn.Conv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-        conv.dilation, conv.groups, bias=True,
-    ).to(weight.device)
+    new = torch.nn.utils.skip_init(  # no random init: the weights are overwritten at once
+        nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+        conv.dilation, conv.groups, bias=True, device=weight.device,
+    )
     new.weight.data.copy_(weight)
     new.bias.data.copy_(bias)  # type: ignore[union-attr]
     return new
