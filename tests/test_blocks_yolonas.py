@@ -205,7 +205,7 @@ PUBLISHED = {
 }
 
 
-def sg_deploy_count(model: nn.Module) -> int:
+def sg_deploy_count(model: nn.Module, fused_count: int) -> int:
     """Our fused count, restated in super-gradients' deploy convention.
 
     super-gradients merges each QARepVGG's branches into one conv (+bias) but keeps its post-BN, and
@@ -215,17 +215,18 @@ def sg_deploy_count(model: nn.Module) -> int:
     qa_channels = sum(m.c_out for m in model.modules() if isinstance(m, QARepVGGBlock))
     bn_channels = sum(m.num_features for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     other_bn_channels = bn_channels - 2 * qa_channels  # each QARepVGG holds two BNs of c_out
-    return count_params(fused_copy(model)) + 2 * qa_channels + other_bn_channels
+    return fused_count + 2 * qa_channels + other_bn_channels
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_yolo_nas_preset_counts(name):
     training, deploy = PUBLISHED[name]
-    model = build_model(load_arch(name))
+    with torch.device("meta"):  # shapes only: counting needs no weight initialisation or arithmetic
+        model = build_model(load_arch(name))
+        fused = count_params(fused_copy(model))
     assert count_params(model) == training
-    fused = count_params(fused_copy(model))
     assert abs(fused - deploy) / deploy <= 0.01, fused
-    assert sg_deploy_count(model) == deploy
+    assert sg_deploy_count(model, fused) == deploy
 
 
 def test_yolo_nas_s_end_to_end_shapes_and_fusion():
