@@ -32,8 +32,9 @@ def info(arch: str = typer.Argument(..., help="Architecture YAML or preset name.
         raise InputError("--nc", "nc", "a positive integer", str(nc))
     a = load_arch(arch).with_overrides(imgsz=imgsz, nc=nc)
     size = a.data["imgsz"]
-    model = build_model(a).eval()
-    fused = fused_copy(model)
+    with torch.device("meta"):  # counting needs shapes only: no weight initialisation, no arithmetic
+        model = build_model(a).eval()
+        fused = fused_copy(model)
     doc = {
         "name": a.name,
         "hash": a.hash,

@@ -21,7 +21,8 @@ def count_flops(model: nn.Module, imgsz: int, batch: int = 1) -> int:
     """FLOPs of one forward pass (2 × multiply-accumulates), counted by torch.utils.flop_counter."""
     was_training = model.training
     model.eval()
-    x = torch.zeros(batch, 3, imgsz, imgsz)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x = torch.zeros(batch, 3, imgsz, imgsz, device=device)  # works on the meta device too (shapes only)
     counter = FlopCounterMode(display=False)
     with counter:
         model(x)
