@@ -32,3 +32,28 @@ def test_bigger_models_and_inputs_are_slower_int8_faster():
     fp16 = latency_ms(ops_of(large, 640, 1), "fp16", PRIOR)
     int8 = latency_ms(ops_of(large, 640, 1), "int8", {**PRIOR, "eff_int8": PRIOR["eff_fp16"]})
     assert int8 < fp16
+
+
+def test_fitted_model_reproduces_its_calibration_points():
+    from nasearch.latency.t4_model import CALIBRATION, predict_t4
+
+    errors = []
+    for name, precision, batch, published, _ in CALIBRATION:
+        doc = predict_t4(load_arch(name), precision, 640, batch)
+        assert doc["measured"] is False and doc["method"] == "roofline"
+        errors.append(doc["per_image_ms"] / published - 1)
+    assert max(abs(e) for e in errors) <= 0.20
+    assert sum(abs(e) for e in errors) / len(errors) <= 0.10
+
+
+def test_fitted_model_preserves_the_published_order():
+    from nasearch.latency.t4_model import predict_t4
+
+    for names, precision in ((["yolov6n", "yolov6s", "yolov6m", "yolov6l"], "fp16"),
+                             (["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"], "fp16"),
+                             (["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"], "int8")):
+        preds = [predict_t4(load_arch(n), precision, 640, 1)["predicted_ms"] for n in names]
+        assert preds == sorted(preds)
+    for name in ("yolo_nas_s", "yolo_nas_l"):
+        fp16 = predict_t4(load_arch(name), "fp16", 640, 1)["predicted_ms"]
+        assert predict_t4(load_arch(name), "int8", 640, 1)["predicted_ms"] < fp16

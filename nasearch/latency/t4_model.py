@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from nasearch.space.arch import repo_root
 T4 = {"sms": 40, "fp16_tflops": 65.0, "int8_tops": 130.0, "fp32_tflops": 8.1, "bandwidth_gbs": 320.0}
 BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 PEAK = {"fp32": T4["fp32_tflops"] * 1e12, "fp16": T4["fp16_tflops"] * 1e12, "int8": T4["int8_tops"] * 1e12}
-TILE_M, TILE_N, CTAS_PER_SM = 128, 64, 2
+TILE_M, TILE_N, TILE_K, CTAS_PER_SM = 128, 64, 32, 2
 
 # (preset, precision, batch, published ms per image, source)
 CALIBRATION: list[tuple[str, str, int, float, str]] = [
@@ -65,16 +65,19 @@ class OpSummary:
     flops: float
     elems: int
     tiles: int
+    k_util: float = 1.0  # share of the reduction (Cin·k²) tiles doing useful work
 
 
 def _summarise(ops: list[Op]) -> list[OpSummary]:
     out = []
     for op in ops:
-        tiles = 0
+        tiles, k_util = 0, 1.0
         if op.kind == "compute":
             m = math.prod(op.out_shape) // max(op.channels_out, 1)
             tiles = math.ceil(m / TILE_M) * math.ceil(op.channels_out / TILE_N)
-        out.append(OpSummary(op.kind, op.flops, op.weight_elems + op.act_elems, tiles))
+            k = max(1, round(op.flops / (2 * math.prod(op.out_shape))))
+            k_util = k / (math.ceil(k / TILE_K) * TILE_K)
+        out.append(OpSummary(op.kind, op.flops, op.weight_elems + op.act_elems, tiles, k_util))
     return out
 
 
@@ -102,7 +105,7 @@ def latency_ms(ops: tuple[OpSummary, ...], precision: str, params: dict[str, flo
         if op.kind == "compute":
             waves = math.ceil(op.tiles / slots)
             util = op.tiles / (waves * slots) if waves else 1.0
-            total += max(op.flops / (peak * util), mem) + launch
+            total += max(op.flops / (peak * util * op.k_util), mem) + launch
         elif op.kind == "memory":
             total += mem + launch
         elif op.kind == "pointwise":
@@ -203,4 +206,4 @@ if __name__ == "__main__":
     print(json.dumps({k: result[k] for k in ("params", "fit_mean_abs_error_pct", "expected_mean_abs_error_pct",
                                              "expected_max_abs_error_pct")}, indent=2))
     for row in result["fit"]:
-        print(asdict(OpSummary("x", 0, 0, 0)) and row)
+        print(row)
