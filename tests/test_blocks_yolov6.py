@@ -298,3 +298,47 @@ def test_yolov6m_has_dfl_bins_and_output_shapes():
         assert model.bins == 17
         raw = model(torch.zeros(1, 3, 64, 64))
     assert [tuple(b.shape) for b, _ in raw] == [(1, 68, 8, 8), (1, 68, 4, 4), (1, 68, 2, 2)]
+
+
+V6_SPACE = """
+name: v6_tiny
+nc: 3
+imgsz: 64
+act: relu
+backbone:
+  stem: {type: repvgg_stem, out: 8, variant: {choice: [repvgg, qarepvgg]}}
+  stages:
+    - {type: v6_rep_stage, out: 8, blocks: {range: [1, 2]}, block: {choice: [repvgg, conv]}}
+    - {type: v6_cspbep_stage, out: 16, blocks: 1, e: {range: [0.25, 0.5], step: 0.25}}
+    - {type: v6_rep_stage, out: 16, blocks: 1}
+    - {type: v6_cspbep_stage, out: 24, blocks: 1, act: {choice: [relu, silu]}}
+  context: {choice: [{type: v6_simsppf, out: 24}, {type: v6_cspsppf, out: 24, k: {choice: [3, 5]}}]}
+neck:
+  type: v6_repbifpan
+  up1: {out: 16, blocks: 1}
+  up2: {out: {choice: [8, 16]}, blocks: 1}
+  down1: {out: 16, blocks: 1}
+  down2: {out: 24, blocks: 1}
+  csp: {choice: [false, true]}
+head: {type: v6_head, dfl: {choice: [false, true]}, act: silu}
+"""
+
+
+def test_v6_blocks_are_searchable(tmp_path):
+    from nasearch.space import load_space
+
+    path = tmp_path / "v6.yaml"
+    path.write_text(V6_SPACE)
+    space = load_space(path)
+    assert space.cardinality() == 2 * 2 * 2 * 2 * 2 * (1 + 2) * 2 * 2 * 2
+    seen_bins = set()
+    for seed in range(4):
+        arch = space.sample(seed)
+        assert space.contains(arch)[0]
+        with torch.device("meta"):
+            model = build_model(arch)
+            raw = model(torch.zeros(1, 3, 64, 64))
+        seen_bins.add(model.bins)
+        assert [tuple(c.shape) for _, c in raw] == [(1, 3, 8, 8), (1, 3, 4, 4), (1, 3, 2, 2)]
+        assert all(b.shape[1] == 4 * model.bins for b, _ in raw)
+    assert seen_bins <= {1, 17}
