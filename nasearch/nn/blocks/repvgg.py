@@ -16,6 +16,7 @@ from torch import nn
 
 from nasearch.nn.common import (
     ACTIVATIONS,
+    ConvBNAct,
     fold_bn,
     fused_conv,
     identity_kernel,
@@ -143,3 +144,12 @@ class RepVGGStemParams(Params):
 def build(p: RepVGGStemParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """One stride-2 (QA)RepVGG block from the image (YOLO-NAS's stem)."""
     return make_rep_block(p.variant, c_in, p.out, 2, ctx, p.act, identity=False), p.out
+
+
+def make_block(kind: str, c_in: int, c_out: int, stride: int, ctx: BuildContext, act: str | None,
+               identity: bool = True) -> nn.Module:
+    """A 3×3 block of the given kind ("qarepvgg" | "repvgg" | "conv"); `identity` allows RepVGG's identity
+    branch when shapes agree."""
+    if kind == "conv":
+        return ConvBNAct(c_in, c_out, 3, stride, ctx, act)
+    return make_rep_block(kind, c_in, c_out, stride, ctx, act, identity=identity)

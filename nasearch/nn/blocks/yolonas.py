@@ -8,28 +8,16 @@ published models: QARepVGG in the backbone and up-stages, Conv3×3 in the down-s
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated
 
 import torch
-from pydantic import AfterValidator, Field
+from pydantic import Field
 from torch import nn
 
-from nasearch.nn.blocks.repvgg import make_rep_block
-from nasearch.nn.common import ACTIVATIONS, ConvBNAct
+from nasearch.nn.blocks.repvgg import make_block
+from nasearch.nn.common import ConvBNAct
+from nasearch.nn.fields import Act, Channels, Depth, InnerBlock, OddKernel
 from nasearch.nn.registry import BuildContext, Params, register
-
-InnerBlock = Literal["qarepvgg", "repvgg", "conv"]
-Act = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
-Channels = Annotated[int, Field(ge=4, le=4096)]
-Depth = Annotated[int, Field(ge=1, le=16)]
-
-
-def make_block(kind: InnerBlock, c_in: int, c_out: int, stride: int, ctx: BuildContext, act: str | None,
-               identity: bool = True) -> nn.Module:
-    """A 3×3 block of the given kind; `identity` allows RepVGG's identity branch when shapes agree."""
-    if kind == "conv":
-        return ConvBNAct(c_in, c_out, 3, stride, ctx, act)
-    return make_rep_block(kind, c_in, c_out, stride, ctx, act, identity=identity)
 
 
 class YoloNASBottleneck(nn.Module):
@@ -104,14 +92,6 @@ class SPP(nn.Module):
         x = self.cv1(x)
         return self.cv2(torch.cat([x, *(pool(x) for pool in self.pools)], 1))
 
-
-def _odd(k: int) -> int:
-    if k % 2 == 0:
-        raise ValueError("an odd kernel size (a stride-1 pool must keep the feature size)")
-    return k
-
-
-OddKernel = Annotated[int, Field(ge=1, le=15), AfterValidator(_odd)]
 
 
 class YoloNASSPPParams(Params):

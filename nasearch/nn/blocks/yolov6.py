@@ -14,13 +14,11 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from nasearch.nn.blocks.repvgg import make_block
 from nasearch.nn.blocks.sppf import SPPF
-from nasearch.nn.blocks.yolonas import Act, InnerBlock, OddKernel, make_block
 from nasearch.nn.common import ConvBNAct
+from nasearch.nn.fields import Act, Channels, Expansion, InnerBlock, OddKernel
 from nasearch.nn.registry import BuildContext, Params, register
-
-Channels = Annotated[int, Field(ge=4, le=4096)]
-Expansion = Annotated[float, Field(gt=0, le=1)]
 
 
 class RepBlock(nn.Sequential):

@@ -12,8 +12,8 @@ import math
 import torch
 from torch import nn
 
-from nasearch.nn.blocks.yolonas import Act
 from nasearch.nn.common import ConvBNAct
+from nasearch.nn.fields import Act
 from nasearch.nn.registry import BuildContext, Params, register
 
 PRIOR = 0.01  # initial class probability: keeps the early classification loss from swamping training

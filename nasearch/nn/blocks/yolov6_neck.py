@@ -14,9 +14,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from nasearch.nn.blocks.yolonas import Act, InnerBlock
-from nasearch.nn.blocks.yolov6 import Channels, Expansion, make_stage_body
+from nasearch.nn.blocks.yolov6 import make_stage_body
 from nasearch.nn.common import ConvBNAct
+from nasearch.nn.fields import Act, Channels, Expansion, InnerBlock
 from nasearch.nn.registry import BuildContext, Params, register
 
 

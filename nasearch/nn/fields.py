@@ -1,0 +1,24 @@
+"""Parameter field types shared by the blocks' parameter models (bounds the DSL validator enforces)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+
+from nasearch.nn.common import ACTIVATIONS
+
+Act = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+InnerBlock = Literal["qarepvgg", "repvgg", "conv"]
+Channels = Annotated[int, Field(ge=4, le=4096)]
+Depth = Annotated[int, Field(ge=1, le=16)]
+Expansion = Annotated[float, Field(gt=0, le=1)]
+
+
+def _odd(k: int) -> int:
+    if k % 2 == 0:
+        raise ValueError("an odd kernel size (a stride-1 pool must keep the feature size)")
+    return k
+
+
+OddKernel = Annotated[int, Field(ge=1, le=15), AfterValidator(_odd)]
