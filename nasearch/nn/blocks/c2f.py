@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import torch
 from pydantic import Field
 from torch import nn
 
-from nasearch.nn.common import ACTIVATIONS, ConvBNAct
+from nasearch.nn.common import ConvBNAct
+from nasearch.nn.fields import Act
 from nasearch.nn.registry import BuildContext, Params, register
 
 
@@ -51,7 +52,7 @@ class C2fStageParams(Params):
     blocks: Annotated[int, Field(ge=1, le=16)]
     shortcut: bool = True
     e: Annotated[float, Field(gt=0, le=1)] = 0.5
-    act: Literal[tuple(ACTIVATIONS)] | None = None  # type: ignore[valid-type]
+    act: Act | None = None
 
 
 @register("c2f_stage", "stage", C2fStageParams)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
-from nasearch.nn.common import ACTIVATIONS, ConvBNAct
+from nasearch.nn.common import ConvBNAct
+from nasearch.nn.fields import Act
 from nasearch.nn.registry import BuildContext, Params, register
 
 
 class ConvStemParams(Params):
     out: Annotated[int, Field(ge=4, le=1024)]
     k: Annotated[int, Field(ge=1, le=7)] = 3
-    act: Literal[tuple(ACTIVATIONS)] | None = None  # type: ignore[valid-type]
+    act: Act | None = None
 
 
 @register("conv_stem", "stem", ConvStemParams)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import torch
 from pydantic import Field
 from torch import nn
 
-from nasearch.nn.common import ACTIVATIONS, ConvBNAct
+from nasearch.nn.common import ConvBNAct
+from nasearch.nn.fields import Act
 from nasearch.nn.registry import BuildContext, Params, register
 
 
@@ -32,7 +33,7 @@ class SPPFParams(Params):
     out: Annotated[int, Field(ge=8, le=4096)]
     k: Annotated[int, Field(ge=3, le=13)] = 5
     hidden: Annotated[int, Field(ge=4, le=4096)] | None = None
-    act: Literal[tuple(ACTIVATIONS)] | None = None  # type: ignore[valid-type]
+    act: Act | None = None
 
 
 @register("sppf", "context", SPPFParams)
