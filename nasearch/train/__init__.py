@@ -1,0 +1,1 @@
+"""Training: the loss and its assigner, a short loop for proxies, and the full trainer."""
