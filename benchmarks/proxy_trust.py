@@ -1,0 +1,343 @@
+"""Proxy trust report: how well each accuracy proxy ranks architectures by their long-trained mAP.
+
+Architectures are sampled from the main space and scaled for the CPU (`nasearch.proxy.scale.scale_arch`:
+widths × WIDTH, depths × DEPTH, the synthetic dataset's classes, IMGSZ px). Each is scored by every
+zero-cost proxy, trained briefly at two budgets (short-training proxy mAP), and trained long; the report
+gives Spearman and Kendall of every proxy against the long-trained mAP and which proxies beat the #params
+and FLOPs baselines. Long training uses the same recipe as the short proxy, only a larger budget.
+
+Every finished measurement is cached in OUT/results-*.json (atomic writes), so a killed run resumes where it
+stopped; `--shard K/N` splits the architectures over N processes that share OUT. After every architecture
+the JSON summary (OUT/trust.json) and the table in benchmarks/README.md are rewritten from all shards.
+
+    .venv/bin/python benchmarks/proxy_trust.py --out runs/proxy_trust            # run or resume
+    .venv/bin/python benchmarks/proxy_trust.py --out runs/proxy_trust --report   # table from the cache only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nasearch.data import ensure_synthetic  # noqa: E402
+from nasearch.proxy import registry  # noqa: E402
+from nasearch.proxy.scale import scale_arch  # noqa: E402
+from nasearch.space import Architecture, load_space  # noqa: E402
+
+ZERO_COST = ("entropy", "zen", "naswot", "synflow", "params", "flops")
+BASELINES = ("params", "flops")
+# Ensembles are fixed before any result is seen: the mean rank of their members (higher rank = better).
+ENSEMBLES: dict[str, tuple[str, ...]] = {
+    "vote(entropy, zen, naswot, synflow)": ("entropy", "zen", "naswot", "synflow"),
+    "vote(short_b, flops)": ("short_b", "flops"),
+}
+START, END = "<!-- proxy-trust:start -->", "<!-- proxy-trust:end -->"
+
+
+@dataclass(frozen=True)
+class Settings:
+    space: str
+    archs: int
+    sample_seed: int
+    width: float
+    depth: float
+    imgsz: int
+    data_images: int
+    data_seed: int
+    long_epochs: int
+    short_a: tuple[int, int]  # (train images, epochs)
+    short_b: tuple[int, int]
+    batch: int
+    seed: int
+    noise_archs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+def parse_budget(text: str) -> tuple[int, int]:
+    images, _, epochs = text.partition("x")
+    return int(images), int(epochs)
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--space", default=str(ROOT / "search_spaces" / "yolo_nas_space.yaml"))
+    p.add_argument("--archs", type=int, default=20)
+    p.add_argument("--sample-seed", type=int, default=0, help="arch i is Space.sample(sample_seed + i)")
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--depth", type=float, default=0.5)
+    p.add_argument("--imgsz", type=int, default=128)
+    p.add_argument("--data-images", type=int, default=800)
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--long-epochs", type=int, default=10, help="epochs over the whole train split")
+    p.add_argument("--short-a", default="680x1", help="short budget A: IMAGESxEPOCHS")
+    p.add_argument("--short-b", default="680x2", help="short budget B: IMAGESxEPOCHS")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--noise-archs", type=int, default=2, help="archs retrained long with seed + 1")
+    p.add_argument("--out", default=str(ROOT / "runs" / "proxy_trust"))
+    p.add_argument("--readme", default=str(ROOT / "benchmarks" / "README.md"))
+    p.add_argument("--shard", default="0/1", help="K/N: this process takes the archs i with i %% N == K")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--report", action="store_true", help="only rebuild the table from the cache")
+    a = p.parse_args(argv)
+    s = Settings(a.space, a.archs, a.sample_seed, a.width, a.depth, a.imgsz, a.data_images, a.data_seed,
+                 a.long_epochs, parse_budget(a.short_a), parse_budget(a.short_b), a.batch, a.seed,
+                 a.noise_archs)
+    return s, a
+
+
+# -- cache ------------------------------------------------------------------------------------------------
+def write_json(doc: Any, path: Path) -> None:
+    """Temp file + rename: a kill never leaves a truncated file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+class Cache:
+    """One shard's measurements: {arch hash: {"index", "name", "arch", measurement name: result}}."""
+
+    def __init__(self, out: Path, shard: str, settings: Settings) -> None:
+        self.path = out / f"results-{shard.replace('/', 'of')}.json"
+        self.settings = settings
+        doc = json.loads(self.path.read_text()) if self.path.exists() else {}
+        if doc and doc.get("settings") != settings.as_dict():
+            raise SystemExit(f"{self.path} was made with other settings; use another --out")
+        self.entries: dict[str, dict[str, Any]] = doc.get("entries", {})
+
+    def get(self, arch: Architecture, key: str) -> dict[str, Any] | None:
+        return self.entries.get(arch.hash, {}).get(key)
+
+    def put(self, index: int, arch: Architecture, key: str, value: dict[str, Any]) -> None:
+        entry = self.entries.setdefault(arch.hash, {"index": index, "name": arch.name, "arch": arch.data})
+        entry[key] = value
+        write_json({"settings": self.settings.as_dict(), "entries": self.entries}, self.path)
+
+
+def load_all_entries(out: Path, settings: Settings) -> list[dict[str, Any]]:
+    entries: dict[str, dict[str, Any]] = {}
+    for path in sorted(out.glob("results-*.json")):
+        doc = json.loads(path.read_text())
+        if doc.get("settings") == settings.as_dict():
+            for h, e in doc["entries"].items():
+                entries.setdefault(h, {}).update(e)
+    return sorted(entries.values(), key=lambda e: e["index"])
+
+
+# -- measuring --------------------------------------------------------------------------------------------
+def sample_archs(s: Settings, nc: int) -> list[Architecture]:
+    """`archs` distinct architectures of the space, each scaled for the CPU."""
+    space = load_space(s.space)
+    out, seen, i = [], set(), 0
+    while len(out) < s.archs:
+        arch = scale_arch(space.sample(s.sample_seed + i), s.width, s.depth, nc=nc, imgsz=s.imgsz)
+        i += 1
+        if arch.hash not in seen:
+            seen.add(arch.hash)
+            out.append(arch)
+    return out
+
+
+def measure(cache: Cache, index: int, arch: Architecture, key: str, proxy: str, kwargs: dict[str, Any],
+            log: Any) -> None:
+    """Score `arch` with `proxy` unless the cache has it; a failure is recorded, not raised."""
+    if cache.get(arch, key) is not None:
+        return
+    try:
+        r = registry.score(proxy, arch, **kwargs)
+        value = {"value": r.value, "seconds": round(r.seconds, 2), "details": r.details}
+    except (FloatingPointError, RuntimeError, ValueError) as exc:
+        value = {"value": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    cache.put(index, arch, key, value)
+    v = value["value"]
+    log(f"[{index:02d}] {arch.name} {key}: {'failed: ' + value['error'] if v is None else f'{v:.4f}'}"
+        f" ({value.get('seconds', 0)} s)")
+
+
+def run_shard(s: Settings, args: argparse.Namespace, data: Path, archs: list[Architecture], log: Any) -> None:
+    k, n = (int(v) for v in args.shard.split("/"))
+    cache = Cache(Path(args.out), args.shard, s)
+    mine = [(i, a) for i, a in enumerate(archs) if i % n == k]
+    for i, arch in mine:  # zero-cost first: cheap, and the table is useful early
+        for name in ZERO_COST:
+            measure(cache, i, arch, name, name, {"imgsz": s.imgsz, "seed": s.seed}, log)
+    train = {"data": str(data), "imgsz": s.imgsz, "seed": s.seed, "batch": s.batch,
+             "val_images": s.data_images}
+    long = {**train, "images": s.data_images, "epochs": s.long_epochs}  # images capped at the train split
+    for i, arch in mine:
+        for key, (images, epochs) in (("short_a", s.short_a), ("short_b", s.short_b)):
+            measure(cache, i, arch, key, "short_train", {**train, "images": images, "epochs": epochs}, log)
+        measure(cache, i, arch, "long", "short_train", long, log)
+        write_report(s, args, log)
+    noise = [(i, a) for i, a in enumerate(archs[: s.noise_archs]) if i % n == k]
+    for i, arch in noise:
+        measure(cache, i, arch, "long_seed2", "short_train", {**long, "seed": s.seed + 1}, log)
+        write_report(s, args, log)
+
+
+# -- report -----------------------------------------------------------------------------------------------
+def proxy_columns(entries: list[dict[str, Any]]) -> list[str]:
+    return [*ZERO_COST, "short_a", "short_b"]
+
+
+def column(entries: list[dict[str, Any]], key: str) -> list[float | None]:
+    return [(e.get(key) or {}).get("value") for e in entries]
+
+
+def mean_rank(entries: list[dict[str, Any]], members: tuple[str, ...]) -> list[float | None]:
+    cols = [column(entries, m) for m in members]
+    ok = [all(c[i] is not None for c in cols) for i in range(len(entries))]
+    ranks = [stats.rankdata([c[i] for i in range(len(entries)) if ok[i]]) for c in cols]
+    mean = [sum(r) / len(r) for r in zip(*ranks, strict=True)] if ranks and any(ok) else []
+    it = iter(mean)
+    return [next(it) if good else None for good in ok]
+
+
+def correlate(xs: list[float | None], ys: list[float | None]) -> dict[str, Any]:
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None]
+    if len(pairs) < 3:
+        return {"n": len(pairs), "spearman": None, "kendall": None, "p": None}
+    x, y = zip(*pairs, strict=True)
+    rho, p = stats.spearmanr(x, y)
+    tau, _ = stats.kendalltau(x, y)
+    fix = lambda v: None if v is None or math.isnan(v) else round(float(v), 3)  # noqa: E731
+    return {"n": len(pairs), "spearman": fix(rho), "kendall": fix(tau), "p": fix(p)}
+
+
+def summarize(s: Settings, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    target = column(entries, "long")
+    rows: dict[str, dict[str, Any]] = {}
+    for key in proxy_columns(entries):
+        secs = [(e.get(key) or {}).get("seconds") for e in entries]
+        secs = [v for v in secs if v is not None]
+        rows[key] = {**correlate(column(entries, key), target),
+                     "median_seconds": round(sorted(secs)[len(secs) // 2], 2) if secs else None}
+    for name, members in ENSEMBLES.items():
+        rows[name] = {**correlate(mean_rank(entries, members), target), "median_seconds": None}
+    base = [rows[b]["spearman"] for b in BASELINES]
+    for row in rows.values():
+        rho = row["spearman"]
+        row["beats_baselines"] = None if rho is None or None in base else all(rho > b for b in base)
+    second = column(entries, "long_seed2")
+    noise = [(a, b) for a, b in zip(target, second, strict=True) if a is not None and b is not None]
+    done = [v for v in target if v is not None]
+    long_map = {"min": min(done), "max": max(done), "mean": round(sum(done) / len(done), 3)} if done else None
+    seed_noise = {"pairs": noise, "mean_abs_diff": round(sum(abs(a - b) for a, b in noise) / len(noise), 3)
+                  } if noise else None
+    return {"settings": s.as_dict(), "archs_long_trained": len(done), "archs_total": s.archs,
+            "long_map": long_map, "seed_noise": seed_noise,
+            "proxies": rows,
+            "archs": [arch_row(e) for e in entries]}
+
+
+def arch_row(entry: dict[str, Any]) -> dict[str, Any]:
+    keys = [*proxy_columns([entry]), "long", "long_seed2"]
+    values = {k: (entry.get(k) or {}).get("value") for k in keys}
+    return {"index": entry["index"], "name": entry["name"], **values}
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def render(summary: dict[str, Any], command: str) -> str:
+    s = summary["settings"]
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} CPU, 1 thread "
+        f"(torch {torch.__version__}). Reproduce: `{command}`.",
+        "",
+        f"- Architectures: {summary['archs_long_trained']} of {s['archs']} long-trained so far, sampled "
+        f"from `{Path(s['space']).name}` (Space.sample(seed) for seeds {s['sample_seed']}..) and scaled "
+        f"for the CPU with `scale_arch`: widths × {s['width']} (multiples of 8), depths × {s['depth']}, "
+        f"nc 10, {s['imgsz']} px.",
+        f"- Data: synthetic shapes dataset, {s['data_images']} images at {s['imgsz']} px "
+        f"(seed {s['data_seed']}, 85% train / 15% val).",
+        f"- Long training (the target): all train images × {s['long_epochs']} epochs, AdamW, cosine, mosaic, "
+        "batch {0}; COCO mAP50-95 on the whole val split.".format(s["batch"]),
+        f"- Short training: A = {s['short_a'][0]} images × {s['short_a'][1]} epochs, "
+        f"B = {s['short_b'][0]} images × {s['short_b'][1]} epochs (same recipe, same val split).",
+        "- Zero-cost scores at the same resolution, one fresh initialisation (seed 0) per architecture.",
+    ]
+    if summary["long_map"]:
+        m = summary["long_map"]
+        lines.append(f"- Long-trained mAP50-95: {m['min']:.2f} – {m['max']:.2f} (mean {m['mean']:.2f}).")
+    if summary["seed_noise"]:
+        n = summary["seed_noise"]
+        lines.append(f"- Seed noise of the target: mean |ΔmAP| {n['mean_abs_diff']:.2f} between two "
+                     f"training seeds over {len(n['pairs'])} architectures.")
+    header = "| proxy | n | Spearman | Kendall | p (Spearman) | beats #params and FLOPs | median s/arch |"
+    lines += ["", header, "|---|---|---|---|---|---|---|"]
+    for name, r in summary["proxies"].items():
+        lines.append(f"| {name} | {r['n']} | {fmt(r['spearman'])} | {fmt(r['kendall'])} | {fmt(r['p'])} | "
+                     f"{fmt(r['beats_baselines'])} | {fmt(r['median_seconds'], 1)} |")
+    return "\n".join(lines)
+
+
+def update_readme(path: Path, body: str) -> None:
+    section = f"{START}\n{body}\n{END}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n## Proxy trust (`benchmarks/proxy_trust.py`)\n\n" + section + "\n"
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_report(s: Settings, args: argparse.Namespace, log: Any) -> None:
+    out = Path(args.out)
+    summary = summarize(s, load_all_entries(out, s))
+    write_json(summary, out / "trust.json")
+    defaults = parse_args([])[0]
+    flags = [f"--{k.replace('_', '-')} {v}" for k, v in s.as_dict().items()
+             if v != defaults.as_dict()[k] and k not in ("short_a", "short_b")]
+    command = " ".join(["python benchmarks/proxy_trust.py", *flags])
+    update_readme(Path(args.readme), render(summary, command))
+    log(f"report: {summary['archs_long_trained']}/{s.archs} long-trained -> {out / 'trust.json'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    s, args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+
+    def log(msg: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+    if args.report:
+        write_report(s, args, log)
+        return
+    data = ensure_synthetic(out / f"data-{s.data_images}x{s.imgsz}-seed{s.data_seed}", s.data_images, s.imgsz,
+                            s.data_seed)
+    archs = sample_archs(s, nc=10)
+    for i, a in enumerate(archs):
+        a.save(out / "archs" / f"{i:02d}-{a.hash}.yaml")
+    run_shard(s, args, data, archs, log)
+    write_report(s, args, log)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,337 @@
+"""`nasearch latency measure | profile | predict | info`: every figure says measured or predicted."""
+
+from __future__ import annotations
+
+import torch
+import typer
+
+from nasearch.cli.common import emit_json, guarded, log
+from nasearch.errors import InputError
+
+latency_app = typer.Typer(help="Measure, profile and predict latency.", no_args_is_help=True)
+
+BACKEND_HELP = "onnxruntime (default; CPU here), torch, or tensorrt (NVIDIA GPU)."
+TARGETS = ("t4-tensorrt",)
+
+
+def _check_positive(value: int | None, flag: str) -> None:
+    if value is not None and value < 1:
+        raise InputError(flag, flag.lstrip("-"), "a positive integer", str(value))
+
+
+def _check_imgsz(imgsz: int | None) -> None:
+    if imgsz is not None and (imgsz < 32 or imgsz % 32):
+        raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(imgsz))
+
+
+def _default_precision(backend: str, precision: str | None) -> str:
+    return precision or ("fp16" if backend == "tensorrt" else "fp32")
+
+
+QUICK_HELP = "Fewer timed runs (smoke tests; noisier figures)."
+
+
+def _backend(name: str, precision: str | None, batch: int, threads: int, clock: str, quick: bool = False):
+    from nasearch.latency.backend import get_backend
+    from nasearch.latency.stats import QUICK, TimingPolicy
+
+    _check_positive(batch, "--batch")
+    _check_positive(threads, "--threads")
+    policy = QUICK if quick else TimingPolicy()
+    return get_backend(name, _default_precision(name, precision), batch, threads, policy, clock=clock)
+
+
+def _progress_bar(enabled: bool):
+    """A rich progress bar on stderr, driven by `(label, done, total)` calls."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not enabled:
+        return None, None
+    bar = Progress(
+        TextColumn("{task.description:<40.40}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+    task = bar.add_task("planning", total=None)
+
+    def update(label: str, done: int, total: int) -> None:
+        bar.update(task, description=label, completed=done, total=total)
+
+    return bar, update
+
+
+@latency_app.command("measure")
+@guarded
+def measure(
+    arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
+    backend: str = typer.Option("onnxruntime", "--backend", help=BACKEND_HELP),
+    precision: str | None = typer.Option(
+        None, "--precision", help="fp32 | fp16 | int8 (default fp32; fp16 for tensorrt)."
+    ),
+    imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: the architecture's)."),
+    batch: int = typer.Option(1, "--batch", help="Batch size."),
+    threads: int = typer.Option(
+        1, "--threads", help="CPU threads of the runtime (recorded in the fingerprint)."
+    ),
+    clock: str = typer.Option(
+        "auto",
+        "--clock",
+        help="auto | wall | cpu (auto: the thread's CPU time with one CPU thread, else wall clock).",
+    ),
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        help="Also store this whole-network measurement in a latency database (for the overhead fit).",
+    ),
+    quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Measure an architecture's latency end to end (fused deploy form, static shapes)."""
+    from nasearch.latency.db import LatencyDB
+    from nasearch.latency.profile import measure_network
+    from nasearch.nn.inspect import fused_copy
+    from nasearch.space import build_model, load_arch
+
+    _check_imgsz(imgsz)
+    a = load_arch(arch)
+    size = imgsz or a.data["imgsz"]
+    a = a if size == a.data["imgsz"] else a.with_overrides(imgsz=size)
+    be = _backend(backend, precision, batch, threads, clock, quick)
+    fp = be.fingerprint()
+    log(f"measuring {a.name} at {size} px with {fp.label()}")
+    if db:
+        with LatencyDB(db) as database:
+            database.add_fingerprint(fp)
+            measure_network(a, size, be, database, fp.id)
+            row = next(r for r in database.networks(fp.id) if r.arch_hash == a.hash and r.imgsz == size)
+        median, p10, p90, runs, stable = row.median_ms, row.p10_ms, row.p90_ms, row.runs, None
+    else:
+        torch.manual_seed(0)
+        timing = be.measure_model(fused_copy(build_model(a)), size)
+        median, p10, p90, runs, stable = (
+            timing.median_ms,
+            timing.p10_ms,
+            timing.p90_ms,
+            timing.runs,
+            timing.stable,
+        )
+    doc = {
+        "backend": backend,
+        "device": fp.device,
+        "precision": fp.precision,
+        "imgsz": size,
+        "batch": batch,
+        "median_ms": round(median, 6),
+        "p10_ms": round(p10, 6),
+        "p90_ms": round(p90, 6),
+        "runs": runs,
+        "measured": True,
+        "name": a.name,
+        "arch_hash": a.hash,
+        "threads": threads,
+        "clock": fp.clock,
+        "provider": fp.provider,
+        "fingerprint_id": fp.id,
+    }
+    if stable is not None:
+        doc["stable"] = stable
+    if json_out:
+        emit_json(doc)
+    else:
+        typer.echo(
+            f"{a.name}: measured {median:.3f} ms median (p10 {p10:.3f}, p90 {p90:.3f}, {runs} runs) "
+            f"on {fp.label()}"
+        )
+
+
+@latency_app.command("profile")
+@guarded
+def profile(
+    space: str = typer.Argument(..., help="Search space YAML."),
+    backend: str = typer.Option("onnxruntime", "--backend", help=BACKEND_HELP),
+    db: str = typer.Option(..., "--db", help="Latency database file (created if missing)."),
+    imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: the space's)."),
+    precision: str | None = typer.Option(None, "--precision", help="fp32 | fp16 | int8."),
+    batch: int = typer.Option(1, "--batch", help="Batch size."),
+    threads: int = typer.Option(1, "--threads", help="CPU threads of the runtime."),
+    clock: str = typer.Option("auto", "--clock", help="auto | wall | cpu."),
+    max_archs: int = typer.Option(
+        48,
+        "--max-archs",
+        help="Enumerate the space when it has at most this many architectures, else sample this many.",
+    ),
+    networks: int = typer.Option(8, "--networks", help="Whole networks to measure for the overhead fit."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the architecture sample."),
+    quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Measure every distinct block signature of a space into a latency database (resumes by itself)."""
+    from nasearch.latency.db import LatencyDB
+    from nasearch.latency.profile import profile_space
+    from nasearch.space import load_space
+
+    _check_imgsz(imgsz)
+    _check_positive(max_archs, "--max-archs")
+    if networks < 0:
+        raise InputError("--networks", "networks", "zero or more", str(networks))
+    sp = load_space(space)
+    space_size = sp.tree.get("imgsz")
+    size = imgsz or (space_size if isinstance(space_size, int) else None)
+    if size is None:
+        raise InputError(space, "imgsz", "a fixed input size in the space, or --imgsz", repr(space_size))
+    be = _backend(backend, precision, batch, threads, clock, quick)
+    log(f"profiling {sp.name} at {size} px with {be.fingerprint().label()} into {db}")
+    bar, update = _progress_bar(True)
+    with LatencyDB(db) as database:
+        if bar is not None:
+            with bar:
+                report = profile_space(sp, be, database, size, max_archs, networks, seed, progress=update)
+        else:
+            report = profile_space(sp, be, database, size, max_archs, networks, seed)
+    doc = report.as_dict()
+    if json_out:
+        emit_json(doc)
+    else:
+        typer.echo(
+            f"{report.space}: {report.signatures} distinct blocks ({report.measured_now} measured now, "
+            f"{report.already_in_db} already stored), {report.networks_in_db} whole networks stored; "
+            f"coverage {100 * report.coverage:.1f}% ({report.coverage_method}); {report.seconds:.0f} s"
+        )
+
+
+@latency_app.command("predict")
+@guarded
+def predict(
+    arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
+    db: str | None = typer.Option(None, "--db", help="Latency database to predict from."),
+    target: str | None = typer.Option(None, "--target", help="A modelled device: t4-tensorrt."),
+    precision: str | None = typer.Option(None, "--precision", help="fp32 | fp16 | int8."),
+    imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: the architecture's)."),
+    batch: int = typer.Option(1, "--batch", help="Batch size."),
+    backend: str | None = typer.Option(
+        None, "--backend", help="Which stored backend (when the database holds several)."
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="Which stored thread count."),
+    clock: str = typer.Option(
+        "auto", "--clock", help="auto | wall | cpu (the clock of this machine's figures)."
+    ),
+    measure_missing: bool = typer.Option(
+        True,
+        "--measure-missing/--no-measure-missing",
+        help="Measure blocks the database lacks (this machine only).",
+    ),
+    quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Predict an architecture's latency from a latency database or a device model."""
+    from nasearch.space import load_arch
+
+    _check_imgsz(imgsz)
+    _check_positive(batch, "--batch")
+    if (db is None) == (target is None):
+        raise InputError(
+            "<arguments>",
+            "--db/--target",
+            "exactly one of --db DB or --target t4-tensorrt",
+            "both" if db else "neither",
+        )
+    a = load_arch(arch)
+    size = imgsz or a.data["imgsz"]
+    if target is not None:
+        doc = _predict_target(target, a, precision or "fp16", size, batch)
+    else:
+        doc = _predict_db(
+            db or "", a, precision or "fp32", size, batch, backend, threads, clock, measure_missing, quick
+        )
+    if json_out:
+        emit_json(doc)
+    else:
+        typer.echo(
+            f"{a.name}: predicted {doc['predicted_ms']:.3f} ms ({doc['method']}, {doc['target']}, "
+            f"{doc['precision']}, {doc['imgsz']} px, batch {doc['batch']})"
+        )
+
+
+def _predict_target(target: str, arch, precision: str, imgsz: int, batch: int) -> dict:
+    if target not in TARGETS:
+        raise InputError("--target", "target", " | ".join(TARGETS), repr(target))
+    try:
+        from nasearch.latency.t4_model import predict_t4
+    except ImportError as exc:
+        raise InputError(
+            "--target",
+            "target",
+            "an installed T4 TensorRT model (nasearch/latency/t4_model.py)",
+            f"it is missing ({exc})",
+        ) from None
+    doc = dict(predict_t4(arch, precision, imgsz, batch))
+    doc["measured"] = False
+    return doc
+
+
+def _predict_db(
+    db: str,
+    arch,
+    precision: str,
+    imgsz: int,
+    batch: int,
+    backend: str | None,
+    threads: int | None,
+    clock: str,
+    measure_missing: bool,
+    quick: bool,
+) -> dict:
+    from nasearch.latency.db import LatencyDB
+    from nasearch.latency.predict import predict_from_db, select_fingerprint
+
+    local = None
+    if measure_missing:
+        try:
+            local = _backend(backend or "onnxruntime", precision, batch, threads or 1, clock, quick)
+        except InputError:
+            local = None  # this machine cannot run that backend: predict from stored figures only
+    with LatencyDB(db, create=False) as database:
+        fp = select_fingerprint(
+            database, local.fingerprint() if local else None, precision, batch, backend, threads
+        )
+        return predict_from_db(database, fp, arch, imgsz, local if measure_missing else None)
+
+
+@latency_app.command("info")
+@guarded
+def info(
+    db: str = typer.Argument(..., help="Latency database file."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """What a latency database holds: fingerprints, block and network counts, the overhead fits."""
+    from nasearch.latency.db import LatencyDB
+    from nasearch.latency.predict import overhead_for
+
+    with LatencyDB(db, create=False) as database:
+        rows = [
+            {
+                "fingerprint_id": fp.id,
+                "fingerprint": fp.as_dict(),
+                "device": fp.label(),
+                "units": nu,
+                "networks": nn,
+                "overhead": overhead_for(database, fp.id).as_dict(),
+            }
+            for fp, nu, nn in database.fingerprints()
+        ]
+        doc = {"db": db, "integrity": database.integrity(), "fingerprints": rows}
+    if json_out:
+        emit_json(doc)
+    else:
+        for row in rows:
+            typer.echo(
+                f"{row['fingerprint_id']}: {row['device']}: {row['units']} blocks, {row['networks']} networks"
+            )
+
+
+def attach(app: typer.Typer) -> None:
+    app.add_typer(latency_app, name="latency")

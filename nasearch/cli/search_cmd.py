@@ -1,0 +1,103 @@
+"""`nasearch search EXPERIMENT.yaml` and `nasearch pareto RUN_DIR`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nasearch.cli.common import emit_json, guarded, log
+from nasearch.errors import InputError
+from nasearch.search.experiment import SAMPLERS
+
+
+def _check_choice(value: str | None, allowed: tuple[str, ...], flag: str) -> None:
+    if value is not None and value not in allowed:
+        raise InputError(flag, flag.lstrip("-"), " | ".join(allowed), repr(value))
+
+
+def _check_positive(value: int | None, flag: str) -> None:
+    if value is not None and value < 1:
+        raise InputError(flag, flag.lstrip("-"), "a positive integer", str(value))
+
+
+@guarded
+def search(experiment: str = typer.Argument("quickstart", help="Experiment YAML, or a shipped name "
+                                            "(quickstart, t4_coco)."),
+           trials: int | None = typer.Option(None, "--trials", help="Complete trials wanted (overrides the "
+                                             "experiment)."),
+           out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/NAME)."),
+           resume: bool = typer.Option(False, "--resume", help="Continue the search in --out after a crash "
+                                       "or kill; trials left running are retried."),
+           executor: str | None = typer.Option(None, "--executor", help="local | ray"),
+           workers: int | None = typer.Option(None, "--workers", help="Local processes sharing the storage."),
+           address: str | None = typer.Option(None, "--address", help="Ray cluster address (with "
+                                              "--executor ray; default: a local Ray)."),
+           sampler: str | None = typer.Option(None, "--sampler", help=" | ".join(SAMPLERS)),
+           seed: int | None = typer.Option(None, "--seed", help="Sampler seed (same seed, same sequence)."),
+           json_out: bool = typer.Option(False, "--json", help="Print one JSON summary document."),
+           no_progress: bool = typer.Option(False, "--no-progress", help="No live display on stderr.")
+           ) -> None:
+    """Search the space for the latency/accuracy front and write the results into the run directory."""
+    from nasearch.search.runner import Overrides, run_search
+
+    _check_choice(executor, ("local", "ray"), "--executor")
+    _check_choice(sampler, SAMPLERS, "--sampler")
+    _check_positive(trials, "--trials")
+    _check_positive(workers, "--workers")
+    ov = Overrides(trials=trials, sampler=sampler, executor=executor, workers=workers, address=address,
+                   seed=seed)
+    doc = run_search(experiment, out, resume, ov, show_progress=not no_progress)
+    if json_out:
+        emit_json(doc)
+        return
+    _print_front(doc["front"], f"front of {doc['study']} (rung {doc['top_rung']})")
+    counts = ", ".join(f"{v} {k}" for k, v in doc["trials"].items())
+    log(f"{counts}; {len(doc['front'])} on the front; suite: "
+        + ", ".join(f"{Path(s['file']).name} ({s['latency_ms']:.3g} ms)" for s in doc["suite"]))
+    log(f"results in {doc['run_dir']} (trials.csv, pareto.csv, pareto.png, hypervolume.csv, suite/) "
+        f"after {doc['seconds']} s")
+
+
+@guarded
+def pareto(run_dir: Path = typer.Argument(..., help="A search run directory."),
+           json_out: bool = typer.Option(False, "--json", help="Print the front as one JSON list."),
+           plot: Path | None = typer.Option(None, "--plot", help="Also write the plot to this file.")
+           ) -> None:
+    """The front of a search (finished, running or interrupted), refreshed from its study."""
+    from nasearch.search.results import front_doc, write_results
+    from nasearch.search.study import RunInfo, load_study, quiet_optuna
+
+    quiet_optuna()
+    if not run_dir.is_dir():
+        raise InputError(run_dir, "<dir>", "a search run directory", "no such directory")
+    info = RunInfo.load(run_dir)
+    study = load_study(info.storage, info.study_name)
+    res = write_results(study, run_dir)
+    if plot is not None:
+        from nasearch.search.plot import plot_front
+
+        plot_front(res, plot)
+    doc = front_doc(res, run_dir)
+    if json_out:
+        emit_json(doc)
+        return
+    _print_front(doc, f"front of {info.study_name} (rung {res.rung})")
+
+
+def _print_front(doc: list[dict], title: str) -> None:
+    table = Table(title=title)
+    for col in ("trial", "latency ms", "accuracy", "kind", "M params", "GFLOPs", "arch"):
+        table.add_column(col)
+    for e in doc:
+        lat = f"{e['latency_ms']:.4g}" + ("" if e.get("latency_measured") else " (pred)")
+        table.add_row(str(e["trial"]), lat, f"{e['accuracy']:.4g}", e["accuracy_kind"],
+                      f"{e['params'] / 1e6:.3f}", f"{e['gflops']:.3g}", e["preset"] or e["arch"])
+    Console().print(table)
+
+
+def attach(app: typer.Typer) -> None:
+    app.command("search")(search)
+    app.command("pareto")(pareto)

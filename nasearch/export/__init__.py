@@ -1,0 +1,1 @@
+"""Exporters of built detectors (ONNX first; the exporter CLI builds on these)."""

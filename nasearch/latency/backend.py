@@ -1,0 +1,116 @@
+"""What every measuring backend offers: a fingerprint and the timing of a module on given inputs.
+
+Whole networks and units go through the same `time_module`, with the same session settings, so
+that unit latencies add up to whole-network latencies as closely as the backend allows.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from nasearch.errors import InputError
+from nasearch.export.onnx import DECODED_OUTPUTS
+from nasearch.latency.fingerprint import Fingerprint
+from nasearch.latency.stats import CLOCKS, Timing, TimingPolicy
+from nasearch.latency.units import Unit
+
+BACKENDS = ("onnxruntime", "torch", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class Backend(ABC):
+    name: str = ""
+
+    def __init__(
+        self,
+        precision: str = "fp32",
+        batch: int = 1,
+        threads: int = 1,
+        policy: TimingPolicy | None = None,
+        clock: str = "auto",
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise InputError("--precision", "precision", " or ".join(PRECISIONS), repr(precision))
+        if batch < 1:
+            raise InputError("--batch", "batch", "a positive integer", str(batch))
+        if threads < 1:
+            raise InputError("--threads", "threads", "a positive integer", str(threads))
+        self.precision, self.batch, self.threads = precision, batch, threads
+        self.policy = policy or TimingPolicy()
+        self.clock = self._resolve_clock(clock)
+
+    def single_thread_cpu(self) -> bool:
+        """Whether all the work of one run happens on the calling thread of a CPU (then the thread's CPU
+        time is a valid latency clock)."""
+        return False
+
+    def _resolve_clock(self, clock: str) -> str:
+        """`auto` is the thread-CPU clock where valid (one thread on a CPU), else the wall clock."""
+        if clock == "auto":
+            return "cpu" if self.single_thread_cpu() else "wall"
+        if clock not in CLOCKS:
+            raise InputError("--clock", "clock", "auto, wall or cpu", repr(clock))
+        if clock == "cpu" and not self.single_thread_cpu():
+            raise InputError(
+                "--clock", "clock", "wall or auto (the cpu clock needs --threads 1 on a CPU)", "cpu"
+            )
+        return clock
+
+    @abstractmethod
+    def fingerprint(self) -> Fingerprint:
+        """The device fingerprint this backend's figures belong to."""
+
+    @abstractmethod
+    def time_module(
+        self,
+        module: nn.Module,
+        inputs: Sequence[torch.Tensor],
+        input_names: Sequence[str],
+        output_names: Sequence[str],
+    ) -> Timing:
+        """Time `module(*inputs)` (already in deploy form, eval mode) until the median is stable."""
+
+    def measure_model(self, fused: nn.Module, imgsz: int) -> Timing:
+        """Time a fused detector end to end (decoded outputs) at [batch, 3, imgsz, imgsz]."""
+        x = torch.rand(self.batch, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
+        fused.eval()
+        return self.time_module(fused, [x], ["images"], list(DECODED_OUTPUTS))
+
+    def measure_unit(self, unit: Unit) -> Timing:
+        """Time one unit alone, on the inputs captured when it was traced."""
+        inputs = unit.inputs
+        if any(t.device.type == "meta" for t in inputs):
+            raise ValueError(
+                f"unit {unit.name} was traced on the meta device; trace with real=True to measure"
+            )
+        names_in = [f"in{i}" for i in range(len(inputs))]
+        names_out = [f"out{i}" for i in range(len(unit.description["outputs"]))]
+        return self.time_module(unit.as_module().eval(), inputs, names_in, names_out)
+
+
+def get_backend(
+    name: str,
+    precision: str = "fp32",
+    batch: int = 1,
+    threads: int = 1,
+    policy: TimingPolicy | None = None,
+    clock: str = "auto",
+) -> Backend:
+    """A backend by name; unknown names are input errors."""
+    if name == "onnxruntime":
+        from nasearch.latency.onnxrt import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(precision, batch, threads, policy, clock=clock)
+    if name == "torch":
+        from nasearch.latency.torch_backend import TorchBackend
+
+        return TorchBackend(precision, batch, threads, policy, clock=clock)
+    if name == "tensorrt":
+        from nasearch.latency.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(precision, batch, threads, policy, clock=clock)
+    raise InputError("--backend", "backend", " | ".join(BACKENDS), repr(name))

@@ -1,0 +1,257 @@
+"""The `nasearch quantize` pipeline: checkpoint → float ONNX → PTQ, hybrid or QAT → COCO mAP and measured
+ONNX Runtime latency of both models → one JSON report.
+
+Targets: `cpu` writes unsigned activations (what x86 ONNX Runtime runs fastest), `tensorrt` symmetric
+signed activations (what TensorRT's explicit INT8 consumes). The report says which was written and that
+both latencies were measured on this machine's ONNX Runtime CPU provider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nasearch.data import load_split, make_loader
+from nasearch.data.records import DetectionSplit
+from nasearch.errors import InputError
+from nasearch.export.onnx import export_detector
+from nasearch.nn.inspect import fused_copy
+from nasearch.quant.ptq import CALIBRATION_METHODS, PTQConfig, quantize_qdq
+from nasearch.train.checkpoint import load_checkpoint
+
+MODES = ("ptq", "hybrid", "qat")
+TARGET_ACTIVATIONS = {"cpu": "u8", "tensorrt": "s8"}
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    mode: str
+    data: str
+    out: Path
+    max_drop: float = 0.5
+    target: str = "cpu"
+    method: str = "minmax"
+    calib_images: int = 128
+    imgsz: int | None = None
+    threads: int = 1  # CPU threads of ONNX Runtime (latency, evaluation) and torch (QAT)
+    eval_batch: int = 16
+    max_float: int | None = None  # hybrid: at most this many float layers
+    candidates: tuple[str, ...] | None = None  # hybrid: conv node names that may stay float (default: all)
+    qat_epochs: int = 3
+    qat_lr: float = 1e-3
+    qat_batch: int = 16
+    workers: int = 2
+    seed: int = 0
+    latency_rounds: int = 3
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise InputError("--mode", "mode", " | ".join(MODES), repr(self.mode))
+        if self.target not in TARGET_ACTIVATIONS:
+            raise InputError("--target", "target", " | ".join(TARGET_ACTIVATIONS), repr(self.target))
+        if self.method not in CALIBRATION_METHODS:
+            raise InputError("--calibration", "calibration", " | ".join(CALIBRATION_METHODS), repr(self.method))
+        if not 0 <= self.max_drop <= 100:
+            raise InputError("--max-drop", "max_drop", "mAP points between 0 and 100", str(self.max_drop))
+        for name, value in (("calib-images", self.calib_images), ("threads", self.threads),
+                            ("qat-epochs", self.qat_epochs), ("qat-batch", self.qat_batch)):
+            if value < 1:
+                raise InputError(f"--{name}", name.replace("-", "_"), "a positive integer", str(value))
+        if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
+            raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(self.imgsz))
+
+    def ptq_config(self) -> PTQConfig:
+        return PTQConfig(method=self.method, activations=TARGET_ACTIVATIONS[self.target])
+
+
+def calibration_batches(split: DetectionSplit, imgsz: int, images: int, seed: int = 0) -> list[np.ndarray]:
+    """`images` letterboxed images ([1, 3, S, S] float32 0..1), a seeded random choice over the split."""
+    rng = np.random.default_rng(seed)
+    n = min(images, len(split))
+    chosen = sorted(rng.choice(len(split), size=n, replace=False).tolist())
+    loader = make_loader(split.subset(chosen), imgsz, 1, augment=False, mosaic=False, workers=0, shuffle=False)
+    return [batch.images.numpy() for batch in loader]
+
+
+def calibration_split(data: str, log: Log) -> DetectionSplit:
+    """Calibrate on training images; fall back to val (said so) when the dataset has no train split."""
+    try:
+        return load_split(data, "train")
+    except InputError as err:
+        log(f"quantize: no train split ({err.line().removeprefix('error: ')}); calibrating on val images")
+        return load_split(data, "val")
+
+
+def measure_latencies(paths: Sequence[Path], threads: int, rounds: int = 3) -> list[dict[str, float]]:
+    """Median ONNX Runtime CPU latency of each model, measured in interleaved rounds (fair on a busy host).
+
+    Each round times every model until its median is stable; the figure is the median over rounds.
+    """
+    from nasearch.latency.onnxrt import make_session, time_session
+    from nasearch.latency.stats import TimingPolicy
+
+    policy = TimingPolicy(max_seconds=10.0)
+    sessions = [make_session(p, threads, "CPUExecutionProvider") for p in paths]
+    feeds = []
+    for s in sessions:
+        shape = [int(d) for d in s.get_inputs()[0].shape]
+        feeds.append({s.get_inputs()[0].name: np.random.default_rng(0).random(shape, dtype=np.float32)})
+    medians: list[list[float]] = [[] for _ in paths]
+    for _ in range(rounds):
+        for i, (s, f) in enumerate(zip(sessions, feeds, strict=True)):
+            medians[i].append(time_session(s, f, policy).median_ms)
+    return [{"median_ms": statistics.median(m), "rounds": [round(v, 4) for v in m]} for m in medians]
+
+
+def _write_json(doc: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) -> dict[str, Any]:
+    """Run one mode end to end; returns the report (also written to OUT/quantize.json)."""
+    from nasearch.eval.inference import evaluate_model, open_onnx
+
+    opts.check()
+    torch.set_num_threads(opts.threads)
+    started = time.perf_counter()
+    model, arch, state = load_checkpoint(ckpt)
+    val = load_split(opts.data, "val")
+    if val.nc != arch.data["nc"]:
+        raise InputError(opts.data, "categories", f"{arch.data['nc']} classes (as the checkpoint {ckpt})",
+                         f"{val.nc} classes")
+    saved = state.get("train_args") if isinstance(state.get("train_args"), dict) else {}
+    imgsz = int(opts.imgsz or saved.get("imgsz") or arch.data["imgsz"])
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = opts.ptq_config()
+    calib = calibration_batches(calibration_split(opts.data, log), imgsz, opts.calib_images, opts.seed)
+    log(f"quantize: {arch.name} at {imgsz} px, mode {opts.mode}, target {opts.target} "
+        f"({config.activations} activations), {config.method} calibration on {len(calib)} images, "
+        f"evaluation on {len(val)} val images")
+
+    def evaluate(path: Path) -> float:
+        session = open_onnx(path, threads=opts.threads)
+        return float(evaluate_model(session, val, imgsz, batch=opts.eval_batch).map)
+
+    fused = fused_copy(model)
+    float_onnx = export_detector(fused, out / "model.float.onnx", imgsz, fused=True)
+    int8_onnx = out / "model.int8.onnx"
+    if opts.mode == "hybrid":
+        check_candidates(float_onnx, opts, config)
+    map_float = evaluate(float_onnx)
+    log(f"quantize: float ONNX mAP50-95 {map_float:.3f}")
+    extra: dict[str, Any] = {}
+    float_layers: list[str] = []
+    ptq_path = quantize_qdq(float_onnx, out / "model.ptq.onnx" if opts.mode != "ptq" else int8_onnx, calib, config)
+    map_ptq = evaluate(ptq_path)
+    log(f"quantize: PTQ INT8 mAP50-95 {map_ptq:.3f} (drop {map_float - map_ptq:.3f})")
+    extra["map_ptq"] = round(map_ptq, 4)
+    map_int8 = map_ptq
+    if opts.mode == "hybrid":
+        result = _hybrid(float_onnx, int8_onnx, calib, evaluate, opts, config, map_float, map_ptq, log)
+        map_int8, float_layers = result.int8_accuracy, list(result.float_layers)
+        extra.update({"sensitivity": dict(sorted(result.sensitivity.items(), key=lambda kv: -kv[1])),
+                      "steps": [{"float_layers": n, "map": round(a, 4)} for n, a in result.steps],
+                      "reached": map_float - map_int8 <= opts.max_drop, "max_drop": opts.max_drop})
+    elif opts.mode == "qat":
+        from nasearch.quant.qat import run_qat
+
+        map_int8, qat_info = run_qat(fused, float_onnx, ptq_path, int8_onnx, calib, evaluate, opts, imgsz, log)
+        extra.update(qat_info)
+    paths = [float_onnx, int8_onnx] + ([ptq_path] if opts.mode == "hybrid" and float_layers else [])
+    log(f"quantize: timing {len(paths)} models on ONNX Runtime CPU ({opts.threads} thread(s), "
+        f"{opts.latency_rounds} interleaved rounds)")
+    timings = measure_latencies(paths, opts.threads, opts.latency_rounds)
+    lat_float, lat_int8 = timings[0]["median_ms"], timings[1]["median_ms"]
+    if len(timings) > 2:
+        extra["latency_all_int8_ms"] = round(timings[2]["median_ms"], 4)
+        extra["latency_cost_ms"] = round(lat_int8 - timings[2]["median_ms"], 4)
+    from nasearch.latency.fingerprint import cpu_name
+
+    doc = {
+        "map_float": round(map_float, 4),
+        "map_int8": round(map_int8, 4),
+        "drop": round(map_float - map_int8, 4),
+        "latency_float_ms": round(lat_float, 4),
+        "latency_int8_ms": round(lat_int8, 4),
+        "float_layers": float_layers,
+        "mode": opts.mode,
+        "speedup": round(lat_float / lat_int8, 3) if lat_int8 > 0 else None,
+        "latency_measured": True,
+        "latency_backend": "onnxruntime",
+        "latency_device": cpu_name(),
+        "latency_threads": opts.threads,
+        "latency_rounds": {"float": timings[0]["rounds"], "int8": timings[1]["rounds"]},
+        "target": opts.target,
+        "activations": config.activations,
+        "calibration": {"method": config.method, "images": len(calib), "per_channel_weights": config.per_channel},
+        "imgsz": imgsz,
+        "val_images": len(val),
+        "arch": arch.name,
+        "checkpoint": str(ckpt),
+        "float_onnx": str(float_onnx),
+        "int8_onnx": str(int8_onnx),
+        "seconds": round(time.perf_counter() - started, 1),
+        **extra,
+    }
+    _write_json(doc, out / "quantize.json")
+    log(f"quantize: mAP50-95 float {map_float:.3f} -> INT8 {map_int8:.3f} (drop {doc['drop']:.3f}); latency "
+        f"{lat_float:.2f} -> {lat_int8:.2f} ms measured (x{doc['speedup']}); float layers: {len(float_layers)} "
+        f"-> {out / 'quantize.json'}")
+    return doc
+
+
+def check_candidates(float_onnx: Path, opts: QuantizeOptions, config: PTQConfig) -> list[str]:
+    """The layers hybrid may keep in float: --candidates (checked against the graph) or every conv."""
+    from nasearch.quant.ptq import conv_node_names
+
+    names = conv_node_names(float_onnx, config.op_types)
+    candidates = list(opts.candidates) if opts.candidates else names
+    unknown = [c for c in candidates if c not in names]
+    if unknown:
+        raise InputError("--candidates", "candidates", f"conv node names of the exported model, e.g. {names[0]}",
+                         repr(unknown[0]))
+    return candidates
+
+
+def _hybrid(float_onnx: Path, int8_onnx: Path, calib: list[np.ndarray], evaluate: Callable[[Path], float],
+            opts: QuantizeOptions, config: PTQConfig, map_float: float, map_ptq: float, log: Log) -> Any:
+    """The fewest float layers that bring the drop within `max_drop` (sensitivity of every conv first)."""
+    from nasearch.quant.hybrid import HybridResult, search_float_layers
+
+    if map_float - map_ptq <= opts.max_drop:
+        log(f"quantize: plain PTQ is within --max-drop {opts.max_drop}; no layer kept in float")
+        quantize_qdq(float_onnx, int8_onnx, calib, config)
+        return HybridResult(map_float, map_ptq, [], steps=[(0, map_ptq)])
+    candidates = check_candidates(float_onnx, opts, config)
+    log(f"quantize: measuring the sensitivity of {len(candidates)} layers (one PTQ + evaluation each)")
+    cache: dict[str, float] = {}
+
+    def cached(path: Path) -> float:  # the float model is evaluated once already
+        key = str(path)
+        if key == str(float_onnx):
+            return cache.setdefault(key, map_float)
+        return evaluate(path)
+
+    result = search_float_layers(float_onnx, int8_onnx, calib, cached, opts.max_drop, config, opts.max_float,
+                                 candidates)
+    log(f"quantize: {len(result.float_layers)} float layer(s) -> mAP50-95 {result.int8_accuracy:.3f} "
+        f"(drop {result.drop:.3f}{'' if result.drop <= opts.max_drop else ', above --max-drop'})")
+    return result

@@ -1,0 +1,248 @@
+"""One candidate, from its decisions to its scores: build, latency, screening, then promoted rungs.
+
+Independent of Optuna: results go to a `Recorder` (an Optuna trial's user attributes, or a dict that a
+Ray worker sends back) and rung results to a `RungBoard` for promotion. A candidate that fails at any
+stage (build, export, measurement, NaN) comes back as `failed` with the stage and the reason; a
+resolution that breaks the space's own constraints comes back `rejected` without being built.
+Configuration problems (`InputError`: a broken dataset, a missing latency model) are not the
+candidate's fault: they come back `fatal`, so the search stops with exit 2.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from nasearch.errors import InputError
+from nasearch.nn.inspect import count_flops, count_params, fused_copy
+from nasearch.search import promotion
+from nasearch.search.experiment import LoadedExperiment, ProxySpec
+from nasearch.search.objectives import (
+    AccuracyResult,
+    EvalContext,
+    LatencyEvaluator,
+    LatencyResult,
+    dataset_provider,
+    score_accuracy,
+)
+from nasearch.space import Architecture, Space, build_model, load_space
+
+ATTR_VERSION = 1
+
+
+class Recorder(Protocol):
+    def set(self, key: str, value: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class Prior:
+    """An earlier complete trial of the same architecture, whose results a duplicate reuses."""
+
+    number: int
+    values: tuple[float, float]
+    constraints: dict[str, float]
+    attrs: dict[str, Any]
+
+
+class Memo(Protocol):
+    def lookup(self, arch_hash: str) -> Prior | None: ...
+
+
+REUSED = ("arch_name", "params", "gflops", "screen_latency_ms", "screen_latency_measured", "latency_ms",
+          "latency_measured", "latency_method", "latency_details", "rungs", "accuracy", "accuracy_kind",
+          "fidelity", "feasible", "violations")
+
+
+class DictRecorder:
+    def __init__(self) -> None:
+        self.attrs: dict[str, Any] = {}
+
+    def set(self, key: str, value: Any) -> None:
+        self.attrs[key] = value
+
+
+@dataclass
+class Outcome:
+    state: Literal["complete", "failed", "rejected", "fatal"]
+    values: tuple[float, float] | None = None  # (screening latency ms, screening accuracy)
+    constraints: dict[str, float] = field(default_factory=dict)  # <= 0 feasible
+    reason: str = ""
+    error: InputError | None = None
+
+
+@dataclass
+class SearchContext:
+    """Everything a worker needs to evaluate candidates of one experiment."""
+
+    exp: LoadedExperiment
+    space: Space
+    latency: LatencyEvaluator
+    dataset: Callable[[], Path]
+    imgsz: int
+    nc: int
+
+    @classmethod
+    def create(cls, exp: LoadedExperiment) -> SearchContext:
+        space = load_space(exp.space_path)
+        imgsz = exp.spec.imgsz or int(space.tree["imgsz"])
+        nc = exp.spec.nc or int(space.tree["nc"])
+        latency = LatencyEvaluator(exp.spec.objectives.latency, imgsz, exp.latency_db)
+        return cls(exp, space, latency, dataset_provider(exp), imgsz, nc)
+
+    @property
+    def rungs(self) -> list[ProxySpec]:
+        acc = self.exp.spec.objectives.accuracy
+        return [acc.screen, *acc.rungs]
+
+    def architecture(self, data: dict, preset: str | None = None) -> Architecture:
+        """The validated candidate at the experiment's scale, resolution and classes, named by its hash
+        (a preset keeps its name, with the scale as a suffix)."""
+        base = self.space.to_arch(data)
+        scale = self.exp.spec.scale
+        if not scale.identity:
+            from nasearch.proxy.scale import scale_arch
+
+            base = scale_arch(Architecture({**base.data, "name": preset or "x"}, base.source), scale.width,
+                              scale.depth)
+        base = base.with_overrides(imgsz=self.imgsz, nc=self.nc)
+        name = base.name if preset else f"{self.space.name}-{base.hash[:8]}"
+        return Architecture({**base.data, "name": name}, base.source)
+
+
+def _limits_excess(limits: dict[str, float], latency_ms: float, params: int, gflops: float
+                   ) -> dict[str, float]:
+    """Constraint values in Optuna's convention (<= 0 feasible), relative to each limit."""
+    have = {"latency_ms": latency_ms, "params_m": params / 1e6, "gflops": gflops}
+    return {k: (have[k] - v) / v for k, v in limits.items()}
+
+
+def _rung_doc(index: int, spec: ProxySpec, acc: AccuracyResult, lat: LatencyResult, feasible: bool) -> dict:
+    return {"rung": index, "proxy": spec.proxy, "budget": dict(spec.budget), "accuracy": acc.value,
+            "kind": acc.kind, "seconds": round(acc.seconds, 3), "latency_ms": lat.ms,
+            "latency_measured": lat.measured, "feasible": feasible, "details": _jsonable(acc.details)}
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, str | int | float | bool) or obj is None:
+        return obj
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: promotion.RungBoard,
+             preset: str | None = None, memo: Memo | None = None) -> Outcome:
+    """Score one resolution of the space; never raises for a bad candidate.
+
+    An architecture already scored in this study (same content hash) is not scored again: the trial
+    reuses the earlier results and says so (`duplicate_of`)."""
+    start = time.perf_counter()
+    rec.set("attr_version", ATTR_VERSION)
+    if preset:
+        rec.set("preset", preset)
+    violations = ctx.space.violations(data)
+    if violations:
+        reason = f"space constraint: {violations[0]}"
+        rec.set("rejected", reason)
+        return Outcome("rejected", constraints={"space": float(len(violations))}, reason=reason)
+    stage = "architecture"
+    try:
+        arch = ctx.architecture(data, preset)
+        rec.set("arch_name", arch.name)
+        rec.set("arch_hash", arch.hash)
+        rec.set("arch_yaml", arch.dumps())
+        prior = memo.lookup(arch.hash) if memo is not None else None
+        if prior is not None:
+            for k in REUSED:
+                if k in prior.attrs:
+                    rec.set(k, prior.attrs[k])
+            rec.set("duplicate_of", prior.number)
+            rec.set("seconds", round(time.perf_counter() - start, 3))
+            return Outcome("complete", prior.values, constraints=dict(prior.constraints))
+        stage = "build"
+        model = build_model(arch)
+        fused = fused_copy(model)
+        params = count_params(model)
+        gflops = count_flops(fused, ctx.latency.imgsz) / 1e9
+        rec.set("params", params)
+        rec.set("gflops", round(gflops, 4))
+        stage = "latency"
+        lat = ctx.latency.screen(arch, fused)
+        if not (math.isfinite(lat.ms) and lat.ms > 0):
+            raise FloatingPointError(f"latency {lat.ms}")
+        rec.set("screen_latency_ms", lat.ms)
+        rec.set("screen_latency_measured", lat.measured)
+        _set_latency(rec, lat)
+        limits = ctx.exp.spec.constraints.limits()
+        excess = _limits_excess(limits, lat.ms, params, gflops)
+        feasible = all(v <= 0 for v in excess.values())
+        ectx = EvalContext(ctx.imgsz, ctx.nc, ctx.exp.spec.seed, ctx.dataset, model, fused, params, gflops)
+        rungs: list[dict] = []
+        screen_acc: float | None = None
+        eta = ctx.exp.spec.objectives.accuracy.eta
+        for index, spec in enumerate(ctx.rungs):
+            if index > 0:
+                stage = f"promotion to rung {index}"
+                promoted = bool(preset) or promotion.decide(board, key, index - 1, eta)
+                rungs[-1]["promoted"] = promoted
+                rec.set("rungs", rungs)
+                if not (feasible and promoted):
+                    break
+                if index == 1 and ctx.latency.confirms:
+                    stage = "latency (promoted)"
+                    lat = ctx.latency.measure(fused)
+                    _set_latency(rec, lat)
+                    excess = _limits_excess(limits, lat.ms, params, gflops)
+                    feasible = all(v <= 0 for v in excess.values())
+                    if not feasible:
+                        break
+            stage = f"accuracy rung {index} ({spec.proxy})"
+            ectx.model = model if index == 0 else build_model(arch)  # every rung starts from fresh weights
+            acc = score_accuracy(spec, arch, ectx)
+            if index == 0:
+                screen_acc = acc.value
+            rungs.append(_rung_doc(index, spec, acc, lat, feasible))
+            rec.set("rungs", rungs)
+            rec.set("accuracy", acc.value)
+            rec.set("accuracy_kind", acc.kind)
+            rec.set("fidelity", index)
+            board.record(key, index, (lat.ms, acc.value), feasible)
+        assert screen_acc is not None
+        rec.set("feasible", feasible)
+        rec.set("violations", [f"{k} over its limit by {v:.1%}" for k, v in excess.items() if v > 0])
+        rec.set("seconds", round(time.perf_counter() - start, 3))
+        values = (float(rungs[0]["latency_ms"]), float(screen_acc))
+        return Outcome("complete", values, constraints=excess)
+    except InputError as exc:
+        rec.set("failure", f"{stage}: {exc.line()}")
+        return Outcome("fatal", reason=f"{stage}: {exc.line()}", error=exc)
+    except Exception as exc:
+        reason = f"{stage}: {_short(exc)}"
+        rec.set("failure", reason)
+        rec.set("failure_trace", traceback.format_exc(limit=6)[-2000:])
+        rec.set("seconds", round(time.perf_counter() - start, 3))
+        return Outcome("failed", reason=reason)
+
+
+def _set_latency(rec: Recorder, lat: LatencyResult) -> None:
+    rec.set("latency_ms", lat.ms)
+    rec.set("latency_measured", lat.measured)
+    rec.set("latency_method", lat.method)
+    if lat.details:
+        rec.set("latency_details", _jsonable(lat.details))

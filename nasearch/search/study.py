@@ -1,0 +1,275 @@
+"""The Optuna study behind a search: storage, sampler, presets first, and one trial from ask to tell.
+
+Two objectives, `latency_ms` (minimise) and the screening accuracy (maximise): the values every
+candidate gets, so the sampler learns from all of them. Promoted rungs are recorded on the trial
+(`rungs` user attribute) and the front is read at the highest rung (see `results`). Constraints are set
+with `Trial.set_constraint` (Optuna 5), which NSGA-II/III, TPE and GP all honour; a resolution that
+breaks the space's own constraints is told PRUNED with a positive `space` constraint, so TPE learns to
+avoid it without a made-up objective value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from nasearch.errors import InputError
+from nasearch.search import promotion
+from nasearch.search.candidate import Outcome, Prior, SearchContext, evaluate
+from nasearch.search.chooser import OptunaChooser
+from nasearch.search.experiment import LoadedExperiment
+from nasearch.search.resume import INTERRUPTED
+from nasearch.space.arch import load_presets, presets_dir
+from nasearch.space.space import Space, decision_values
+
+DIRECTIONS = ["minimize", "maximize"]
+SCHEMA_RETRIES = 8
+
+META_KEY = "nasearch"
+RUN_FILE = "run.json"
+
+
+def quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+
+
+def storage_url(exp: LoadedExperiment, run_dir: Path) -> str:
+    if exp.spec.storage:
+        url = exp.spec.storage
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            rel = url.removeprefix("sqlite:///")
+            url = f"sqlite:///{(exp.base / rel).resolve()}"
+        return url
+    return f"sqlite:///{(run_dir / 'study.db').resolve()}"
+
+
+def _prepare_sqlite(url: str) -> None:
+    """WAL journal (readers never block the writer; persistent in the file) before Optuna opens it."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=60)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    _prepare_sqlite(url)
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
+    error: Exception = RuntimeError("no attempt")
+    for attempt in range(SCHEMA_RETRIES):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except Exception as exc:
+            if _schema_race(exc) and attempt < SCHEMA_RETRIES - 1:
+                time.sleep(0.2 * (attempt + 1))  # another process is creating the schema right now
+                continue
+            error = exc
+            break
+    raise InputError("storage", "storage", "a reachable Optuna storage URL (sqlite:///…, postgresql://…)",
+                     f"{url!r} ({type(error).__name__}: {' '.join(str(error).split())[:160]})") from None
+
+
+def _schema_race(exc: Exception) -> bool:
+    text = str(exc)
+    return "UNIQUE constraint failed" in text or "already exists" in text or "database is locked" in text
+
+
+def make_sampler(name: str, seed: int, population_size: int | None = None,
+                 n_startup_trials: int | None = None) -> optuna.samplers.BaseSampler:
+    """Samplers by the experiment's name; `motpe` is TPE on several objectives (Optuna's MOTPE)."""
+    quiet_optuna()
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=population_size or 16, seed=seed)
+    if name == "nsga3":
+        return optuna.samplers.NSGAIIISampler(population_size=population_size or 16, seed=seed)
+    if name in ("tpe", "motpe"):
+        startup = 10 if n_startup_trials is None else n_startup_trials
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                                          n_startup_trials=startup)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials or 10)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise InputError("--sampler", "sampler", "nsga2, nsga3, tpe, motpe, gp or random", repr(name))
+
+
+def experiment_sampler(exp: LoadedExperiment) -> optuna.samplers.BaseSampler:
+    opts = exp.spec.sampler_options
+    return make_sampler(exp.spec.sampler, exp.spec.seed, opts.population_size, opts.n_startup_trials)
+
+
+SESSION_SEED_STRIDE = 1_000_003
+
+
+def session_sampler(exp: LoadedExperiment, study: optuna.Study, worker: int = 0
+                    ) -> optuna.samplers.BaseSampler:
+    """The experiment's sampler, seeded by the seed and by how far the study has got, so a resumed
+    search does not replay the proposals it already made (and a fresh one is reproducible); each
+    worker of `--workers N` gets its own stream."""
+    done = sum(1 for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING)
+    opts = exp.spec.sampler_options
+    return make_sampler(exp.spec.sampler, exp.spec.seed + SESSION_SEED_STRIDE * done + 7919 * worker,
+                        opts.population_size, opts.n_startup_trials)
+
+
+@dataclass
+class RunInfo:
+    """What `RUN_DIR/run.json` holds: how to find the study again (for --resume and `nasearch pareto`)."""
+
+    storage: str
+    study_name: str
+    experiment: str
+    fingerprint: str
+
+    def save(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir / f".{RUN_FILE}.tmp"
+        tmp.write_text(json.dumps(self.__dict__, indent=2) + "\n")
+        tmp.replace(run_dir / RUN_FILE)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunInfo:
+        path = run_dir / RUN_FILE
+        if not path.is_file():
+            raise InputError(run_dir, "<dir>", f"a search run directory (with {RUN_FILE})", "none")
+        try:
+            doc = json.loads(path.read_text())
+            return cls(**{k: doc[k] for k in ("storage", "study_name", "experiment", "fingerprint")})
+        except (ValueError, KeyError, TypeError):
+            raise InputError(path, "<root>", "the run description written by `nasearch search`",
+                             "an unreadable file") from None
+
+
+def study_meta(exp: LoadedExperiment, ctx: SearchContext) -> dict[str, Any]:
+    acc = exp.spec.objectives.accuracy
+    return {"experiment": exp.raw, "experiment_file": exp.file, "fingerprint": exp.fingerprint(),
+            "space": str(exp.space_path), "space_name": ctx.space.name, "imgsz": ctx.imgsz, "nc": ctx.nc,
+            "latency_imgsz": ctx.latency.imgsz, "rungs": [r.proxy for r in [acc.screen, *acc.rungs]],
+            "constraints": exp.spec.constraints.limits(), "trials": exp.spec.trials}
+
+
+def create_study(exp: LoadedExperiment, ctx: SearchContext, url: str, sampler: Any = None) -> optuna.Study:
+    """A new study (an existing one of the same name in the storage is an input error: use --resume)."""
+    storage = open_storage(url)
+    name = exp.spec.name
+    if any(s.study_name == name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)):
+        raise InputError(url, "storage", f"a storage without a study named {name!r} (or pass --resume)",
+                         "an existing study")
+    study = optuna.create_study(storage=storage, study_name=name, directions=DIRECTIONS,
+                                sampler=sampler or experiment_sampler(exp))
+    study.set_metric_names(["latency_ms", exp.spec.objectives.accuracy.screen.proxy])
+    study.set_user_attr(META_KEY, study_meta(exp, ctx))
+    enqueue_presets(study, exp, ctx)
+    return study
+
+
+def load_study(url: str, name: str, sampler: Any = None) -> optuna.Study:
+    storage = open_storage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    except KeyError:
+        raise InputError(url, "storage", f"a storage holding the study {name!r}", "no such study") from None
+
+
+def enqueue_presets(study: optuna.Study, exp: LoadedExperiment, ctx: SearchContext) -> list[str]:
+    """Presets inside the space become the first trials, so the front starts at the published models."""
+    chosen = exp.spec.presets
+    if chosen is False:
+        return []
+    presets = load_presets(space_presets_dir(ctx.space))
+    inside = ctx.space.presets_inside()
+    names = [n for n in inside if chosen is True or n in chosen]
+    out = []
+    for name in names:
+        values = decision_values(ctx.space, presets[name])
+        if values is not None:
+            study.enqueue_trial(values, user_attrs={"preset": name})
+            out.append(name)
+    return out
+
+
+def space_presets_dir(space: Space) -> Path:
+    """The presets a space is compared with: `presets/` beside the space file, else the shipped ones."""
+    return space._presets_dir or presets_dir()
+
+
+class TrialRecorder:
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+
+    def set(self, key: str, value: Any) -> None:
+        self.trial.set_user_attr(key, value)
+
+
+class StorageBoard:
+    """Rung results read straight from the study: every running or finished trial's `rungs` attribute."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+
+    def points(self, rung: int) -> dict[str, promotion.Point]:
+        out: dict[str, promotion.Point] = {}
+        states = (TrialState.COMPLETE, TrialState.RUNNING)
+        for t in sorted(self.study.get_trials(deepcopy=False, states=states), key=lambda t: t.number):
+            for doc in t.user_attrs.get("rungs", []):
+                if doc.get("rung") == rung and doc.get("feasible"):
+                    out[str(t.number)] = (float(doc["latency_ms"]), float(doc["accuracy"]))
+        return out
+
+    def record(self, key: str, rung: int, point: promotion.Point, feasible: bool) -> None:
+        """Nothing to do: the trial's recorder already wrote the rung into its attributes."""
+
+    def lookup(self, arch_hash: str) -> Prior | None:
+        for t in sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                        key=lambda t: t.number):
+            if t.user_attrs.get("arch_hash") == arch_hash and t.values is not None:
+                original = t.user_attrs.get("duplicate_of", t.number)
+                return Prior(int(original), (t.values[0], t.values[1]), dict(t.constraints),
+                             dict(t.user_attrs))
+        return None
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> optuna.trial.FrozenTrial:
+    for key, value in outcome.constraints.items():
+        trial.set_constraint(key, value)
+    if outcome.state == "complete":
+        return study.tell(trial, list(outcome.values or ()))
+    if outcome.state == "rejected":
+        return study.tell(trial, state=TrialState.PRUNED)
+    return study.tell(trial, state=TrialState.FAIL)
+
+
+def run_one_trial(study: optuna.Study, ctx: SearchContext) -> tuple[optuna.trial.FrozenTrial, Outcome]:
+    """Ask, evaluate, tell. An interrupt marks the trial failed before it propagates."""
+    trial = study.ask()
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    try:
+        data = ctx.space.resolve(OptunaChooser(trial))
+        preset = trial.user_attrs.get("preset")
+        board = StorageBoard(study)
+        outcome = evaluate(ctx, data, str(trial.number), TrialRecorder(trial), board, preset, memo=board)
+    except BaseException:  # an interrupt (or the storage failing): retried on --resume
+        trial.set_user_attr("failure", INTERRUPTED)
+        study.tell(trial, state=TrialState.FAIL)
+        keep = {k: trial.user_attrs[k] for k in ("preset",) if k in trial.user_attrs}
+        study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number})
+        raise
+    return tell(study, trial, outcome), outcome

@@ -1,0 +1,224 @@
+"""`nasearch latency ...` end to end: JSON fields, measured/predicted labels, exit codes on bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nasearch.cli.main import app
+from nasearch.export.onnx import export_detector, raw_output_names
+from nasearch.space import build_model, load_arch
+
+runner = CliRunner()
+
+ARCH = """
+name: micro
+nc: 4
+imgsz: 64
+reg_max: 8
+act: silu
+backbone:
+  stem: {type: conv_stem, out: 8}
+  stages:
+    - {type: c2f_stage, out: 16, blocks: 1}
+    - {type: c2f_stage, out: 16, blocks: 1}
+    - {type: c2f_stage, out: 32, blocks: 1}
+    - {type: c2f_stage, out: 32, blocks: 1}
+  context: {type: sppf, out: 32}
+neck:
+  type: v8_pan
+  up1: {out: 16, blocks: 1}
+  up2: {out: 16, blocks: 1}
+  down1: {out: 16, blocks: 1}
+  down2: {out: 32, blocks: 1}
+head: {type: v8_head, box_width: 16, cls_width: 16}
+"""
+
+
+@pytest.fixture(scope="module")
+def arch_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "micro.yaml"
+    path.write_text(ARCH)
+    return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run fastest on one thread; on a busy machine a thread pool mostly waits."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_measure_json_is_labelled_measured(arch_path, tmp_path):
+    result = run(
+        "latency",
+        "measure",
+        str(arch_path),
+        "--backend",
+        "onnxruntime",
+        "--quick",
+        "--json",
+        "--db",
+        str(tmp_path / "lat.db"),
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert {
+        "backend",
+        "device",
+        "precision",
+        "imgsz",
+        "batch",
+        "median_ms",
+        "p10_ms",
+        "p90_ms",
+        "runs",
+        "measured",
+    } <= set(doc)
+    assert doc["measured"] is True and doc["backend"] == "onnxruntime" and doc["precision"] == "fp32"
+    assert doc["imgsz"] == 64 and doc["batch"] == 1 and doc["runs"] >= 5
+    assert 0 < doc["p10_ms"] <= doc["median_ms"] <= doc["p90_ms"]
+    info = json.loads(run("latency", "info", str(tmp_path / "lat.db"), "--json").stdout)
+    assert info["integrity"] == "ok" and info["fingerprints"][0]["networks"] == 1
+
+
+@pytest.mark.parametrize(
+    ("backend", "precision", "clock"), [("onnxruntime", "int8", "cpu"), ("torch", "fp32", "cpu")]
+)
+def test_other_backends_and_precisions_measure_too(arch_path, backend, precision, clock):
+    result = run(
+        "latency",
+        "measure",
+        str(arch_path),
+        "--backend",
+        backend,
+        "--precision",
+        precision,
+        "--quick",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["backend"], doc["precision"], doc["clock"], doc["measured"]) == (
+        backend,
+        precision,
+        clock,
+        True,
+    )
+    assert 0 < doc["p10_ms"] <= doc["median_ms"] <= doc["p90_ms"]
+
+
+def test_predict_from_a_db_is_labelled_predicted(arch_path, tmp_path):
+    db = str(tmp_path / "lat.db")
+    result = run("latency", "predict", str(arch_path), "--db", db, "--json")
+    assert result.exit_code == 2  # no such database yet
+    assert "no such file" in result.output
+    space = tmp_path / "one.yaml"
+    space.write_text(ARCH.replace("name: micro", "name: one"))
+    prof = run(
+        "latency",
+        "profile",
+        str(space),
+        "--backend",
+        "onnxruntime",
+        "--db",
+        db,
+        "--quick",
+        "--json",
+        "--networks",
+        "1",
+    )
+    assert prof.exit_code == 0, prof.output
+    report = json.loads(prof.stdout)
+    assert report["signatures"] == report["measured_now"] == 21 and report["coverage"] == 1.0
+    result = run("latency", "predict", str(arch_path), "--db", db, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert {"target", "precision", "imgsz", "batch", "predicted_ms", "method", "measured"} <= set(doc)
+    assert doc["measured"] is False and doc["method"] == "blocks+overhead" and doc["predicted_ms"] > 0
+    assert doc["units_measured_now"] == 0
+
+
+def test_predict_t4_dispatches_to_the_model_or_says_it_is_missing(arch_path, monkeypatch):
+    result = run("latency", "predict", str(arch_path), "--target", "t4-tensorrt", "--json")
+    if result.exit_code == 0:
+        doc = json.loads(result.stdout)
+        assert doc["measured"] is False and doc["target"] == "t4-tensorrt" and doc["predicted_ms"] > 0
+    else:
+        assert result.exit_code == 2
+    monkeypatch.setitem(sys.modules, "nasearch.latency.t4_model", None)  # import now fails
+    missing = run("latency", "predict", str(arch_path), "--target", "t4-tensorrt")
+    assert missing.exit_code == 2
+    assert "T4" in missing.output and "Traceback" not in missing.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["latency", "measure", "ARCH", "--imgsz", "100"],
+        ["latency", "measure", "ARCH", "--backend", "tensorflow"],
+        ["latency", "measure", "ARCH", "--precision", "fp8"],
+        ["latency", "measure", "ARCH", "--precision", "fp16"],
+        ["latency", "measure", "ARCH", "--threads", "0"],
+        ["latency", "measure", "ARCH", "--threads", "2", "--clock", "cpu"],
+        ["latency", "measure", "ARCH", "--backend", "tensorrt"],
+        ["latency", "measure", "ARCH", "--backend", "torch", "--precision", "int8"],
+        ["latency", "predict", "ARCH"],
+        ["latency", "predict", "ARCH", "--db", "x.db", "--target", "t4-tensorrt"],
+        ["latency", "predict", "ARCH", "--target", "a100"],
+        ["latency", "measure", "no-such-arch.yaml"],
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, arch_path):
+    result = run(*[str(arch_path) if a == "ARCH" else a for a in args])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and "Traceback" not in result.output
+
+
+def test_tensorrt_without_a_gpu_names_the_alternatives(arch_path):
+    from nasearch.latency.tensorrt_backend import gpu_status
+
+    if gpu_status()[0]:
+        pytest.skip("this machine can run TensorRT")
+    result = run("latency", "measure", str(arch_path), "--backend", "tensorrt")
+    assert result.exit_code == 2
+    assert "--backend onnxruntime" in result.output and "t4-tensorrt" in result.output
+
+
+def test_export_detector_writes_a_checked_static_onnx(tmp_path, arch_path, one_torch_thread):
+    arch = load_arch(arch_path)
+    torch.manual_seed(0)
+    model = build_model(arch).eval()
+    path = export_detector(model, tmp_path / "d.onnx", imgsz=64, batch=2)
+    graph = onnx.load(str(path))
+    assert graph.opset_import[0].version >= 17
+    assert [o.name for o in graph.graph.output] == ["boxes", "scores"]
+    dims = [d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [2, 3, 64, 64]
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        want_boxes, want_scores = model(x)
+    boxes, scores = ort.InferenceSession(str(path)).run(None, {"images": x.numpy()})
+    assert boxes.shape == (2, 84, 4) and scores.shape == (2, 84, 4)
+    assert torch.allclose(torch.from_numpy(boxes), want_boxes, atol=1e-3)
+    assert torch.allclose(torch.from_numpy(scores), want_scores, atol=1e-4)
+    assert (
+        any(m.training is False for m in model.modules()) and not model.export_raw
+    )  # the model is untouched
+    raw = export_detector(model, tmp_path / "r.onnx", imgsz=64, raw=True)
+    assert [o.name for o in onnx.load(str(raw)).graph.output] == raw_output_names()
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temp files
