@@ -1,11 +1,13 @@
 """Latency-prediction fidelity: for N architectures sampled from a space, measured vs predicted.
 
 Profiles the space into a latency database (unit latencies plus a few whole networks for the overhead
-fit), then samples N further architectures with seeds the profile never used, predicts each from the
-database (blocks the database lacks are measured first, and that cost is reported), measures each end
-to end (not stored, so it never feeds the fit), and reports the share within ±5% and ±10%, the
-Spearman rank correlation, the worst case, and what profiling cost. Every latency printed is labelled
-measured or predicted.
+fit), then samples N further architectures with seeds the profile never used and predicts each from
+the database twice: first from the profile alone, blocks the database lacks being estimated
+(`summary_estimated`), then with those blocks measured first (`summary`; that cost is reported).
+Each is measured end to end (not stored, so it never feeds the fit). Reported: the share within ±5% and
+±10%, the Spearman rank correlation, the worst case, what profiling cost, and with `--repeat` the
+noise floor (two measurements of the same network). Every latency printed is labelled measured or
+predicted.
 
     .venv/bin/python benchmarks/latency_fidelity.py --space search_spaces/yolo_nas_space.yaml \\
         --imgsz 320 --archs 20 --db runs/latency/fidelity.db --out runs/latency/fidelity.json
@@ -40,8 +42,8 @@ def load_average() -> list[float]:
         return []
 
 
-def summarize(rows: list[dict]) -> dict:
-    pred = np.array([r["predicted_ms"] for r in rows])
+def summarize(rows: list[dict], key: str = "predicted_ms") -> dict:
+    pred = np.array([r[key] for r in rows])
     meas = np.array([r["measured_ms"] for r in rows])
     err = pred / meas - 1.0
     worst = int(np.argmax(np.abs(err)))
@@ -113,11 +115,19 @@ def main(argv: list[str] | None = None) -> int:
             f"networks in {profile_seconds:.0f} s; coverage {100 * report.coverage:.1f}%",
             file=sys.stderr,
         )
-        rows = []
-        for i in range(args.archs):
-            arch = at_size(space.sample(args.seed + TEST_SEED_OFFSET + i), args.imgsz)
+        tests = [
+            at_size(space.sample(args.seed + TEST_SEED_OFFSET + i), args.imgsz) for i in range(args.archs)
+        ]
+        # first, from the profile alone: blocks the database lacks are estimated (nothing is written)
+        estimated = []
+        for arch in tests:
             t1 = time.monotonic()
-            pred = predict_from_db(db, fp, arch, args.imgsz, backend)
+            est = predict_from_db(db, fp, arch, args.imgsz, missing="estimate")
+            estimated.append((est, time.monotonic() - t1))
+        rows = []
+        for i, arch in enumerate(tests):
+            t1 = time.monotonic()
+            pred = predict_from_db(db, fp, arch, args.imgsz, backend, missing="measure")
             t2 = time.monotonic()
             model, _ = arch_units(arch, args.imgsz, backend.batch, real=True)
             meas = backend.measure_model(model, args.imgsz)
@@ -134,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                 "predict_seconds": round(t2 - t1, 2),
                 "measure_seconds": round(t3 - t2, 2),
                 "error_pct": round(100 * (pred["predicted_ms"] / meas.median_ms - 1), 2),
+                "estimated_ms": estimated[i][0]["predicted_ms"],
+                "units_estimated": estimated[i][0]["units_estimated"],
+                "estimate_seconds": round(estimated[i][1], 3),
+                "estimated_error_pct": round(100 * (estimated[i][0]["predicted_ms"] / meas.median_ms - 1), 2),
             }
             if args.repeat:
                 again = backend.measure_model(model, args.imgsz)
@@ -142,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {i + 1:>3}/{args.archs} {arch.name}: predicted {row['predicted_ms']:.2f} ms, "
                 f"measured {row['measured_ms']:.2f} ms ({row['error_pct']:+.1f}%), "
-                f"{row['units_measured_now']} blocks measured for the prediction",
+                f"{row['units_measured_now']} blocks measured for the prediction; "
+                f"predicted with {row['units_estimated']} blocks estimated {row['estimated_ms']:.2f} ms "
+                f"({row['estimated_error_pct']:+.1f}%)",
                 file=sys.stderr,
             )
         fit = pred["overhead"] if rows else {}
@@ -152,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "fingerprint": fp.as_dict(),
         "device": fp.label(),
         "summary": summarize(rows) if rows else {},
+        "summary_estimated": summarize(rows, "estimated_ms") if rows else {},
         "noise_floor": repeatability(rows) if rows and args.repeat else {},
         "overhead_fit": fit,
         "profile": {**report.as_dict(), "seconds": round(profile_seconds, 1)},
@@ -160,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             "profile_blocks_measured": report.measured_now,
             "prediction_blocks_measured": sum(r["units_measured_now"] for r in rows),
             "prediction_seconds": round(sum(r["predict_seconds"] for r in rows), 1),
+            "estimated_prediction_seconds": round(sum(r["estimate_seconds"] for r in rows), 1),
             "whole_network_measure_seconds": round(sum(r["measure_seconds"] for r in rows), 1),
         },
         "load_average": {"before": load_before, "after": load_average()},
@@ -174,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "summary": s,
+                "summary_estimated": result["summary_estimated"],
+                "noise_floor": result["noise_floor"],
                 "cost": result["cost"],
                 "overhead_fit": fit,
                 "load_average": result["load_average"],

@@ -19,6 +19,7 @@ Writes OUT/runs.json (every run's sequence), OUT/summary.json and OUT/hypervolum
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sqlite3
 import statistics
@@ -69,6 +70,15 @@ class Cache:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO evals VALUES (?, ?, ?)",
                             (self.objective, h, json.dumps(doc)))
+
+
+def screening_key(exp: LoadedExperiment) -> str:
+    """What the cached values depend on: the space, the candidate transform, latency and screening proxy."""
+    spec = exp.spec
+    doc = {"space": exp.space_path.read_text(), "imgsz": spec.imgsz, "scale": spec.scale.model_dump(),
+           "nc": spec.nc, "latency": spec.objectives.latency.model_dump(),
+           "screen": spec.objectives.accuracy.screen.model_dump(), "seed": spec.seed}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def evaluate(ctx: SearchContext, data: dict, cache: Cache) -> dict:
@@ -191,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.imgsz:
         exp = exp.with_overrides(imgsz=args.imgsz)
     ctx = SearchContext.create(exp)
-    objective = exp.fingerprint()
+    objective = screening_key(exp)
     cache = Cache(args.out / "cache.sqlite", objective)
     runs_file = args.out / "runs.json"
     runs: dict[str, dict[str, list[dict]]] = json.loads(runs_file.read_text()) if runs_file.exists() else {}

@@ -136,7 +136,7 @@ def test_trial_of_a_search_run(tiny_space_path, tmp_path):
 
 
 def test_bad_inputs_exit_2(trained, tmp_path):
-    ckpt, data = trained
+    ckpt, _ = trained
     corrupt = tmp_path / "c.pt"
     corrupt.write_bytes(b"PK\x03\x04 broken zip")
     out = str(tmp_path / "o")

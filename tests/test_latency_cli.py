@@ -150,6 +150,14 @@ def test_predict_from_a_db_is_labelled_predicted(arch_path, tmp_path):
     assert {"target", "precision", "imgsz", "batch", "predicted_ms", "method", "measured"} <= set(doc)
     assert doc["measured"] is False and doc["method"] == "blocks+overhead" and doc["predicted_ms"] > 0
     assert doc["units_measured_now"] == 0
+    bigger = run(
+        "latency", "predict", str(arch_path), "--db", db, "--imgsz", "96", "--missing", "estimate", "--json"
+    )
+    assert bigger.exit_code == 0, bigger.output
+    est = json.loads(bigger.stdout)
+    assert est["units_estimated"] == 21 and est["method"] == "blocks+estimates+overhead"
+    refused = run("latency", "predict", str(arch_path), "--db", db, "--imgsz", "96", "--missing", "error")
+    assert refused.exit_code == 2 and "21 of 21 distinct blocks missing" in refused.output
 
 
 def test_predict_t4_dispatches_to_the_model_or_says_it_is_missing(arch_path, monkeypatch):
@@ -179,6 +187,7 @@ def test_predict_t4_dispatches_to_the_model_or_says_it_is_missing(arch_path, mon
         ["latency", "predict", "ARCH"],
         ["latency", "predict", "ARCH", "--db", "x.db", "--target", "t4-tensorrt"],
         ["latency", "predict", "ARCH", "--target", "a100"],
+        ["latency", "predict", "ARCH", "--db", "x.db", "--missing", "guess"],
         ["latency", "measure", "no-such-arch.yaml"],
     ],
 )

@@ -34,13 +34,17 @@ def test_units_are_keyed_by_fingerprint_and_signature(tmp_path):
         assert db.units(FP.id)["sig-a"].median_ms == 2.0
         assert db.units(other.id)["sig-a"].median_ms == 1.5
         assert db.unit_description(FP.id, "sig-a") == {"x": 1}
+        features = {"gflops": 0.5, "convs": 1.0}
+        assert db.put_unit(FP.id, "sig-b", "stem", "conv_stem", {}, timing(1.0), features)
+        assert db.units(FP.id)["sig-b"].features == {"gflops": 0.5, "convs": 1.0}
+        assert db.units(FP.id)["sig-a"].features == {}
         db.put_network(FP.id, "h1", 64, "net", {"name": "net"}, ["sig-a", "sig-a"], timing(5.0))
         db.put_network(FP.id, "h1", 64, "net", {"name": "net"}, ["sig-a", "sig-a"], timing(4.0))  # replaced
         (row,) = db.networks(FP.id)
         assert (row.median_ms, row.units) == (4.0, ["sig-a", "sig-a"])
         assert db.has_network(FP.id, "h1", 64) and not db.has_network(FP.id, "h1", 96)
         listed = {fp.id: (nu, nn) for fp, nu, nn in db.fingerprints()}
-        assert listed == {FP.id: (1, 1), other.id: (1, 0)}
+        assert listed == {FP.id: (2, 1), other.id: (1, 0)}
         assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -70,6 +74,13 @@ def test_bad_database_files_are_input_errors(tmp_path):
         LatencyDB(tmp_path)
     with pytest.raises(InputError, match="no such file"):
         LatencyDB(tmp_path / "missing.db", create=False)
+    other = tmp_path / "optuna.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE trials (id INTEGER)")
+    with pytest.raises(InputError, match="other tables"):
+        LatencyDB(other)
+    with sqlite3.connect(other) as conn:  # untouched
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["trials"]
 
 
 def _writer(path: str, worker: int, n: int, shared: int, queue) -> None:

@@ -114,24 +114,32 @@ def test_a_held_out_network_is_predicted_within_a_quarter(micro_db):
     assert doc["predicted_ms"] == pytest.approx(measured, rel=0.25)
 
 
-def test_missing_blocks_are_measured_here_or_reported(micro_db):
+def test_missing_blocks_are_measured_estimated_or_reported(micro_db):
     space_path, db_path, fp_id = micro_db
     arch = load_space(space_path).sample(0)
     outside = arch.with_overrides(imgsz=96)  # no block of it at 96 px is stored
+    distinct = len({u.signature for u in arch_units(outside, 96)[1]})
     with LatencyDB(db_path) as db:
         fp = next(f for f, _, _ in db.fingerprints() if f.id == fp_id)
-        with pytest.raises(InputError, match="missing"):
-            predict_from_db(db, fp, outside, 96)
+        for mode in ("measure", "error"):  # measuring needs this machine's backend
+            with pytest.raises(InputError, match=f"{distinct} of {distinct} distinct blocks missing"):
+                predict_from_db(db, fp, outside, 96, missing=mode)
+        before = db.unit_signatures(fp_id)
+        est = predict_from_db(db, fp, outside, 96, missing="estimate")
+        assert db.unit_signatures(fp_id) == before  # estimating writes nothing
+        assert est["units_estimated"] == 21 and est["units_measured_now"] == 0
+        assert est["method"] == "blocks+estimates+overhead" and est["measured"] is False
         backend = get_backend("onnxruntime", policy=QUICK)
         if backend.fingerprint().id != fp_id:
             pytest.skip("the database was profiled under another fingerprint")
         doc = predict_from_db(db, fp, outside, 96, backend)
-        assert doc["units_measured_now"] == len({u.signature for u in arch_units(outside, 96)[1]})
+        assert doc["units_measured_now"] == distinct and doc["units_estimated"] == 0
         again = predict_from_db(db, fp, outside, 96, backend)
         small = predict_from_db(db, fp, arch, 64)
     assert again["units_measured_now"] == 0
     assert again["units_ms"] == doc["units_ms"]
     assert again["units_ms"] > small["units_ms"]  # 2.25× the pixels
+    assert est["units_ms"] > small["units_ms"]
 
 
 def test_the_fingerprint_is_this_machine_or_the_only_match(tmp_path):

@@ -139,6 +139,22 @@ def test_every_shape_relevant_parameter_changes_the_signature(change, differ, sa
         assert base[name] == other[name], f"{name} changed its signature after {change}"
 
 
+def test_unit_flops_add_up_to_the_network():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, units = arch_units(arch(), 64)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros(1, 3, 64, 64, device="meta"))
+    assert sum(u.features["gflops"] for u in units) * 1e9 == pytest.approx(counter.get_total_flops())
+    by_name = {u.name: u.features for u in units}
+    assert by_name["stem"]["convs"] == 1 and by_name["stem"]["io_melems"] == pytest.approx(
+        (3 * 64 * 64 + 8 * 32 * 32) / 1e6
+    )
+    assert by_name["neck.up"]["gflops"] == 0 and by_name["decode"]["convs"] == 0
+    assert all(by_name[n]["gflops"] > 0 for n in ("stem", "stages.0", "context", "neck.td1", "head.box.0"))
+
+
 def test_input_size_and_batch_change_every_signature():
     base = signatures(arch())
     bigger = signatures(arch(), 96)

@@ -150,3 +150,20 @@ def test_bad_inputs_exit_2(setup, tmp_path):
         last = result.stderr.strip().splitlines()[-1]  # progress may come first; the error line ends it
         assert last.startswith("error: ") and needle in last, (args, result.stderr)
         assert "Traceback" not in result.output
+
+
+def test_quantized_ops_per_mode_and_target(tmp_path):
+    from nasearch.errors import InputError
+    from nasearch.quant.report import QuantizeOptions
+
+    def opts(**kw) -> QuantizeOptions:
+        return QuantizeOptions(**{"mode": "ptq", "data": "d", "out": tmp_path, **kw})
+
+    assert opts().quantized_ops() == ("Conv", "ConvTranspose", "Sigmoid", "Mul")  # SiLU in INT8 kernels on CPU
+    assert opts(target="tensorrt").quantized_ops() == ("Conv", "ConvTranspose")  # TensorRT fuses activations
+    assert opts(mode="hybrid").quantized_ops() == ("Conv", "ConvTranspose")  # a float layer is a float conv
+    assert opts(ops="conv").quantized_ops() == ("Conv", "ConvTranspose")
+    with pytest.raises(InputError):
+        opts(mode="qat", ops="conv+act").check()
+    with pytest.raises(InputError):
+        opts(ops="everything").check()

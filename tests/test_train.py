@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from nasearch.cli.main import app
 from nasearch.data import ensure_synthetic
-from nasearch.space import load_space
-from nasearch.train.checkpoint import load_checkpoint
+from nasearch.space import build_model, load_space
+from nasearch.train.checkpoint import load_checkpoint, save_checkpoint
 from nasearch.train.trainer import LAST, TrainConfig, prepare_run
 
 EPOCHS = 2
@@ -103,7 +103,7 @@ def test_run_directory_contents(reference_run, arch):
             assert key in ckpt, (name, key)
         assert ckpt["train_args"]["epochs"] == EPOCHS and ckpt["arch"]["nc"] == 10
         assert ckpt["ema_updates"] > 0
-        model, loaded_arch, _ = load_checkpoint(reference_run / name)
+        _, loaded_arch, _ = load_checkpoint(reference_run / name)
         assert loaded_arch.data["nc"] == 10 and loaded_arch.data["backbone"] == arch.data["backbone"]
         # `model` holds the EMA weights, not the raw training weights
         assert any(not torch.equal(ckpt["model"][k], ckpt["train_model"][k])
@@ -147,3 +147,18 @@ def test_cli_bad_inputs_exit_2(tmp_path, data):
         assert result.exit_code == 2, (args, result.output)
         assert result.stderr.startswith("error: ") and needle in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.output
+
+
+def test_distillation_from_a_teacher_checkpoint(tmp_path, data, arch, reference_run):
+    out = tmp_path / "student"
+    result = prepare_run(arch, str(data), out, _config(epochs=1, teacher=str(reference_run / "best.pt"),
+                                                       distill_weight=2.0)).fit()
+    assert result.epochs == 1
+    saved = torch.load(out / LAST, weights_only=True)
+    assert saved["train_args"]["teacher"] == str(reference_run / "best.pt")
+    # a teacher trained on other classes is refused
+    three = arch.with_overrides(nc=3)
+    other = save_checkpoint({"arch": three.data, "model": build_model(three).state_dict()}, tmp_path / "other.pt")
+    runner = CliRunner().invoke(app, ["train", str(reference_run / "arch.yaml"), "--data", str(data), "--teacher",
+                                      str(other), "--epochs", "1", "--imgsz", "64", "--out", str(tmp_path / "x")])
+    assert runner.exit_code == 2 and "other.pt: arch.nc" in runner.stderr and "classes" in runner.stderr

@@ -219,10 +219,11 @@ def predict(
     clock: str = typer.Option(
         "auto", "--clock", help="auto | wall | cpu (the clock of this machine's figures)."
     ),
-    measure_missing: bool = typer.Option(
-        True,
-        "--measure-missing/--no-measure-missing",
-        help="Measure blocks the database lacks (this machine only).",
+    missing: str = typer.Option(
+        "auto",
+        "--missing",
+        help="Blocks the database lacks: measure (this machine only), estimate (from the measured blocks), "
+        "error, or auto (measure when the database is this machine's, else estimate).",
     ),
     quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
@@ -245,7 +246,7 @@ def predict(
         doc = _predict_target(target, a, precision or "fp16", size, batch)
     else:
         doc = _predict_db(
-            db or "", a, precision or "fp32", size, batch, backend, threads, clock, measure_missing, quick
+            db or "", a, precision or "fp32", size, batch, backend, threads, clock, missing, quick
         )
     if json_out:
         emit_json(doc)
@@ -282,23 +283,25 @@ def _predict_db(
     backend: str | None,
     threads: int | None,
     clock: str,
-    measure_missing: bool,
+    missing: str,
     quick: bool,
 ) -> dict:
     from nasearch.latency.db import LatencyDB
-    from nasearch.latency.predict import predict_from_db, select_fingerprint
+    from nasearch.latency.predict import MISSING_MODES, predict_from_db, select_fingerprint
 
-    local = None
-    if measure_missing:
-        try:
-            local = _backend(backend or "onnxruntime", precision, batch, threads or 1, clock, quick)
-        except InputError:
-            local = None  # this machine cannot run that backend: predict from stored figures only
+    if missing not in ("auto", *MISSING_MODES):
+        raise InputError("--missing", "missing", "auto | " + " | ".join(MISSING_MODES), repr(missing))
+    try:
+        local = _backend(backend or "onnxruntime", precision, batch, threads or 1, clock, quick)
+        local_fp = local.fingerprint()
+    except InputError:
+        local, local_fp = None, None  # this machine cannot run that backend: stored figures only
     with LatencyDB(db, create=False) as database:
-        fp = select_fingerprint(
-            database, local.fingerprint() if local else None, precision, batch, backend, threads
-        )
-        return predict_from_db(database, fp, arch, imgsz, local if measure_missing else None)
+        fp = select_fingerprint(database, local_fp, precision, batch, backend, threads)
+        here = local_fp is not None and fp.id == local_fp.id
+        if missing == "auto":
+            missing = "measure" if here else "estimate"
+        return predict_from_db(database, fp, arch, imgsz, local if here else None, missing)
 
 
 @latency_app.command("info")

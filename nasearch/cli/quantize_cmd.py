@@ -17,6 +17,8 @@ def quantize(ckpt: str = typer.Argument(..., help="Checkpoint written by `nasear
              out: str | None = typer.Option(None, "--out", help="Output directory (default CKPT_DIR/quant-MODE)."),
              target: str = typer.Option("cpu", "--target", help="cpu (u8 activations, fastest on x86 ONNX "
                                         "Runtime) or tensorrt (symmetric s8 activations)."),
+             ops: str = typer.Option("auto", "--ops", help="conv | conv+act (also SiLU's Sigmoid and Mul, faster "
+                                     "on CPU) | auto (conv+act for ptq on cpu, else conv)."),
              calibration: str = typer.Option("minmax", "--calibration", help="minmax | entropy | percentile."),
              calib_images: int = typer.Option(128, "--calib-images", help="Training images used to calibrate."),
              imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: the training size)."),
@@ -36,7 +38,7 @@ def quantize(ckpt: str = typer.Argument(..., help="Checkpoint written by `nasear
 
     out_dir = Path(out) if out else Path(ckpt).parent / f"quant-{mode}"
     opts = QuantizeOptions(mode=mode, data=data, out=out_dir, max_drop=max_drop, target=target,
-                           method=calibration, calib_images=calib_images, imgsz=imgsz, threads=threads,
+                           method=calibration, ops=ops, calib_images=calib_images, imgsz=imgsz, threads=threads,
                            max_float=max_float,
                            candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()) if candidates
                            else None, qat_epochs=qat_epochs, qat_lr=qat_lr, qat_batch=qat_batch,

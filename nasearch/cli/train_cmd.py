@@ -65,8 +65,9 @@ def train(arch: str = typer.Argument(..., help="Architecture YAML or preset name
     from nasearch.train.trainer import prepare_run, resume_run
 
     flags = {"epochs": epochs, "imgsz": imgsz, "batch": batch, "device": device, "workers": workers,
-             "threads": threads, "optimizer": optimizer, "lr0": lr0, "schedule": schedule, "close_mosaic": close_mosaic, "seed": seed,
-             "patience": patience, "teacher": teacher, "distill_weight": distill_weight}
+             "threads": threads, "optimizer": optimizer, "lr0": lr0, "schedule": schedule,
+             "close_mosaic": close_mosaic, "seed": seed, "patience": patience, "teacher": teacher,
+             "distill_weight": distill_weight}
     if resume:
         if cfg:
             raise InputError("--cfg", "cfg", "no settings file with --resume (the run's are used)", cfg)

@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS units (
     fingerprint TEXT NOT NULL REFERENCES fingerprints(id), signature TEXT NOT NULL,
     kind TEXT NOT NULL, block_type TEXT NOT NULL, description TEXT NOT NULL,
     median_ms REAL NOT NULL, p10_ms REAL NOT NULL, p90_ms REAL NOT NULL, runs INTEGER NOT NULL,
-    stable INTEGER NOT NULL, created REAL NOT NULL, PRIMARY KEY (fingerprint, signature));
+    stable INTEGER NOT NULL, created REAL NOT NULL, features TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (fingerprint, signature));
 CREATE TABLE IF NOT EXISTS networks (
     fingerprint TEXT NOT NULL REFERENCES fingerprints(id), arch_hash TEXT NOT NULL, imgsz INTEGER NOT NULL,
     name TEXT NOT NULL, arch TEXT NOT NULL, units TEXT NOT NULL,
@@ -56,6 +57,7 @@ class UnitRow:
     p10_ms: float
     p90_ms: float
     runs: int
+    features: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class LatencyDB:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._check_foreign()
         self._retry(lambda: self.conn.execute("PRAGMA journal_mode=WAL"))
         self.conn.execute("PRAGMA synchronous=NORMAL")
         with self.write() as cur:
@@ -106,6 +109,23 @@ class LatencyDB:
         version = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
         if version != SCHEMA_VERSION:
             raise InputError(str(path), "meta.schema_version", SCHEMA_VERSION, version)
+
+    def _check_foreign(self) -> None:
+        """Never add tables to some other application's SQLite file."""
+        try:
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise InputError(str(self.path), "<file>", "a SQLite latency database", str(exc)) from None
+        if tables and not {"meta", "units", "networks"} <= tables:
+            self.conn.close()
+            found = ", ".join(sorted(tables)[:5])
+            raise InputError(
+                str(self.path),
+                "<file>",
+                "a nasearch latency database",
+                f"a SQLite database with other tables ({found})",
+            )
 
     def _retry(self, fn: Any) -> Any:
         for attempt in range(RETRIES):
@@ -167,12 +187,19 @@ class LatencyDB:
 
     # -- units ----------------------------------------------------------------------------------------
     def put_unit(
-        self, fp_id: str, signature: str, kind: str, block_type: str, description: dict, timing: Timing
+        self,
+        fp_id: str,
+        signature: str,
+        kind: str,
+        block_type: str,
+        description: dict,
+        timing: Timing,
+        features: dict[str, float] | None = None,
     ) -> bool:
         """Store a unit's latency unless one is there already; True when this call added it."""
         with self.write() as cur:
             cur.execute(
-                "INSERT OR IGNORE INTO units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     fp_id,
                     signature,
@@ -185,6 +212,7 @@ class LatencyDB:
                     timing.runs,
                     int(timing.stable),
                     time.time(),
+                    json.dumps(features or {}, sort_keys=True),
                 ),
             )
             return cur.rowcount == 1
@@ -195,12 +223,12 @@ class LatencyDB:
 
     def units(self, fp_id: str, signatures: Iterable[str] | None = None) -> dict[str, UnitRow]:
         rows = self.conn.execute(
-            "SELECT signature, kind, block_type, median_ms, p10_ms, p90_ms, runs FROM units "
+            "SELECT signature, kind, block_type, median_ms, p10_ms, p90_ms, runs, features FROM units "
             "WHERE fingerprint=?",
             (fp_id,),
         ).fetchall()
         wanted = None if signatures is None else set(signatures)
-        return {r[0]: UnitRow(*r) for r in rows if wanted is None or r[0] in wanted}
+        return {r[0]: UnitRow(*r[:7], json.loads(r[7])) for r in rows if wanted is None or r[0] in wanted}
 
     def unit_description(self, fp_id: str, signature: str) -> dict | None:
         row = self.conn.execute(

@@ -1,6 +1,9 @@
 """Latency prediction from the database: the sum of the architecture's unit latencies, corrected by a
 per-network overhead fitted on whole-network measurements of the same fingerprint.
 
+Blocks the database lacks are measured on the spot (this machine), or estimated from the measured
+blocks (`nasearch.latency.estimate`), or reported as missing.
+
 Measured whole network ≈ scale · Σ units + offset. The offset takes up what units measured alone do
 not see (the neck's concatenations, one session call per network rather than per unit, and layout
 reorders at unit boundaries), the scale takes up effects proportional to the work (cache reuse across
@@ -16,6 +19,7 @@ import numpy as np
 from nasearch.errors import InputError
 from nasearch.latency.backend import Backend
 from nasearch.latency.db import LatencyDB, NetworkRow
+from nasearch.latency.estimate import MIN_SAMPLES, BlockEstimator
 from nasearch.latency.fingerprint import Fingerprint
 from nasearch.latency.profile import measure_arch_units
 from nasearch.latency.units import arch_units
@@ -129,44 +133,77 @@ def select_fingerprint(
     )
 
 
+MISSING_MODES = ("measure", "estimate", "error")
+
+
 def predict_from_db(
-    db: LatencyDB, fp: Fingerprint, arch: Architecture, imgsz: int, backend: Backend | None = None
+    db: LatencyDB,
+    fp: Fingerprint,
+    arch: Architecture,
+    imgsz: int,
+    backend: Backend | None = None,
+    missing: str = "measure",
 ) -> dict:
-    """Predicted latency of `arch` at `imgsz` for fingerprint `fp`. Units missing from the database are
-    measured now (and stored) when `backend` is this machine's backend for `fp`; otherwise they are an
-    input error naming how many are missing."""
+    """Predicted latency of `arch` at `imgsz` for fingerprint `fp`.
+
+    Blocks the database lacks are, by `missing`: `measure`d now and stored (only with `backend`, this
+    machine's backend for `fp`), `estimate`d from the measured blocks of the same fingerprint (nothing
+    is measured or written), or an input `error` naming how many are missing."""
+    if missing not in MISSING_MODES:
+        raise InputError("--missing", "missing", " | ".join(MISSING_MODES), repr(missing))
     arch = arch if imgsz == arch.data["imgsz"] else arch.with_overrides(imgsz=imgsz)
     _, units = arch_units(arch, imgsz, fp.batch)
     stored = db.units(fp.id, [u.signature for u in units])
-    missing = {u.signature for u in units if u.signature not in stored}
-    measured_now = 0
-    if missing:
-        if backend is None or backend.fingerprint().id != fp.id:
+    absent = {u.signature for u in units if u.signature not in stored}
+    measured_now = estimated = 0
+    estimates: dict[str, float] = {}
+    if absent and missing == "measure" and backend is not None and backend.fingerprint().id == fp.id:
+        measured_now = measure_arch_units(arch, imgsz, backend, db, fp.id, absent)
+        stored = db.units(fp.id, [u.signature for u in units])
+    elif absent and missing == "estimate":
+        estimator = BlockEstimator.fit(db.units(fp.id).values())
+        if not estimator.can_estimate():
             raise InputError(
                 str(db.path),
                 "units",
-                f"every block of {arch.name} at {imgsz} px profiled for {fp.label()} "
-                "(run `nasearch latency profile` on that device)",
-                f"{len(missing)} of {len({u.signature for u in units})} distinct blocks missing",
+                f"at least {MIN_SAMPLES} measured blocks to estimate from for {fp.label()}",
+                f"{len(stored)}",
             )
-        measured_now = measure_arch_units(arch, imgsz, backend, db, fp.id, missing)
-        stored = db.units(fp.id, [u.signature for u in units])
-    units_ms = float(sum(stored[u.signature].median_ms for u in units))
+        for u in units:
+            if u.signature in absent:
+                estimates[u.signature] = estimator.estimate(u.kind, u.block_type, u.features)
+        estimated = sum(1 for u in units if u.signature in absent)
+    elif absent:
+        how = (
+            "measure them: needs this machine's backend" if missing == "measure" else "or --missing estimate"
+        )
+        raise InputError(
+            str(db.path),
+            "units",
+            f"every block of {arch.name} at {imgsz} px profiled for {fp.label()} "
+            f"(run `nasearch latency profile` on that device, {how})",
+            f"{len(absent)} of {len({u.signature for u in units})} distinct blocks missing",
+        )
+    units_ms = float(
+        sum(stored[u.signature].median_ms if u.signature in stored else estimates[u.signature] for u in units)
+    )
     fit = overhead_for(db, fp.id, imgsz, len(units))
     predicted = fit.apply(units_ms)
+    method = "blocks" + ("+estimates" if estimated else "") + ("+overhead" if fit.kind != "none" else "")
     return {
         "target": f"{fp.backend}:{fp.device}",
         "precision": fp.precision,
         "imgsz": imgsz,
         "batch": fp.batch,
         "predicted_ms": round(predicted, 6),
-        "method": "blocks+overhead" if fit.kind != "none" else "blocks",
+        "method": method,
         "measured": False,
         "name": arch.name,
         "arch_hash": arch.hash,
         "units_ms": round(units_ms, 6),
         "units": len(units),
         "units_measured_now": measured_now,
+        "units_estimated": estimated,
         "overhead": fit.as_dict(),
         "fingerprint_id": fp.id,
         "device": fp.label(),

@@ -157,7 +157,9 @@ def measure_arch_units(
             continue
         todo.discard(unit.signature)
         timing = backend.measure_unit(unit)
-        new = db.put_unit(fp_id, unit.signature, unit.kind, unit.block_type, unit.description, timing)
+        new = db.put_unit(
+            fp_id, unit.signature, unit.kind, unit.block_type, unit.description, timing, unit.features
+        )
         added += new
         if on_unit:
             on_unit(unit, new)

@@ -16,10 +16,11 @@ milliseconds and without memory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils import _pytree as pytree
+from torch.utils.flop_counter import FlopCounterMode
 
 from nasearch.nn.common import fuse_model
 from nasearch.nn.detector import Detector, decode
@@ -48,6 +50,7 @@ class Unit:
     module: nn.Module
     leaves: list[Any] = field(repr=False)
     spec: Any = field(repr=False)
+    features: dict[str, float] = field(default_factory=dict)
 
     @property
     def inputs(self) -> list[torch.Tensor]:
@@ -139,12 +142,16 @@ class _Call:
     leaves: list[Any]
     spec: Any
     outputs: list[list[Any]] = field(default_factory=list)
+    flops: float = 0.0
 
 
 class _Tracer:
     """Forward hooks that record the outermost calls below each root (or the root itself)."""
 
-    def __init__(self, roots: list[tuple[str, str, str, nn.Module, bool]], keep_values: bool) -> None:
+    def __init__(
+        self, roots: list[tuple[str, str, str, nn.Module, bool]], keep_values: bool, counter: FlopCounterMode
+    ) -> None:
+        self.counter = counter
         self.calls: list[_Call] = []
         self.keep_values = keep_values
         self.handles: list[Any] = []
@@ -173,6 +180,7 @@ class _Tracer:
                 label = full if count == 1 else f"{full}#{count}"
                 sub_type = block_type if mod is root else f"{block_type}/{type(mod).__name__}"
                 call = _Call(label, kind, sub_type, mod, leaves, spec)
+                call.flops = -float(self.counter.get_total_flops())
                 self.calls.append(call)
             self.stack.append((mod, call))
 
@@ -180,6 +188,7 @@ class _Tracer:
             _, call = self.stack.pop()
             if call is not None:
                 call.outputs = _shapes(out)
+                call.flops += float(self.counter.get_total_flops())
 
         self.handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
         self.handles.append(m.register_forward_hook(post, with_kwargs=True))
@@ -223,7 +232,16 @@ def _unit(call: _Call, extra: dict[str, Any] | None = None) -> Unit:
         call.module,
         call.leaves,
         call.spec,
+        unit_features(desc, call.flops),
     )
+
+
+def unit_features(description: dict[str, Any], flops: float) -> dict[str, float]:
+    """What the latency of a block roughly scales with (for estimating blocks never measured):
+    GFLOPs of the training form, millions of input plus output elements, and the number of convs."""
+    elems = sum(math.prod(shape) for shape, _ in [*description["inputs"], *description["outputs"]])
+    convs = sum(1 for row in description["module"] if row["class"].endswith(".Conv2d"))
+    return {"gflops": flops / 1e9, "io_melems": elems / 1e6, "convs": float(convs)}
 
 
 def block_types(arch: Architecture) -> dict[str, str]:
@@ -255,12 +273,10 @@ def trace_units(
 ) -> list[Unit]:
     """The units of a fused detector on input `x`, in execution order, the decoding last.
     With `keep_values`, each unit keeps a copy of its real inputs so it can be measured alone."""
-    tracer = _Tracer(_roots(model, types or {}), keep_values)
+    counter = FlopCounterMode(display=False)
+    tracer = _Tracer(_roots(model, types or {}), keep_values, counter)
     try:
-        if x.device.type == "meta":
-            with _MetaShortcuts():
-                raw = model.forward_raw(x)
-        else:
+        with counter, _MetaShortcuts() if x.device.type == "meta" else contextlib.nullcontext():
             raw = model.forward_raw(x)
     finally:
         tracer.close()
@@ -278,8 +294,11 @@ def trace_units(
     if keep_values:
         raw = [tuple(t.detach().clone() for t in pair) for pair in raw]
     leaves, spec = pytree.tree_flatten(((raw,), {}))
-    out = decoder(raw)
-    units.append(_unit(_Call("decode", "decode", "decode", decoder, leaves, spec, _shapes(out))))
+    with FlopCounterMode(display=False) as decode_counter:
+        out = decoder(raw)
+    call = _Call("decode", "decode", "decode", decoder, leaves, spec, _shapes(out))
+    call.flops = float(decode_counter.get_total_flops())
+    units.append(_unit(call))
     return units
 
 
@@ -316,7 +335,7 @@ def arch_units(
     return model, units
 
 
-@contextmanager
+@contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run torch with `n` intra-op threads for a while: tracing and exporting are cheap, and on a busy
     machine torch's thread pool waiting for descheduled threads costs more than the work itself."""

@@ -4,8 +4,9 @@ Budget = training images (a seeded subset of the train split, the same subset fo
 given seed), epochs (passes over that subset; images seen = images × epochs), resolution (`imgsz`), batch.
 The recipe is the project's short training loop (`nasearch.train.short.train_steps`: AdamW, warm-up then
 cosine decay, mosaic augmentation) and its COCO evaluation (`nasearch.eval.evaluate_model`) on the first
-`val_images` images of the val split. Deterministic on the CPU for a seed: the initialisation, the subset,
-the augmentation and the batch order all derive from it. Returns mAP50-95 (value) and mAP50 in percent points.
+`val_images` images of the val split; the head gets the dataset's classes whatever `nc` says (as in
+`nasearch train`). Deterministic on the CPU for a seed: the initialisation, the subset, the augmentation
+and the batch order all derive from it. Returns mAP50-95 (value) and mAP50 in percent points.
 """
 
 from __future__ import annotations
@@ -71,8 +72,6 @@ def short_train_map(arch: Architecture, imgsz: int | None = None, data: str | Pa
                     check_budget("batch", batch, 1, 1024), check_budget("val_images", val_images, 1),
                     _check_lr(lr))
     train_split, val_split = load_split(data, "train"), load_split(data, "val")
-    if nc is not None and nc != train_split.nc:
-        raise InputError("--nc", "nc", f"the dataset's {train_split.nc} classes (or leave it out)", str(nc))
     subset = train_subset(train_split, budget.images, seed)
     val = val_split.head(budget.val_images)
     model = fresh_model(arch.with_overrides(nc=train_split.nc), seed)
@@ -85,5 +84,7 @@ def short_train_map(arch: Architecture, imgsz: int | None = None, data: str | Pa
                "epochs": budget.epochs, "images_seen": history.images, "steps": history.steps,
                "batch": budget.batch, "lr": budget.lr, "val_images": result.images,
                "final_loss": round(history.mean_loss(), 4), "train_seconds": round(history.seconds, 2),
-               "eval_seconds": round(result.seconds, 2)}
+               "eval_seconds": round(result.seconds, 2), "nc": train_split.nc}
+    if nc is not None and nc != train_split.nc:
+        details["nc_requested"] = nc  # the head always gets the dataset's classes, as in `nasearch train`
     return ProxyResult(float(result.map), "map50_95", True, time.perf_counter() - start, details)

@@ -26,11 +26,13 @@ from nasearch.data.records import DetectionSplit
 from nasearch.errors import InputError
 from nasearch.export.onnx import export_detector
 from nasearch.nn.inspect import fused_copy
-from nasearch.quant.ptq import CALIBRATION_METHODS, PTQConfig, quantize_qdq
+from nasearch.quant.ptq import CALIBRATION_METHODS, QUANTIZED_OPS, PTQConfig, quantize_qdq
 from nasearch.train.checkpoint import load_checkpoint
 
 MODES = ("ptq", "hybrid", "qat")
 TARGET_ACTIVATIONS = {"cpu": "u8", "tensorrt": "s8"}
+OPS = ("auto", "conv", "conv+act")
+ACTIVATION_OPS = ("Sigmoid", "Mul")  # SiLU = x * sigmoid(x): in INT8 kernels on the CPU (QLinearSigmoid/Mul)
 Log = Callable[[str], None]
 
 
@@ -54,6 +56,7 @@ class QuantizeOptions:
     workers: int = 2
     seed: int = 0
     latency_rounds: int = 3
+    ops: str = "auto"  # conv: convolutions only; conv+act: also SiLU's Sigmoid and Mul; auto: conv+act for ptq on cpu
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -62,6 +65,11 @@ class QuantizeOptions:
             raise InputError("--target", "target", " | ".join(TARGET_ACTIVATIONS), repr(self.target))
         if self.method not in CALIBRATION_METHODS:
             raise InputError("--calibration", "calibration", " | ".join(CALIBRATION_METHODS), repr(self.method))
+        if self.ops not in OPS:
+            raise InputError("--ops", "ops", " | ".join(OPS), repr(self.ops))
+        if self.ops == "conv+act" and (self.mode != "ptq" or self.target != "cpu"):
+            raise InputError("--ops", "ops", "conv with hybrid, qat or the tensorrt target (layers are kept float "
+                             "or emulated per convolution, and TensorRT fuses activations itself)", self.ops)
         if not 0 <= self.max_drop <= 100:
             raise InputError("--max-drop", "max_drop", "mAP points between 0 and 100", str(self.max_drop))
         for name, value in (("calib-images", self.calib_images), ("threads", self.threads),
@@ -71,8 +79,12 @@ class QuantizeOptions:
         if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
             raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(self.imgsz))
 
+    def quantized_ops(self) -> tuple[str, ...]:
+        extended = self.ops == "conv+act" or (self.ops == "auto" and self.mode == "ptq" and self.target == "cpu")
+        return QUANTIZED_OPS + ACTIVATION_OPS if extended else QUANTIZED_OPS
+
     def ptq_config(self) -> PTQConfig:
-        return PTQConfig(method=self.method, activations=TARGET_ACTIVATIONS[self.target])
+        return PTQConfig(method=self.method, activations=TARGET_ACTIVATIONS[self.target], op_types=self.quantized_ops())
 
 
 def calibration_batches(split: DetectionSplit, imgsz: int, images: int, seed: int = 0) -> list[np.ndarray]:
@@ -202,6 +214,7 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
         "target": opts.target,
         "activations": config.activations,
         "calibration": {"method": config.method, "images": len(calib), "per_channel_weights": config.per_channel},
+        "quantized_ops": list(config.op_types),
         "imgsz": imgsz,
         "val_images": len(val),
         "arch": arch.name,
@@ -222,7 +235,7 @@ def check_candidates(float_onnx: Path, opts: QuantizeOptions, config: PTQConfig)
     """The layers hybrid may keep in float: --candidates (checked against the graph) or every conv."""
     from nasearch.quant.ptq import conv_node_names
 
-    names = conv_node_names(float_onnx, config.op_types)
+    names = conv_node_names(float_onnx, QUANTIZED_OPS)
     candidates = list(opts.candidates) if opts.candidates else names
     unknown = [c for c in candidates if c not in names]
     if unknown:

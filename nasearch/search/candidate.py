@@ -213,8 +213,7 @@ def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: pro
                     if not feasible:
                         break
             stage = f"accuracy rung {index} ({spec.proxy})"
-            ectx.model = model if index == 0 else build_model(arch)  # every rung starts from fresh weights
-            acc = score_accuracy(spec, arch, ectx)
+            acc = score_accuracy(spec, arch, ectx)  # proxies that train build their own fresh model
             if index == 0:
                 screen_acc = acc.value
             rungs.append(_rung_doc(index, spec, acc, lat, feasible))

@@ -26,10 +26,24 @@ def _presets(ax, entries: list[FrontEntry]) -> None:
 
 
 def plot_front(res: Results, out: Path) -> Path:
-    import matplotlib
+    """Write the front plot to `out` (atomically)."""
+    from nasearch.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
+    fig = draw_front(res)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix or '.png'}")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
+
+
+def draw_front(res: Results):
+    """The figure: the front at the top rung, presets and suite marked; screening beside it if promoted."""
+    from nasearch.plotting import pyplot
+
+    plt = pyplot()
 
     from nasearch.search.results import candidates_at
 
@@ -79,9 +93,4 @@ def plot_front(res: Results, out: Path) -> Path:
         ax2.grid(alpha=0.3)
         ax2.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix or '.png'}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    return fig

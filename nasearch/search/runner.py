@@ -90,18 +90,23 @@ def run_search(experiment: str | Path | LoadedExperiment, out: Path | None = Non
                         else exp.spec.trials, failed_count(study))
         ex = exp.spec.executor
         title = f"search {exp.spec.name}"
-        with SearchProgress(exp.spec.trials, title) if show_progress else _Silent() as progress:
-            progress.update(study)
-            if ex.kind == "ray":
-                from nasearch.search.ray_executor import run_ray
+        try:
+            with SearchProgress(exp.spec.trials, title) if show_progress else _Silent() as progress:
+                progress.update(study)
+                if ex.kind == "ray":
+                    from nasearch.search.ray_executor import run_ray
 
-                run_ray(exp, study, info, ctx, budget, run_dir, on_trial=progress.update)
-            elif ex.workers > 1:
-                multiprocess(exp.raw, exp.file, info.storage, info.study_name, budget, ex.workers, study,
-                             on_poll=progress.update)
-            else:
-                local_loop(study, ctx, budget, on_trial=progress.update)
-            progress.update(study)
+                    run_ray(exp, study, info, ctx, budget, run_dir, on_trial=progress.update)
+                elif ex.workers > 1:
+                    multiprocess(exp.raw, exp.file, info.storage, info.study_name, budget, ex.workers, study,
+                                 on_poll=progress.update)
+                else:
+                    local_loop(study, ctx, budget, on_trial=progress.update)
+                progress.update(study)
+        except BaseException:
+            with contextlib.suppress(Exception):  # results so far, for `nasearch pareto` and --resume
+                write_results(study, run_dir)
+            raise
         res = write_results(study, run_dir)
     return summary(res, run_dir, info, retried, time.monotonic() - start)
 

@@ -42,10 +42,9 @@ def plot_results(rows: Sequence[dict[str, Any]], path: str | Path) -> Path | Non
     """One small panel per numeric column (losses, mAP, learning rate) against the epoch."""
     if not rows:
         return None
-    import matplotlib
+    from nasearch.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     epochs = [int(r["epoch"]) for r in rows]
     keys = [k for k in rows[-1] if k != "epoch" and all(isinstance(r.get(k), int | float) for r in rows)]
