@@ -291,7 +291,19 @@ def render(summary: dict[str, Any], command: str) -> str:
     for name, r in summary["proxies"].items():
         lines.append(f"| {name} | {r['n']} | {fmt(r['spearman'])} | {fmt(r['kendall'])} | {fmt(r['p'])} | "
                      f"{fmt(r['beats_baselines'])} | {fmt(r['median_seconds'], 1)} |")
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *arch_table(summary["archs"])])
+
+
+def arch_table(archs: list[dict[str, Any]]) -> list[str]:
+    """Every architecture's raw values, so a reader can recompute any correlation."""
+    keys = [*ZERO_COST, "short_a", "short_b", "long", "long_seed2"]
+    rows = ["<details><summary>Per-architecture values (params in M, flops in GFLOPs, mAP in percent points)</summary>", "",
+            "| # | architecture | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for a in archs:
+        values = " | ".join(fmt(a[k], 3 if k in ("params", "flops", "short_a", "short_b") else 2)
+                            for k in keys)
+        rows.append(f"| {a['index']} | {a['name']} | {values} |")
+    return [*rows, "", "</details>"]
 
 
 def update_readme(path: Path, body: str) -> None:

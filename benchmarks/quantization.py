@@ -115,7 +115,8 @@ def qarepvgg(args: argparse.Namespace) -> dict[str, Any]:
     config = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers,
                          threads=args.threads, close_mosaic=max(1, args.epochs // 4), seed=args.seed)
     rows = []
-    for block in VARIANTS:
+    variants = [v for v in args.variants.split(",") if v]
+    for block in variants:
         arch = nano_nas(block, nc, args.imgsz)
         ckpt = train_variant(arch, args.data, args.out / block, config)
         model = build_model(arch)
@@ -132,7 +133,7 @@ def qarepvgg(args: argparse.Namespace) -> dict[str, Any]:
     result = {"part": "qarepvgg", "data": args.data, "imgsz": args.imgsz, "epochs": args.epochs,
               "calibration": args.calibration, "calib_images": args.calib_images, "threads": args.threads,
               "load_average": load_average(), "latency_measured": True, "rows": rows}
-    write(result, args.out / "qarepvgg.json")
+    write(result, args.out / f"qarepvgg-{'-'.join(variants)}.json")
     print("| variant | float mAP50-95 | INT8 mAP (u8) | drop | INT8 mAP (s8) | drop | weight max/mean p99 |"
           " float ms | u8 ms | speed-up |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -219,6 +220,7 @@ def main() -> None:
     q.add_argument("--workers", type=int, default=1)
     q.add_argument("--calibration", default="minmax")
     q.add_argument("--calib-images", type=int, default=64)
+    q.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: repvgg, qarepvgg")
     s = sub.add_parser("speed", help="float vs INT8 latency")
     s.add_argument("--archs", default="yolov8n")
     s.add_argument("--sizes", default="320,640")

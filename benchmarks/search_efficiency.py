@@ -38,7 +38,7 @@ from nasearch.search.candidate import SearchContext
 from nasearch.search.chooser import OptunaChooser
 from nasearch.search.experiment import DEFAULT_SAMPLER, LoadedExperiment, load_experiment
 from nasearch.search.objectives import EvalContext, score_accuracy
-from nasearch.search.study import make_sampler, quiet_optuna
+from nasearch.search.study import enqueue_repair, make_sampler, quiet_optuna
 from nasearch.search.suite import hypervolume
 from nasearch.space import build_model
 
@@ -110,7 +110,7 @@ def sampler_for(label: str, seed: int) -> optuna.samplers.BaseSampler:
 
 def run(exp: LoadedExperiment, ctx: SearchContext, label: str, seed: int, trials: int, cache: Cache
         ) -> list[dict]:
-    """One search: `trials` evaluated candidates; rejections and failures are told as in `nasearch search`."""
+    """One search of `trials` evaluated candidates; rejections (repaired), failures as in the search."""
     study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler_for(label, seed))
     limits = exp.spec.constraints.limits()
     seq: list[dict] = []
@@ -120,7 +120,8 @@ def run(exp: LoadedExperiment, ctx: SearchContext, label: str, seed: int, trials
         bad = ctx.space.violations(data)
         if bad:
             trial.set_constraint("space", float(len(bad)))
-            study.tell(trial, state=TrialState.PRUNED)
+            frozen = study.tell(trial, state=TrialState.PRUNED)
+            enqueue_repair(study, ctx, frozen)
             continue
         doc = evaluate(ctx, data, cache)
         if not doc["ok"]:

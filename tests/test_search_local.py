@@ -190,8 +190,10 @@ def test_results_and_pareto_command(tmp_path: Path, predicted_latency: None) -> 
 def test_a_used_run_directory_needs_resume(tmp_path: Path, predicted_latency: None) -> None:
     run_dir = tmp_path / "run"
     path = experiment(tmp_path, trials=2)
-    run_search(path, run_dir, show_progress=False)
-    result = runner.invoke(app, ["search", str(path), "--out", str(run_dir)])
+    first = run_search(path, run_dir, show_progress=False)
+    again = run_search(path, run_dir, show_progress=False)  # finished: the same results, no new trial
+    assert again["trials"] == first["trials"] and again["front"] == first["front"]
+    result = runner.invoke(app, ["search", str(path), "--out", str(run_dir), "--trials", "3"])
     assert result.exit_code == 2 and "an existing search run" in result.output
     path.write_text(path.read_text().replace("screen: {proxy: flops}", "screen: {proxy: params}"))
     result = runner.invoke(app, ["search", str(path), "--out", str(run_dir), "--resume"])

@@ -8,6 +8,7 @@ import typer
 
 from nasearch.cli.common import emit_json, guarded
 from nasearch.errors import InputError
+from nasearch.quant.logs import quiet_quantizer
 
 
 def export(source: str = typer.Argument(..., help="A search RUN_DIR (with --trial N), an architecture YAML or "
@@ -55,7 +56,8 @@ def export(source: str = typer.Argument(..., help="A search RUN_DIR (with --tria
     opts = ExportOptions(chosen, Path(out), imgsz, batch, nms, conf, iou, max_det, data, calib_images, calibration,
                          target, opset, seed)
     src = resolve_source(source, trial, seed)
-    manifest = export(src, opts)
+    with quiet_quantizer():
+        manifest = export(src, opts)
     if json_out:
         emit_json(manifest)
     else:

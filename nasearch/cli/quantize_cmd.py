@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from nasearch.cli.common import emit_json, guarded
+from nasearch.quant.logs import quiet_quantizer
 
 
 def quantize(ckpt: str = typer.Argument(..., help="Checkpoint written by `nasearch train` (last.pt / best.pt)."),
@@ -44,7 +45,8 @@ def quantize(ckpt: str = typer.Argument(..., help="Checkpoint written by `nasear
                            else None, qat_epochs=qat_epochs, qat_lr=qat_lr, qat_batch=qat_batch,
                            workers=workers, seed=seed)
     opts.check()
-    doc = run_quantize(ckpt, opts)
+    with quiet_quantizer():
+        doc = run_quantize(ckpt, opts)
     if json_out:
         emit_json(doc)
     else:

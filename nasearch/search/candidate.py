@@ -103,12 +103,13 @@ class SearchContext:
         """The validated candidate at the experiment's scale, resolution and classes, named by its hash
         (a preset keeps its name, with the scale as a suffix)."""
         base = self.space.to_arch(data)
+        if preset:
+            base = Architecture({**base.data, "name": preset}, base.source)
         scale = self.exp.spec.scale
         if not scale.identity:
             from nasearch.proxy.scale import scale_arch
 
-            base = scale_arch(Architecture({**base.data, "name": preset or "x"}, base.source), scale.width,
-                              scale.depth)
+            base = scale_arch(base, scale.width, scale.depth)
         base = base.with_overrides(imgsz=self.imgsz, nc=self.nc)
         name = base.name if preset else f"{self.space.name}-{base.hash[:8]}"
         return Architecture({**base.data, "name": name}, base.source)

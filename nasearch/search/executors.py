@@ -48,6 +48,10 @@ def counts(study: optuna.Study) -> dict[TrialState, int]:
     return out
 
 
+def complete_count(study: optuna.Study) -> int:
+    return counts(study).get(TrialState.COMPLETE, 0)
+
+
 def failed_count(study: optuna.Study) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                if not str(t.user_attrs.get("failure", "")).startswith("interrupted"))

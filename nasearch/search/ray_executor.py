@@ -33,7 +33,7 @@ from nasearch.search.chooser import OptunaChooser
 from nasearch.search.executors import Budget, SearchAborted, check_failures, counts
 from nasearch.search.experiment import LoadedExperiment, experiment_from_dict
 from nasearch.search.promotion import MemoryBoard, Point
-from nasearch.search.study import RunInfo, open_storage, session_sampler, tell
+from nasearch.search.study import RunInfo, enqueue_repair, open_storage, session_sampler, tell
 from nasearch.space.decisions import ReplayChooser
 
 PAYLOAD = "nasearch_payload"
@@ -93,7 +93,7 @@ def _seed_ledger(study: optuna.Study) -> tuple[dict[int, dict[str, Point]], dict
     priors: dict[str, Prior] = {}
     for t in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
         for doc in t.user_attrs.get("rungs", []):
-            if doc.get("feasible"):
+            if doc.get("feasible") and "duplicate_of" not in t.user_attrs:
                 points.setdefault(int(doc["rung"]), {})[str(t.number)] = (float(doc["latency_ms"]),
                                                                           float(doc["accuracy"]))
         h = t.user_attrs.get("arch_hash")
@@ -172,7 +172,8 @@ def _make_searcher(study: optuna.Study, ctx: SearchContext, ledger: Any, storage
                     return config
                 ot_trial.set_user_attr("rejected", f"space constraint: {violations[0]}")
                 rejected = Outcome("rejected", constraints={"space": float(len(violations))})
-                tell(self._ot_study, ot_trial, rejected)
+                frozen = tell(self._ot_study, ot_trial, rejected)
+                enqueue_repair(self._ot_study, ctx, frozen)
                 del self._ot_trials[trial_id]
             self.aborted = "the sampler keeps proposing resolutions that break the space's constraints"
             return None

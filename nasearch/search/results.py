@@ -55,7 +55,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "fidelity": a.get("fidelity"), "feasible": a.get("feasible"),
             "violations": "; ".join(a.get("violations", [])), "rejected": a.get("rejected", ""),
             "failure": a.get("failure", ""), "duplicate_of": a.get("duplicate_of"),
-            "retry_of": a.get("retry_of"),
+            "retry_of": a.get("retry_of"), "repair_of": a.get("repair_of"),
             "seconds": a.get("seconds"),
         }
         for doc in a.get("rungs", [])[:MAX_RUNGS_COLUMNS]:
@@ -215,7 +215,7 @@ def write_results(study: optuna.Study, run_dir: Path, plot: Path | None = None) 
     res = collect(study)
     run_dir.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in res.rows])
-    for col in ("params", "fidelity", "duplicate_of", "retry_of"):
+    for col in ("params", "fidelity", "duplicate_of", "retry_of", "repair_of"):
         if col in table:
             table[col] = table[col].astype("Int64")
     _write_atomic(run_dir / "trials.csv", table.to_csv(index=False))

@@ -12,7 +12,7 @@ import optuna
 
 from nasearch.errors import InputError
 from nasearch.search.candidate import SearchContext
-from nasearch.search.executors import Budget, failed_count, local_loop, multiprocess
+from nasearch.search.executors import Budget, complete_count, failed_count, local_loop, multiprocess
 from nasearch.search.experiment import LoadedExperiment, load_experiment
 from nasearch.search.progress import SearchProgress
 from nasearch.search.results import Results, front_doc, write_results
@@ -61,6 +61,11 @@ def _open(exp: LoadedExperiment, run_dir: Path, resume: bool, ctx: SearchContext
         study = load_study(info.storage, info.study_name)
         return study, info, recover_interrupted(study)
     if (run_dir / RUN_FILE).exists():
+        info = RunInfo.load(run_dir)
+        if info.fingerprint == exp.fingerprint():
+            study = load_study(info.storage, info.study_name)
+            if complete_count(study) >= exp.spec.trials:  # finished already: the same results again
+                return study, info, []
         raise InputError(run_dir, "<dir>", "a new run directory (or --resume to continue this one)",
                          "an existing search run")
     url = storage_url(exp, run_dir)

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from nasearch.errors import InputError
 from nasearch.search import promotion
 from nasearch.search.candidate import Outcome, Prior, SearchContext, evaluate
-from nasearch.search.chooser import OptunaChooser
+from nasearch.search.chooser import OptunaChooser, repair
 from nasearch.search.experiment import LoadedExperiment
 from nasearch.search.resume import INTERRUPTED
 from nasearch.space.arch import load_presets, presets_dir
@@ -34,6 +34,7 @@ from nasearch.space.space import Space, decision_values
 
 DIRECTIONS = ["minimize", "maximize"]
 SCHEMA_RETRIES = 8
+REPAIR_SEED_STRIDE = 1_000_033
 
 META_KEY = "nasearch"
 RUN_FILE = "run.json"
@@ -229,6 +230,8 @@ class StorageBoard:
         out: dict[str, promotion.Point] = {}
         states = (TrialState.COMPLETE, TrialState.RUNNING)
         for t in sorted(self.study.get_trials(deepcopy=False, states=states), key=lambda t: t.number):
+            if "duplicate_of" in t.user_attrs:  # the original already stands for this architecture
+                continue
             for doc in t.user_attrs.get("rungs", []):
                 if doc.get("rung") == rung and doc.get("feasible"):
                     out[str(t.number)] = (float(doc["latency_ms"]), float(doc["accuracy"]))
@@ -272,4 +275,14 @@ def run_one_trial(study: optuna.Study, ctx: SearchContext) -> tuple[optuna.trial
         keep = {k: trial.user_attrs[k] for k in ("preset",) if k in trial.user_attrs}
         study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number})
         raise
-    return tell(study, trial, outcome), outcome
+    frozen = tell(study, trial, outcome)
+    if outcome.state == "rejected":
+        enqueue_repair(study, ctx, frozen)
+    return frozen, outcome
+
+
+def enqueue_repair(study: optuna.Study, ctx: SearchContext, rejected: optuna.trial.FrozenTrial) -> None:
+    """Queue the nearest feasible resolution of a rejected proposal as the next trial (`repair_of`)."""
+    fixed = repair(ctx.space, dict(rejected.params), ctx.exp.spec.seed * REPAIR_SEED_STRIDE + rejected.number)
+    if fixed is not None:
+        study.enqueue_trial(fixed, user_attrs={"repair_of": rejected.number})
