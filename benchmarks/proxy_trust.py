@@ -297,7 +297,8 @@ def render(summary: dict[str, Any], command: str) -> str:
 def arch_table(archs: list[dict[str, Any]]) -> list[str]:
     """Every architecture's raw values, so a reader can recompute any correlation."""
     keys = [*ZERO_COST, "short_a", "short_b", "long", "long_seed2"]
-    rows = ["<details><summary>Per-architecture values (params in M, flops in GFLOPs, mAP in percent points)</summary>", "",
+    title = "Per-architecture values (params in M, flops in GFLOPs, mAP in percent points)"
+    rows = [f"<details><summary>{title}</summary>", "",
             "| # | architecture | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for a in archs:
         values = " | ".join(fmt(a[k], 3 if k in ("params", "flops", "short_a", "short_b") else 2)

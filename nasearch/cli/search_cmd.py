@@ -89,12 +89,12 @@ def pareto(run_dir: Path = typer.Argument(..., help="A search run directory."),
 
 def _print_front(doc: list[dict], title: str) -> None:
     table = Table(title=title)
-    for col in ("trial", "latency ms", "accuracy", "kind", "M params", "GFLOPs", "arch"):
+    for col in ("trial", "latency ms", "accuracy", "kind", "M params", "GFLOPs", "name"):
         table.add_column(col)
     for e in doc:
         lat = f"{e['latency_ms']:.4g}" + ("" if e.get("latency_measured") else " (pred)")
         table.add_row(str(e["trial"]), lat, f"{e['accuracy']:.4g}", e["accuracy_kind"],
-                      f"{e['params'] / 1e6:.3f}", f"{e['gflops']:.3g}", e["preset"] or e["arch"])
+                      f"{e['params'] / 1e6:.3f}", f"{e['gflops']:.3g}", e["name"])
     Console().print(table)
 
 

@@ -19,8 +19,8 @@ def _latency_label(entries: list[FrontEntry], method: str) -> str:
 def _presets(ax, entries: list[FrontEntry]) -> None:
     for e in entries:
         if e.preset:
-            ax.scatter([e.latency_ms], [e.accuracy], marker="*", s=160, color="tab:red", zorder=5,
-                       edgecolors="black", linewidths=0.5)
+            ax.scatter([e.latency_ms], [e.accuracy], marker="*", s=260, facecolors="none", zorder=5,
+                       edgecolors="tab:red", linewidths=1.2)
             ax.annotate(e.preset, (e.latency_ms, e.accuracy), textcoords="offset points", xytext=(6, -10),
                         fontsize=8, color="tab:red")
 
@@ -70,10 +70,10 @@ def draw_front(res: Results):
     infeasible = [r for r in res.rows if r["state"] == "complete" and r["feasible"] is False]
     limit = res.meta.get("constraints", {}).get("latency_ms")
     if limit:
-        ax.axvline(limit, color="tab:red", lw=0.8, alpha=0.6)
+        ax.axvline(limit, color="tab:red", lw=0.8, alpha=0.6, label=f"latency limit {limit:g} ms")
     ax.set_title(f"{res.meta.get('experiment', {}).get('name', 'search')}: front at rung {res.rung}")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     if two:
         ax2 = axes[0][1]
         promoted = [e for e in screen if any(d.get("rung", 0) > 0 for r in res.rows if r["trial"] == e.trial
@@ -91,6 +91,6 @@ def draw_front(res: Results):
         ax2.set_ylabel(screen[0].accuracy_kind if screen else "screening score")
         ax2.set_title("screening (rung 0) of every trial")
         ax2.grid(alpha=0.3)
-        ax2.legend(loc="lower right", fontsize=8)
+        ax2.legend(loc="best", fontsize=8)
     fig.tight_layout()
     return fig
