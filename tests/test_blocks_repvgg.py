@@ -7,23 +7,11 @@ import torch
 from torch import nn
 
 from nasearch.nn.blocks.repvgg import QARepVGGBlock, RepVGGBlock
-from nasearch.nn.inspect import count_params, fused_copy, fusion_max_abs_diff, randomize_bn
+from nasearch.nn.inspect import count_params, fused_copy, fusion_max_abs_diff
 from nasearch.nn.registry import BuildContext, load_blocks
+from tests.fusion import randomize
 
 CTX = BuildContext(act="relu", nc=5)
-
-
-@torch.no_grad()
-def randomize(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Random BN statistics and affine terms, random 1×1 biases and alphas far from 1: nothing can hide."""
-    torch.manual_seed(seed)
-    randomize_bn(module, seed=seed + 1)
-    for name, p in module.named_parameters():
-        if name.endswith("alpha"):
-            p.uniform_(0.3, 1.7)
-        elif name.endswith("conv1x1.bias"):
-            p.normal_(0.0, 0.2)
-    return module
 
 
 def _convs(m: nn.Module) -> list[nn.Conv2d]:
