@@ -45,7 +45,6 @@ ENSEMBLES: dict[str, tuple[str, ...]] = {
     "vote(entropy, zen, naswot, synflow)": ("entropy", "zen", "naswot", "synflow"),
     "vote(short_b, flops)": ("short_b", "flops"),
 }
-START, END = "<!-- proxy-trust:start -->", "<!-- proxy-trust:end -->"
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,7 @@ class Settings:
     sample_seed: int
     width: float
     depth: float
+    head_width: float
     imgsz: int
     data_images: int
     data_seed: int
@@ -62,6 +62,7 @@ class Settings:
     short_a: tuple[int, int]  # (train images, epochs)
     short_b: tuple[int, int]
     batch: int
+    lr: float
     seed: int
     noise_archs: int
 
@@ -81,24 +82,27 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     p.add_argument("--sample-seed", type=int, default=0, help="arch i is Space.sample(sample_seed + i)")
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--depth", type=float, default=0.5)
+    p.add_argument("--head-width", type=float, default=0.5, help="width multiplier of the head")
     p.add_argument("--imgsz", type=int, default=128)
     p.add_argument("--data-images", type=int, default=800)
     p.add_argument("--data-seed", type=int, default=0)
-    p.add_argument("--long-epochs", type=int, default=10, help="epochs over the whole train split")
+    p.add_argument("--long-epochs", type=int, default=20, help="epochs over the whole train split")
     p.add_argument("--short-a", default="680x1", help="short budget A: IMAGESxEPOCHS")
-    p.add_argument("--short-b", default="680x2", help="short budget B: IMAGESxEPOCHS")
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--short-b", default="680x4", help="short budget B: IMAGESxEPOCHS")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-3, help="AdamW peak learning rate of every training")
     p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--noise-archs", type=int, default=2, help="archs retrained long with seed + 1")
+    p.add_argument("--noise-archs", type=int, default=3, help="archs retrained long with seed + 1")
     p.add_argument("--out", default=str(ROOT / "runs" / "proxy_trust"))
     p.add_argument("--readme", default=str(ROOT / "benchmarks" / "README.md"))
+    p.add_argument("--tag", default="proxy-trust", help="README section between <!-- TAG:start/end -->")
     p.add_argument("--shard", default="0/1", help="K/N: this process takes the archs i with i %% N == K")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--report", action="store_true", help="only rebuild the table from the cache")
     a = p.parse_args(argv)
-    s = Settings(a.space, a.archs, a.sample_seed, a.width, a.depth, a.imgsz, a.data_images, a.data_seed,
-                 a.long_epochs, parse_budget(a.short_a), parse_budget(a.short_b), a.batch, a.seed,
-                 a.noise_archs)
+    s = Settings(a.space, a.archs, a.sample_seed, a.width, a.depth, a.head_width, a.imgsz, a.data_images,
+                 a.data_seed, a.long_epochs, parse_budget(a.short_a), parse_budget(a.short_b), a.batch, a.lr,
+                 a.seed, a.noise_archs)
     return s, a
 
 
@@ -111,6 +115,11 @@ def write_json(doc: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def upgrade_settings(stored: dict[str, Any]) -> dict[str, Any]:
+    """Settings saved before --head-width and --lr existed: the head scaled like the body, lr 2e-3."""
+    return {"head_width": stored.get("width"), "lr": 2e-3, **stored}
+
+
 class Cache:
     """One shard's measurements: {arch hash: {"index", "name", "arch", measurement name: result}}."""
 
@@ -118,7 +127,7 @@ class Cache:
         self.path = out / f"results-{shard.replace('/', 'of')}.json"
         self.settings = settings
         doc = json.loads(self.path.read_text()) if self.path.exists() else {}
-        if doc and doc.get("settings") != settings.as_dict():
+        if doc and upgrade_settings(doc.get("settings", {})) != settings.as_dict():
             raise SystemExit(f"{self.path} was made with other settings; use another --out")
         self.entries: dict[str, dict[str, Any]] = doc.get("entries", {})
 
@@ -135,7 +144,7 @@ def load_all_entries(out: Path, settings: Settings) -> list[dict[str, Any]]:
     entries: dict[str, dict[str, Any]] = {}
     for path in sorted(out.glob("results-*.json")):
         doc = json.loads(path.read_text())
-        if doc.get("settings") == settings.as_dict():
+        if upgrade_settings(doc.get("settings", {})) == settings.as_dict():
             for h, e in doc["entries"].items():
                 entries.setdefault(h, {}).update(e)
     return sorted(entries.values(), key=lambda e: e["index"])
@@ -147,7 +156,8 @@ def sample_archs(s: Settings, nc: int) -> list[Architecture]:
     space = load_space(s.space)
     out, seen, i = [], set(), 0
     while len(out) < s.archs:
-        arch = scale_arch(space.sample(s.sample_seed + i), s.width, s.depth, nc=nc, imgsz=s.imgsz)
+        arch = scale_arch(space.sample(s.sample_seed + i), s.width, s.depth, nc=nc, imgsz=s.imgsz,
+                          head_width=s.head_width)
         i += 1
         if arch.hash not in seen:
             seen.add(arch.hash)
@@ -178,7 +188,7 @@ def run_shard(s: Settings, args: argparse.Namespace, data: Path, archs: list[Arc
     for i, arch in mine:  # zero-cost first: cheap, and the table is useful early
         for name in ZERO_COST:
             measure(cache, i, arch, name, name, {"imgsz": s.imgsz, "seed": s.seed}, log)
-    train = {"data": str(data), "imgsz": s.imgsz, "seed": s.seed, "batch": s.batch,
+    train = {"data": str(data), "imgsz": s.imgsz, "seed": s.seed, "batch": s.batch, "lr": s.lr,
              "val_images": s.data_images}
     long = {**train, "images": s.data_images, "epochs": s.long_epochs}  # images capped at the train split
     for i, arch in mine:
@@ -269,12 +279,12 @@ def render(summary: dict[str, Any], command: str) -> str:
         "",
         f"- Architectures: {summary['archs_long_trained']} of {s['archs']} long-trained so far, sampled "
         f"from `{Path(s['space']).name}` (Space.sample(seed) for seeds {s['sample_seed']}..) and scaled "
-        f"for the CPU with `scale_arch`: widths × {s['width']} (multiples of 8), depths × {s['depth']}, "
-        f"nc 10, {s['imgsz']} px.",
+        f"for the CPU with `scale_arch`: widths × {s['width']} (multiples of 8), head widths × "
+        f"{s['head_width']}, depths × {s['depth']}, nc 10, {s['imgsz']} px.",
         f"- Data: synthetic shapes dataset, {s['data_images']} images at {s['imgsz']} px "
         f"(seed {s['data_seed']}, 85% train / 15% val).",
-        f"- Long training (the target): all train images × {s['long_epochs']} epochs, AdamW, cosine, mosaic, "
-        "batch {0}; COCO mAP50-95 on the whole val split.".format(s["batch"]),
+        f"- Long training (the target): all train images × {s['long_epochs']} epochs, AdamW lr {s['lr']:g}, "
+        f"warm-up + cosine, mosaic, batch {s['batch']}; COCO mAP50-95 on the whole val split.",
         f"- Short training: A = {s['short_a'][0]} images × {s['short_a'][1]} epochs, "
         f"B = {s['short_b'][0]} images × {s['short_b'][1]} epochs (same recipe, same val split).",
         "- Zero-cost scores at the same resolution, one fresh initialisation (seed 0) per architecture.",
@@ -307,12 +317,13 @@ def arch_table(archs: list[dict[str, Any]]) -> list[str]:
     return [*rows, "", "</details>"]
 
 
-def update_readme(path: Path, body: str) -> None:
-    section = f"{START}\n{body}\n{END}"
+def update_readme(path: Path, body: str, tag: str) -> None:
+    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+    section = f"{start}\n{body}\n{end}"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n## Proxy trust (`benchmarks/proxy_trust.py`)\n\n" + section + "\n"
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -325,10 +336,10 @@ def write_report(s: Settings, args: argparse.Namespace, log: Any) -> None:
     summary = summarize(s, load_all_entries(out, s))
     write_json(summary, out / "trust.json")
     defaults = parse_args([])[0]
-    flags = [f"--{k.replace('_', '-')} {v}" for k, v in s.as_dict().items()
-             if v != defaults.as_dict()[k] and k not in ("short_a", "short_b")]
+    flags = [f"--{k.replace('_', '-')} {'x'.join(map(str, v)) if isinstance(v, list) else v}"
+             for k, v in s.as_dict().items() if v != defaults.as_dict()[k]]
     command = " ".join(["python benchmarks/proxy_trust.py", *flags])
-    update_readme(Path(args.readme), render(summary, command))
+    update_readme(Path(args.readme), render(summary, command), args.tag)
     log(f"report: {summary['archs_long_trained']}/{s.archs} long-trained -> {out / 'trust.json'}")
 
 

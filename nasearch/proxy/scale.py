@@ -4,6 +4,8 @@ The trust benchmark trains every architecture to convergence, which is only affo
 small models, so it applies this transform to architectures sampled from the main space:
 - channel fields (`out`, `hidden`, `box_width`, `cls_width`) × `width`, to a multiple of 8, at least 8;
 - `width_mult` (the YOLO-NAS head) × `width`;
+- the head's fields by `head_width` instead when given (uniform scaling can leave a detector head of 8
+  channels, a bottleneck no architecture of the full-size space has);
 - `blocks` × `depth`, rounded, at least 1;
 - `nc` and `imgsz` replaced.
 Rounding is monotone, so orderings the space's constraints require (e.g. non-decreasing stage widths,
@@ -50,17 +52,21 @@ def _scale(node: Any, width: float, depth: float) -> Any:
 
 
 def scale_arch(arch: Architecture, width: float = 1.0, depth: float = 1.0, nc: int | None = None,
-               imgsz: int | None = None) -> Architecture:
-    """The architecture with widths × `width`, depths × `depth`, and nc / imgsz replaced when given."""
-    if width <= 0 or depth <= 0:
-        raise ValueError(f"width and depth multipliers must be positive, got {width}, {depth}")
+               imgsz: int | None = None, head_width: float | None = None) -> Architecture:
+    """The architecture with widths × `width` (the head's × `head_width`, default `width`), depths × `depth`,
+    and nc / imgsz replaced when given."""
+    head_width = width if head_width is None else head_width
+    if min(width, depth, head_width) <= 0:
+        raise ValueError(f"multipliers must be positive, got width {width}, depth {depth}, head {head_width}")
     body = {k: v for k, v in arch.data.items() if k not in ("backbone", "neck", "head")}
-    for part in ("backbone", "neck", "head"):
+    for part in ("backbone", "neck"):
         body[part] = _scale(arch.data[part], width, depth)
+    body["head"] = _scale(arch.data["head"], head_width, depth)
     if nc is not None:
         body["nc"] = nc
     if imgsz is not None:
         body["imgsz"] = imgsz
     suffix = "" if (width, depth) == (1.0, 1.0) else f"-w{width:g}d{depth:g}"
+    suffix += "" if head_width == width else f"h{head_width:g}"
     body["name"] = f"{arch.name}{suffix}"
     return Architecture.from_dict(body, arch.source)
