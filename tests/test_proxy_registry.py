@@ -98,6 +98,9 @@ def test_scale_arch_on_yolo_nas_s() -> None:
     assert d["head"]["width_mult"] == pytest.approx(0.125)
     _, scores = build_model(small).eval()(torch.zeros(1, 3, 128, 128))
     assert scores.shape[-1] == 10
+    wider_head = scale_arch(load_arch(PRESETS / "yolo_nas_s.yaml"), width=0.25, depth=0.5, head_width=0.5)
+    assert wider_head.data["head"]["width_mult"] == pytest.approx(0.25)
+    assert wider_head.data["backbone"] == d["backbone"] and wider_head.data["neck"] == d["neck"]
 
 
 def test_scale_arch_keeps_the_space_constraints_and_identity() -> None:
