@@ -200,8 +200,6 @@ def test_a_used_run_directory_needs_resume(tmp_path: Path, predicted_latency: No
     assert result.exit_code == 2 and "a changed experiment" in result.output
 
 
-@pytest.mark.xfail(strict=False, reason="known race, open in issue 6: under heavy load a worker process can find its "
-                   "trial already finished by another process (optuna check_trial_is_updatable)")
 def test_two_worker_processes_share_one_study(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     path = experiment(tmp_path, trials=6, extra="sampler: random\nexecutor: {workers: 2}\n")

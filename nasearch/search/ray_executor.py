@@ -33,7 +33,8 @@ from nasearch.search.chooser import OptunaChooser
 from nasearch.search.executors import Budget, SearchAborted, check_failures, counts
 from nasearch.search.experiment import LoadedExperiment, experiment_from_dict
 from nasearch.search.promotion import MemoryBoard, Point
-from nasearch.search.study import RunInfo, enqueue_repair, open_storage, session_sampler, tell
+from nasearch.search.storage import open_storage
+from nasearch.search.study import RunInfo, enqueue_repair, session_sampler, tell
 from nasearch.space.decisions import ReplayChooser
 
 PAYLOAD = "nasearch_payload"

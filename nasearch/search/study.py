@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +27,11 @@ from nasearch.search.candidate import Outcome, Prior, SearchContext, evaluate
 from nasearch.search.chooser import OptunaChooser, repair
 from nasearch.search.experiment import LoadedExperiment
 from nasearch.search.resume import INTERRUPTED
+from nasearch.search.storage import open_storage
 from nasearch.space.arch import load_presets, presets_dir
 from nasearch.space.space import Space, decision_values
 
 DIRECTIONS = ["minimize", "maximize"]
-SCHEMA_RETRIES = 8
 REPAIR_SEED_STRIDE = 1_000_033
 
 META_KEY = "nasearch"
@@ -54,43 +52,6 @@ def storage_url(exp: LoadedExperiment, run_dir: Path) -> str:
             url = f"sqlite:///{(exp.base / rel).resolve()}"
         return url
     return f"sqlite:///{(run_dir / 'study.db').resolve()}"
-
-
-def _prepare_sqlite(url: str) -> None:
-    """WAL journal (readers never block the writer; persistent in the file) before Optuna opens it."""
-    if not url.startswith("sqlite:///"):
-        return
-    path = Path(url.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=60)
-    try:
-        con.execute("PRAGMA journal_mode=WAL")
-    finally:
-        con.close()
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    _prepare_sqlite(url)
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-    error: Exception = RuntimeError("no attempt")
-    for attempt in range(SCHEMA_RETRIES):
-        try:
-            return optuna.storages.RDBStorage(url, **kwargs)
-        except Exception as exc:
-            if _schema_race(exc) and attempt < SCHEMA_RETRIES - 1:
-                time.sleep(0.2 * (attempt + 1))  # another process is creating the schema right now
-                continue
-            error = exc
-            break
-    raise InputError("storage", "storage", "a reachable Optuna storage URL (sqlite:///…, postgresql://…)",
-                     f"{url!r} ({type(error).__name__}: {' '.join(str(error).split())[:160]})") from None
-
-
-def _schema_race(exc: Exception) -> bool:
-    text = str(exc)
-    return "UNIQUE constraint failed" in text or "already exists" in text or "database is locked" in text
 
 
 def make_sampler(name: str, seed: int, population_size: int | None = None,
