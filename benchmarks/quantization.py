@@ -113,7 +113,8 @@ def qarepvgg(args: argparse.Namespace) -> dict[str, Any]:
 
     nc = load_split(args.data, "val").nc
     config = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers,
-                         threads=args.threads, close_mosaic=max(1, args.epochs // 4), seed=args.seed)
+                         threads=args.threads, close_mosaic=max(1, args.epochs // 4), seed=args.seed,
+                         optimizer=args.optimizer, lr0=args.lr0, nbs=args.nbs or args.batch)
     rows = []
     variants = [v for v in args.variants.split(",") if v]
     for block in variants:
@@ -131,6 +132,7 @@ def qarepvgg(args: argparse.Namespace) -> dict[str, Any]:
                                                "latency_int8_ms", "speedup", "activations")}
         rows.append(row)
     result = {"part": "qarepvgg", "data": args.data, "imgsz": args.imgsz, "epochs": args.epochs,
+              "batch": args.batch, "optimizer": args.optimizer, "lr0": args.lr0, "nbs": args.nbs or args.batch,
               "calibration": args.calibration, "calib_images": args.calib_images, "threads": args.threads,
               "load_average": load_average(), "latency_measured": True, "rows": rows}
     write(result, args.out / f"qarepvgg-{'-'.join(variants)}.json")
@@ -218,6 +220,9 @@ def main() -> None:
     q.add_argument("--epochs", type=int, default=12)
     q.add_argument("--batch", type=int, default=16)
     q.add_argument("--workers", type=int, default=1)
+    q.add_argument("--optimizer", default="sgd", choices=("sgd", "adamw"))
+    q.add_argument("--lr0", type=float, default=None, help="peak learning rate (default: the trainer's)")
+    q.add_argument("--nbs", type=int, default=None, help="nominal batch size (default: --batch, no accumulation)")
     q.add_argument("--calibration", default="minmax")
     q.add_argument("--calib-images", type=int, default=64)
     q.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: repvgg, qarepvgg")

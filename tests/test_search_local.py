@@ -211,3 +211,22 @@ def test_two_worker_processes_share_one_study(tmp_path: Path) -> None:
     assert len(workers) == 2, workers
     assert all(int(w.rsplit(":", 1)[1]) != os.getpid() for w in workers)
     assert all(t.user_attrs["latency_measured"] is True for t in done)
+
+
+def test_experiment_scale_sets_body_and_head_widths(tmp_path: Path) -> None:
+    from nasearch.search.candidate import SearchContext
+    from nasearch.search.experiment import load_experiment
+    from nasearch.space.arch import load_presets, presets_dir
+    from nasearch.space.decisions import ReplayChooser
+    from nasearch.space.space import decision_values
+
+    path = experiment(tmp_path, space=SPACES / "yolo_nas_space.yaml",
+                      extra="scale: {width: 0.25, depth: 0.5, head_width: 0.5}\n")
+    ctx = SearchContext.create(load_experiment(path))
+    preset = load_presets(presets_dir())["yolo_nas_s"]
+    values = decision_values(ctx.space, preset)
+    assert values is not None
+    arch = ctx.architecture(ctx.space.resolve(ReplayChooser(values)), preset="yolo_nas_s")
+    assert arch.data["head"]["width_mult"] == pytest.approx(preset.data["head"]["width_mult"] * 0.5)
+    assert arch.data["backbone"]["stages"][0]["out"] == preset.data["backbone"]["stages"][0]["out"] // 4
+    assert arch.data["imgsz"] == 64 and arch.name.startswith("yolo_nas_s")

@@ -109,7 +109,7 @@ class SearchContext:
         if not scale.identity:
             from nasearch.proxy.scale import scale_arch
 
-            base = scale_arch(base, scale.width, scale.depth)
+            base = scale_arch(base, scale.width, scale.depth, head_width=scale.head_width)
         base = base.with_overrides(imgsz=self.imgsz, nc=self.nc)
         name = base.name if preset else f"{self.space.name}-{base.hash[:8]}"
         return Architecture({**base.data, "name": name}, base.source)

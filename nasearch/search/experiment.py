@@ -95,10 +95,11 @@ class ScaleSpec(Strict):
 
     width: Annotated[float, Field(gt=0, le=4)] = 1.0
     depth: Annotated[float, Field(gt=0, le=4)] = 1.0
+    head_width: Annotated[float, Field(gt=0, le=4)] | None = None  # the head's widths; default `width`
 
     @property
     def identity(self) -> bool:
-        return self.width == 1.0 and self.depth == 1.0
+        return self.width == 1.0 and self.depth == 1.0 and self.head_width in (None, 1.0)
 
 
 class ConstraintsSpec(Strict):
