@@ -13,7 +13,8 @@ Target: the default sampler at 60 trials reaches at least the hypervolume random
     python benchmarks/search_efficiency.py [--experiment quickstart] [--seeds 0 1 2] [--trials 60]
         [--random-trials 180] [--out runs/search_efficiency]
 
-Writes OUT/runs.json (every run's sequence), OUT/summary.json and OUT/hypervolume.png.
+Writes OUT/runs-OBJECTIVE.json (every run's sequence, per objective fingerprint), OUT/summary.json and
+OUT/hypervolume.png.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ctx = SearchContext.create(exp)
     objective = screening_key(exp)
     cache = Cache(args.out / "cache.sqlite", objective)
-    runs_file = args.out / "runs.json"
+    runs_file = args.out / f"runs-{objective}.json"  # a changed objective starts afresh
     runs: dict[str, dict[str, list[dict]]] = json.loads(runs_file.read_text()) if runs_file.exists() else {}
     start = time.monotonic()
     for seed in args.seeds:
