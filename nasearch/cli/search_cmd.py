@@ -89,13 +89,17 @@ def pareto(run_dir: Path = typer.Argument(..., help="A search run directory."),
 
 def _print_front(doc: list[dict], title: str) -> None:
     table = Table(title=title)
-    for col in ("trial", "latency ms", "accuracy", "kind", "M params", "GFLOPs", "name"):
+    for col in ("trial", "latency ms", "latency", "accuracy", "kind", "M params", "GFLOPs"):
         table.add_column(col)
+    table.add_column("name", overflow="fold")
     for e in doc:
-        lat = f"{e['latency_ms']:.4g}" + ("" if e.get("latency_measured") else " (pred)")
-        table.add_row(str(e["trial"]), lat, f"{e['accuracy']:.4g}", e["accuracy_kind"],
-                      f"{e['params'] / 1e6:.3f}", f"{e['gflops']:.3g}", e["name"])
-    Console().print(table)
+        table.add_row(str(e["trial"]), f"{e['latency_ms']:.4g}",
+                      "measured" if e.get("latency_measured") else "predicted", f"{e['accuracy']:.4g}",
+                      e["accuracy_kind"], f"{e['params'] / 1e6:.3f}", f"{e['gflops']:.3g}", e["name"])
+    console = Console()
+    if not console.is_terminal:  # a log or a pipe: full names rather than rich's 80 columns
+        console = Console(width=160)
+    console.print(table)
 
 
 def attach(app: typer.Typer) -> None:
