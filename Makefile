@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	@touch $(STAMP)
 
+# A second run continues the first (after an interrupt) or just prints its front.
 quickstart: $(STAMP)
-	$(BIN)/nasearch search experiments/quickstart.yaml --out runs/quickstart
+	$(BIN)/nasearch search experiments/quickstart.yaml --out runs/quickstart \
+		$$(test -f runs/quickstart/run.json && echo --resume)
 	$(BIN)/nasearch pareto runs/quickstart
 
 test: $(STAMP)
