@@ -19,7 +19,7 @@ def quantize(ckpt: str = typer.Argument(..., help="Checkpoint written by `nasear
              target: str = typer.Option("cpu", "--target", help="cpu (u8 activations, fastest on x86 ONNX "
                                         "Runtime) or tensorrt (symmetric s8 activations)."),
              ops: str = typer.Option("auto", "--ops", help="conv | conv+act (also SiLU's Sigmoid and Mul, faster "
-                                     "on CPU) | auto (conv+act for ptq on cpu, else conv)."),
+                                     "on CPU, less accurate) | auto (conv)."),
              calibration: str = typer.Option("minmax", "--calibration", help="minmax | entropy | percentile."),
              calib_images: int = typer.Option(128, "--calib-images", help="Training images used to calibrate."),
              imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: the training size)."),

@@ -56,7 +56,7 @@ class QuantizeOptions:
     workers: int = 2
     seed: int = 0
     latency_rounds: int = 3
-    ops: str = "auto"  # conv: convolutions only; conv+act: also SiLU's Sigmoid and Mul; auto: conv+act for ptq on cpu
+    ops: str = "auto"  # conv: convolutions only; conv+act: also SiLU's Sigmoid and Mul (ptq, cpu); auto: conv
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -80,8 +80,8 @@ class QuantizeOptions:
             raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(self.imgsz))
 
     def quantized_ops(self) -> tuple[str, ...]:
-        extended = self.ops == "conv+act" or (self.ops == "auto" and self.mode == "ptq" and self.target == "cpu")
-        return QUANTIZED_OPS + ACTIVATION_OPS if extended else QUANTIZED_OPS
+        # auto = conv: INT8 SiLU activations cost yolov8n 1.70 mAP points against 0.56 (benchmarks/README.md)
+        return QUANTIZED_OPS + ACTIVATION_OPS if self.ops == "conv+act" else QUANTIZED_OPS
 
     def ptq_config(self) -> PTQConfig:
         return PTQConfig(method=self.method, activations=TARGET_ACTIVATIONS[self.target], op_types=self.quantized_ops())
