@@ -272,6 +272,7 @@ def summarize(s: Settings, entries: list[dict[str, Any]]) -> dict[str, Any]:
     seed_noise = {"pairs": noise, "mean_abs_diff": round(sum(abs(a - b) for a, b in noise) / len(noise), 3),
                   "spearman": correlate(first, second)["spearman"]} if noise else None
     return {"settings": s.as_dict(), "archs_long_trained": len(done), "archs_total": s.archs,
+            "target_seeds": 2 if two_seeds else 1,
             "target": f"mean of seeds {s.seed} and {s.seed + 1}" if two_seeds else f"seed {s.seed}",
             "long_map": long_map, "seed_noise": seed_noise,
             "proxies": rows,
@@ -294,7 +295,7 @@ def fmt(v: Any, digits: int = 3) -> str:
 
 def render(summary: dict[str, Any], command: str) -> str:
     s = summary["settings"]
-    two = summary["target"].startswith("mean")
+    two = summary["target_seeds"] == 2
     target = (f"the target is the mean of two trainings, seeds {s['seed']} and {s['seed'] + 1}" if two
               else f"one training, seed {s['seed']}")
     lines = [
