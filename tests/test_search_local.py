@@ -185,6 +185,10 @@ def test_results_and_pareto_command(tmp_path: Path, predicted_latency: None) -> 
     assert lat == sorted(lat) and acc == sorted(acc), "a front sorted by latency gains accuracy"
     assert all(Path(e["arch"]).is_file() and load_arch(e["arch"]).hash for e in doc)
     assert (tmp_path / "front.png").stat().st_size > 10_000
+    table = runner.invoke(app, ["pareto", str(run_dir)])  # the table, off a terminal: full names, labels
+    assert table.exit_code == 0, table.output
+    assert all(e["name"] in table.stdout for e in doc)
+    assert table.stdout.count("predicted") == len(doc) and "measured" not in table.stdout
 
 
 def test_a_used_run_directory_needs_resume(tmp_path: Path, predicted_latency: None) -> None:
