@@ -33,8 +33,9 @@ import torch
 
 from nasearch.export.onnx import export_detector
 from nasearch.nn.inspect import count_params, fused_copy, randomize_bn
-from nasearch.quant.ptq import PTQConfig, quantize_qdq
+from nasearch.quant.ptq import quantize_qdq
 from nasearch.quant.report import QuantizeOptions, measure_latencies, run_quantize
+from nasearch.quant.spec import int8_spec
 from nasearch.space import Architecture, build_model, load_arch
 from nasearch.train.trainer import LAST, TrainConfig, Trainer, prepare_run, resume_run
 
@@ -159,8 +160,8 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
                 f = export_detector(model, Path(tmp) / "f.onnx", size)
                 rng = np.random.default_rng(0)
                 calib = [rng.random((1, 3, size, size), dtype=np.float32) for _ in range(8)]
-                u8 = quantize_qdq(f, Path(tmp) / "u8.onnx", calib, PTQConfig(activations="u8"))
-                s8 = quantize_qdq(f, Path(tmp) / "s8.onnx", calib, PTQConfig(activations="s8"))
+                u8 = quantize_qdq(f, Path(tmp) / "u8.onnx", calib, int8_spec("cpu"))
+                s8 = quantize_qdq(f, Path(tmp) / "s8.onnx", calib, int8_spec("tensorrt"))
                 t = measure_latencies([f, u8, s8], args.threads, args.rounds)
             fp, a, b = (x["median_ms"] for x in t)
             rows.append({"arch": arch.name, "imgsz": size, "float_ms": round(fp, 3), "int8_u8_ms": round(a, 3),

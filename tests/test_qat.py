@@ -11,7 +11,7 @@ import torch
 from nasearch.data import ensure_synthetic, load_split
 from nasearch.export.onnx import export_detector
 from nasearch.nn.inspect import fused_copy, randomize_bn
-from nasearch.quant.ptq import PTQConfig, quantize_qdq, quantized_nodes
+from nasearch.quant.ptq import quantize_qdq, quantized_nodes
 from nasearch.quant.qat import (
     ActFakeQuant,
     QuantConv,
@@ -21,9 +21,9 @@ from nasearch.quant.qat import (
     finetune,
     learnt_ranges,
     prepare_qat,
-    quantize_with_ranges,
     strip_qat,
 )
+from nasearch.quant.spec import int8_spec
 from nasearch.space import build_model, load_space
 
 IMGSZ = 64
@@ -56,11 +56,13 @@ def _reference_qdq(path, x: np.ndarray) -> list[np.ndarray]:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(None, {"images": x})
 
 
-@pytest.mark.parametrize("activations", ["u8", "s8"])
-def test_fake_quant_model_reproduces_the_qdq_graph(deploy, tmp_path, activations):
+@pytest.mark.parametrize(("target", "isa"), [("cpu", "vnni"), ("cpu", "no-vnni"), ("tensorrt", "vnni")])
+def test_fake_quant_model_reproduces_the_qdq_graph(deploy, tmp_path, target, isa):
     fused, float_onnx, calib = deploy
-    qdq = quantize_qdq(float_onnx, tmp_path / "q.onnx", calib, PTQConfig(activations=activations))
+    spec = int8_spec(target, isa=isa)
+    qdq = quantize_qdq(float_onnx, tmp_path / "q.onnx", calib, spec)
     model, plan = prepare_qat(fused, float_onnx, qdq)
+    assert {m.weight_qmax for m in model.modules() if isinstance(m, QuantConv)} == {spec.weight_qmax}
     assert len(plan.modules) == len(quantized_nodes(qdq)) == sum(isinstance(m, QuantConv) for m in model.modules())
     x = np.random.default_rng(7).random((1, 3, IMGSZ, IMGSZ), dtype=np.float32)
     with torch.no_grad():
@@ -88,11 +90,12 @@ def test_one_quantizer_per_tensor(deploy, tmp_path):
 
 def test_unchanged_ranges_export_the_same_graph(deploy, tmp_path):
     fused, float_onnx, calib = deploy
-    qdq = quantize_qdq(float_onnx, tmp_path / "q.onnx", calib)
+    spec = int8_spec("tensorrt")
+    qdq = quantize_qdq(float_onnx, tmp_path / "q.onnx", calib, spec)
     model, _ = prepare_qat(fused, float_onnx, qdq)
     plain = strip_qat(model)
     again = export_detector(plain, tmp_path / "f2.onnx", IMGSZ, fused=True)
-    out = quantize_with_ranges(again, tmp_path / "q2.onnx", calib, learnt_ranges(model, plain, again))
+    out = quantize_qdq(again, tmp_path / "q2.onnx", calib, spec, ranges=learnt_ranges(model, plain, again))
     x = calib[0]
     for a, b in zip(_reference_qdq(qdq, x), _reference_qdq(out, x), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -122,7 +125,7 @@ def test_activation_quantizer_learns_its_range():
 
 def test_finetune_moves_ranges_and_exports_them(deploy, tmp_path):
     fused, float_onnx, calib = deploy
-    config = PTQConfig(activations="u8")
+    config = int8_spec("cpu")
     qdq = quantize_qdq(float_onnx, tmp_path / "q.onnx", calib, config)
     model, _ = prepare_qat(fused, float_onnx, qdq)
     before = {id(m): m.range() for m in model.modules() if isinstance(m, ActFakeQuant)}
@@ -134,7 +137,7 @@ def test_finetune_moves_ranges_and_exports_them(deploy, tmp_path):
     plain = strip_qat(tuned)
     path = export_detector(plain, tmp_path / "tuned.onnx", IMGSZ, fused=True)
     ranges = learnt_ranges(tuned, plain, path)
-    out = quantize_with_ranges(path, tmp_path / "tuned.int8.onnx", calib, ranges, config)
+    out = quantize_qdq(path, tmp_path / "tuned.int8.onnx", calib, config, ranges=ranges)
     onnx.checker.check_model(str(out))
     assert all(quantized_nodes(out).values())
     exported = activation_ranges(out)

@@ -37,7 +37,7 @@ def export(source: str = typer.Argument(..., help="A search RUN_DIR (with --tria
            json_out: bool = typer.Option(False, "--json", help="Print the manifest as one JSON document.")) -> None:
     """Export the architecture, weights, ONNX (fused, checked against PyTorch), INT8 QDQ ONNX, TensorRT engine."""
     from nasearch.export.exporter import ExportOptions, export, parse_formats, resolve_source
-    from nasearch.quant.ptq import CALIBRATION_METHODS
+    from nasearch.quant.spec import CALIBRATION_METHODS
 
     chosen = parse_formats(formats)
     if opset < 17:

@@ -64,12 +64,14 @@ def open_onnx(path: str | Path, threads: int | None = None) -> Any:
     p = Path(path)
     if not p.is_file():
         raise InputError(path, "<file>", "an ONNX file", "a directory" if p.is_dir() else "no such path")
+    from nasearch.quant.isa import exact_int8_session
+
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
     try:
-        return ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(p), exact_int8_session(options), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for malformed models
         found = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ''}"
         raise InputError(path, "<file>", "a valid ONNX model", found) from None

@@ -28,7 +28,7 @@ from nasearch.errors import InputError
 from nasearch.export.nms import DETECTION_COLUMNS, DetectorWithNMS
 from nasearch.export.onnx import DECODED_OUTPUTS, export_detector, export_module
 from nasearch.nn.inspect import fused_copy
-from nasearch.quant.ptq import PTQConfig
+from nasearch.quant.spec import Int8Spec, int8_spec
 from nasearch.space import Architecture, build_model, load_arch
 from nasearch.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -139,9 +139,11 @@ def _file_entry(path: Path, **info: Any) -> dict[str, Any]:
 def _ort_run(path: Path, x: np.ndarray) -> list[np.ndarray]:
     import onnxruntime as ort
 
+    from nasearch.quant.isa import exact_int8_session
+
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), exact_int8_session(options), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: x})
 
 
@@ -297,11 +299,12 @@ def export(source: Source, opts: ExportOptions, log: Log = _log) -> dict[str, An
     target = opts.target or ("tensorrt" if "engine" in formats else "cpu")
     int8_onnx = None
     if "onnx-int8" in formats:
-        int8_onnx = _export_int8(float_onnx, out / f"{name}.int8.onnx", opts, imgsz, target, log)  # type: ignore[arg-type]
+        spec = int8_spec(target, opts.calibration)
+        int8_onnx = _export_int8(float_onnx, out / f"{name}.int8.onnx", opts, imgsz, spec, log)  # type: ignore[arg-type]
         check = verify_int8(int8_onnx, float_onnx, fused, x, imgsz)  # type: ignore[arg-type]
         manifest["files"]["onnx-int8"] = _file_entry(int8_onnx, target=target,
-                                                      activations="s8" if target == "tensorrt" else "u8",
-                                                      calibration=opts.calibration, verification=check)
+                                                      activations=spec.activations, calibration=opts.calibration,
+                                                      int8_spec=spec.as_dict(), verification=check)
         log(f"export: {int8_onnx} ({check['quantized_convs']} INT8 convs; mean |Δ| vs PyTorch fake-quant: "
             f"scores {check['mean_abs_diff_scores']:.2e}, boxes {check['mean_abs_diff_boxes_px']:.3f} px)")
         failures += [] if check["ok"] else ["onnx-int8"]
@@ -333,7 +336,7 @@ def _save_torch(source: Source, path: Path) -> Path:
     return save_checkpoint(state, path)
 
 
-def _export_int8(float_onnx: Path, path: Path, opts: ExportOptions, imgsz: int, target: str, log: Log) -> Path:
+def _export_int8(float_onnx: Path, path: Path, opts: ExportOptions, imgsz: int, spec: Int8Spec, log: Log) -> Path:
     from nasearch.quant.ptq import quantize_qdq
     from nasearch.quant.report import calibration_batches, calibration_split
 
@@ -341,8 +344,7 @@ def _export_int8(float_onnx: Path, path: Path, opts: ExportOptions, imgsz: int, 
     calib = calibration_batches(split, imgsz, opts.calib_images, opts.seed)
     if opts.batch > 1:  # the graph's batch is static: calibrate on batches of distinct images
         calib = [np.concatenate(calib[i:i + opts.batch]) for i in range(0, len(calib) - opts.batch + 1, opts.batch)]
-    config = PTQConfig(method=opts.calibration, activations="s8" if target == "tensorrt" else "u8")
-    return quantize_qdq(float_onnx, path, calib, config)
+    return quantize_qdq(float_onnx, path, calib, spec)
 
 
 def _build_engine(onnx_path: Path, path: Path, precision: str, log: Log) -> dict[str, Any]:

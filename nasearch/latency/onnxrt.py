@@ -21,8 +21,9 @@ from nasearch.errors import InputError
 from nasearch.export.onnx import export_module
 from nasearch.latency.backend import Backend
 from nasearch.latency.fingerprint import Fingerprint, cpu_name
-from nasearch.latency.int8 import quantize_qdq
 from nasearch.latency.stats import Timing, TimingPolicy, measure, timer
+from nasearch.quant.ptq import perturbed_copies, quantize_qdq
+from nasearch.quant.spec import Int8Spec, int8_spec
 
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 NUMPY_TYPES = {
@@ -94,6 +95,7 @@ class OnnxRuntimeBackend(Backend):
     ) -> None:
         self.provider = provider or default_provider()
         super().__init__(precision, batch, threads, policy, clock)
+        self.int8: Int8Spec | None = int8_spec("cpu") if precision == "int8" else None  # what int8 measures
         if precision == "fp16" and self.provider == "CPUExecutionProvider":
             raise InputError(
                 "--precision",
@@ -121,6 +123,7 @@ class OnnxRuntimeBackend(Backend):
             self.precision,
             self.batch,
             self.clock,
+            {"int8_spec": self.int8.name} if self.int8 else {},
         )
 
     def time_module(
@@ -137,7 +140,7 @@ class OnnxRuntimeBackend(Backend):
             path = export_module(module, inputs, Path(tmp) / "m.onnx", input_names, output_names, check=False)
             feeds = {n: t.detach().cpu().numpy() for n, t in zip(input_names, inputs, strict=True)}
             if self.precision == "int8":
-                path = quantize_qdq(path, Path(tmp) / "m.int8.onnx", feeds, activations="u8")
+                path = quantize_qdq(path, Path(tmp) / "m.int8.onnx", perturbed_copies(feeds), self.int8)
             session = make_session(path, self.threads, self.provider)
             session_inputs = [i.name for i in session.get_inputs()]
             return time_session(session, {n: feeds[n] for n in session_inputs}, self.policy, self.clock)

@@ -183,6 +183,10 @@ class TensorRTBackend(Backend):
             "cuda": ".".join(str(v) for v in self.cuda.get_version()),
             "driver": str(self.cuda.get_driver_version()),
         }
+        if self.precision == "int8":
+            from nasearch.quant.spec import int8_spec
+
+            extra["int8_spec"] = int8_spec("tensorrt").name
         return Fingerprint(
             self.name,
             str(self.trt.__version__),
@@ -208,9 +212,10 @@ class TensorRTBackend(Backend):
             )
             feeds = {n: t.detach().cpu().float().numpy() for n, t in zip(input_names, inputs, strict=True)}
             if self.precision == "int8":
-                from nasearch.latency.int8 import quantize_qdq
+                from nasearch.quant.ptq import perturbed_copies, quantize_qdq
+                from nasearch.quant.spec import int8_spec
 
-                path = quantize_qdq(path, Path(tmp) / "m.qdq.onnx", feeds, activations="s8")
+                path = quantize_qdq(path, Path(tmp) / "m.qdq.onnx", perturbed_copies(feeds), int8_spec("tensorrt"))
             key = engine_cache_key(
                 file_sha256(path),
                 str(self.trt.__version__),

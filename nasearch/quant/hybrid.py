@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nasearch.quant.ptq import PTQConfig, conv_node_names, quantize_qdq
+from nasearch.quant.ptq import conv_node_names, quantize_qdq
+from nasearch.quant.spec import Int8Spec, int8_spec
 
 Evaluate = Callable[[Path], float]  # ONNX file → accuracy (mAP, percent points)
 
@@ -31,7 +32,7 @@ class HybridResult:
         return self.float_accuracy - self.int8_accuracy
 
 
-def layer_sensitivity(float_onnx: Path, calib: Sequence[np.ndarray], evaluate: Evaluate, config: PTQConfig,
+def layer_sensitivity(float_onnx: Path, calib: Sequence[np.ndarray], evaluate: Evaluate, config: Int8Spec,
                       candidates: Sequence[str] | None = None, workdir: Path | None = None) -> dict[str, float]:
     """Accuracy of the all-INT8 model with each candidate layer alone kept in float."""
     names = list(candidates) if candidates is not None else conv_node_names(float_onnx, config.op_types)
@@ -44,9 +45,10 @@ def layer_sensitivity(float_onnx: Path, calib: Sequence[np.ndarray], evaluate: E
 
 
 def search_float_layers(float_onnx: Path, out: Path, calib: Sequence[np.ndarray], evaluate: Evaluate,
-                        max_drop: float, config: PTQConfig = PTQConfig(), max_float: int | None = None,
+                        max_drop: float, config: Int8Spec | None = None, max_float: int | None = None,
                         candidates: Sequence[str] | None = None) -> HybridResult:
     """Write to `out` the QDQ model with the fewest float layers whose drop is ≤ max_drop (if reachable)."""
+    config = config or int8_spec("cpu")
     float_acc = evaluate(float_onnx)
     quantize_qdq(float_onnx, out, list(calib), config)
     int8_acc = evaluate(out)

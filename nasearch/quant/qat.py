@@ -3,7 +3,8 @@
 The fake quantization copies exactly what the QDQ graph of `nasearch.quant.ptq` computes, so what is
 trained is what is exported: for every convolution ONNX Runtime quantized, its input and output
 activations (per tensor, the PTQ scale and zero point as the starting range, learnt from there as in
-LSQ) and its weights (per output channel, symmetric int8 in [-127, 127], scale = max|w| / 127). A
+LSQ) and its weights (per output channel, symmetric int8 in [-q, q], scale = max|w| / q, with q = 127, or 64 for the
+reduced-range weights of the CPU spec on CPUs without VNNI, read from the graph). A
 tensor feeding several convolutions has one shared quantizer, as it has one Q/DQ pair in the graph.
 
 Export: the fine-tuned weights go back into plain convolutions, the float ONNX is exported again and
@@ -16,9 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,9 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
-from nasearch.quant.ptq import PTQConfig, _Reader
+from nasearch.quant.ptq import quantize_qdq
 
-WEIGHT_QMAX = 127  # ONNX Runtime's symmetric int8 weights use [-127, 127]
+WEIGHT_QMAX = 127  # ONNX Runtime's symmetric int8 weights use [-127, 127] ([-64, 64] with reduce_range)
 
 
 @dataclass(frozen=True)
@@ -125,20 +124,21 @@ class ActFakeQuant(nn.Module):
             return min(float(self.lo), 0.0), max(float(self.hi), 0.0)
 
 
-def fake_quant_weight(w: torch.Tensor, axis: int = 0) -> torch.Tensor:
+def fake_quant_weight(w: torch.Tensor, axis: int = 0, qmax: int = WEIGHT_QMAX) -> torch.Tensor:
     """Symmetric per-channel int8 fake quantization (scale from the current weights, no gradient)."""
     dims = [d for d in range(w.dim()) if d != axis]
     amax = w.detach().abs().amax(dim=dims, keepdim=True).clamp_min(1e-12)
-    scale = amax / WEIGHT_QMAX
-    return _round_ste(w / scale).clamp(-WEIGHT_QMAX, WEIGHT_QMAX) * scale
+    scale = amax / qmax
+    return _round_ste(w / scale).clamp(-qmax, qmax) * scale
 
 
 class QuantConv(nn.Module):
     """A Conv2d / ConvTranspose2d with fake-quantized input, weights and output; `conv` is the original."""
 
     def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, in_q: ActFakeQuant | None,
-                 out_q: ActFakeQuant | None) -> None:
+                 out_q: ActFakeQuant | None, weight_qmax: int = WEIGHT_QMAX) -> None:
         super().__init__()
+        self.weight_qmax = weight_qmax
         self.conv = conv
         self.in_q = in_q
         self.out_q = out_q
@@ -148,11 +148,11 @@ class QuantConv(nn.Module):
             x = self.in_q(x)
         c = self.conv
         if isinstance(c, nn.ConvTranspose2d):
-            w = fake_quant_weight(c.weight, axis=1)
+            w = fake_quant_weight(c.weight, axis=1, qmax=self.weight_qmax)
             y = F.conv_transpose2d(x, w, c.bias, c.stride, c.padding, c.output_padding, c.groups, c.dilation)
         else:
-            y = F.conv2d(x, fake_quant_weight(c.weight, axis=0), c.bias, c.stride, c.padding, c.dilation,
-                         c.groups)
+            w = fake_quant_weight(c.weight, axis=0, qmax=self.weight_qmax)
+            y = F.conv2d(x, w, c.bias, c.stride, c.padding, c.dilation, c.groups)
         return self.out_q(y) if self.out_q is not None else y
 
 
@@ -200,12 +200,27 @@ class QATPlan:
     outputs: dict[str, str]  # conv node → output tensor name
 
 
+def weight_qmax(qdq_onnx: str | Path) -> int:
+    """The largest |q| of the graph's int8 weights: 127, or 64 when written with reduce_range.
+
+    Symmetric per-channel weights map each channel's max|w| to exactly ±qmax, so the maximum is qmax.
+    """
+    graph = onnx.load(str(qdq_onnx)).graph
+    inits = {i.name: i for i in graph.initializer}
+    peaks = [int(np.abs(numpy_helper.to_array(inits[n.input[0]]).astype(np.int32)).max())
+             for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+             and inits[n.input[0]].data_type == onnx.TensorProto.INT8 and numpy_helper.to_array(inits[n.input[0]]).size]
+    peak = max(peaks, default=WEIGHT_QMAX)
+    return 64 if peak <= 64 else WEIGHT_QMAX
+
+
 def prepare_qat(fused: nn.Module, float_onnx: str | Path, qdq_onnx: str | Path) -> tuple[nn.Module, QATPlan]:
     """A copy of the deploy-form model whose quantized convs are `QuantConv`s started from the PTQ ranges."""
     model = copy.deepcopy(fused)
     graph = onnx.load(str(float_onnx)).graph
     nodes = {n.name: n for n in graph.node}
     ranges = activation_ranges(qdq_onnx)
+    qmax = weight_qmax(qdq_onnx)
     from nasearch.quant.ptq import quantized_nodes
 
     quantized = {k for k, v in quantized_nodes(qdq_onnx).items() if v}
@@ -224,7 +239,7 @@ def prepare_qat(fused: nn.Module, float_onnx: str | Path, qdq_onnx: str | Path) 
         node = nodes[node_name]
         inputs[node_name], outputs[node_name] = node.input[0], node.output[0]
         conv = model.get_submodule(path)
-        _set_module(model, path, QuantConv(conv, quantizer(node.input[0]), quantizer(node.output[0])))
+        _set_module(model, path, QuantConv(conv, quantizer(node.input[0]), quantizer(node.output[0]), qmax))
     return model, QATPlan(mapping, inputs, outputs)
 
 
@@ -253,35 +268,6 @@ def learnt_ranges(tuned: nn.Module, plain: nn.Module, float_onnx: str | Path) ->
             out[nodes[node_name].input[0]] = module.in_q.range()
         if module.out_q is not None:
             out[nodes[node_name].output[0]] = module.out_q.range()
-    return out
-
-
-def quantize_with_ranges(float_onnx: str | Path, out: str | Path, batches: Iterable[np.ndarray],
-                         ranges: dict[str, tuple[float, float]], config: PTQConfig = PTQConfig(),
-                         exclude: Sequence[str] = ()) -> Path:
-    """PTQ as `quantize_qdq` does it, with the given tensors' ranges overriding calibration."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    symmetric = config.activations == "s8"
-    extra: dict = {"ActivationSymmetric": symmetric, "WeightSymmetric": True,
-                   "TensorQuantOverrides": {t: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}]
-                                            for t, (lo, hi) in ranges.items()}}
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[config.method]
-    if config.method == "percentile":
-        extra["CalibPercentile"] = config.percentile
-    model = onnx.load(str(float_onnx))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / "model.onnx"
-        quantize_static(str(float_onnx), str(staged), _Reader(model.graph.input[0].name, batches),
-                        quant_format=QuantFormat.QDQ, op_types_to_quantize=list(config.op_types),
-                        per_channel=config.per_channel,
-                        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), calibrate_method=method,
-                        extra_options=extra)
-        os.replace(staged, out)
     return out
 
 
@@ -335,5 +321,5 @@ def run_qat(fused: nn.Module, float_onnx: Path, ptq_onnx: Path, out: Path, calib
                      opts.qat_lr, opts.workers, opts.seed, log)
     plain = strip_qat(tuned)
     tuned_float = export_detector(plain, out.with_name("model.qat-float.onnx"), imgsz, fused=True)
-    quantize_with_ranges(tuned_float, out, calib, learnt_ranges(tuned, plain, tuned_float), opts.ptq_config())
+    quantize_qdq(tuned_float, out, calib, opts.ptq_config(), ranges=learnt_ranges(tuned, plain, tuned_float))
     return evaluate(out), {"qat_epochs": opts.qat_epochs, "qat_lr": opts.qat_lr, "qat_layers": len(plan.modules)}

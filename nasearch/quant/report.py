@@ -26,11 +26,11 @@ from nasearch.data.records import DetectionSplit
 from nasearch.errors import InputError
 from nasearch.export.onnx import export_detector
 from nasearch.nn.inspect import fused_copy
-from nasearch.quant.ptq import CALIBRATION_METHODS, QUANTIZED_OPS, PTQConfig, quantize_qdq
+from nasearch.quant.ptq import quantize_qdq
+from nasearch.quant.spec import CALIBRATION_METHODS, QUANTIZED_OPS, TARGETS, Int8Spec, int8_spec
 from nasearch.train.checkpoint import load_checkpoint
 
 MODES = ("ptq", "hybrid", "qat")
-TARGET_ACTIVATIONS = {"cpu": "u8", "tensorrt": "s8"}
 OPS = ("auto", "conv", "conv+act")
 ACTIVATION_OPS = ("Sigmoid", "Mul")  # SiLU = x * sigmoid(x): in INT8 kernels on the CPU (QLinearSigmoid/Mul)
 Log = Callable[[str], None]
@@ -61,8 +61,8 @@ class QuantizeOptions:
     def check(self) -> None:
         if self.mode not in MODES:
             raise InputError("--mode", "mode", " | ".join(MODES), repr(self.mode))
-        if self.target not in TARGET_ACTIVATIONS:
-            raise InputError("--target", "target", " | ".join(TARGET_ACTIVATIONS), repr(self.target))
+        if self.target not in TARGETS:
+            raise InputError("--target", "target", " | ".join(TARGETS), repr(self.target))
         if self.method not in CALIBRATION_METHODS:
             raise InputError("--calibration", "calibration", " | ".join(CALIBRATION_METHODS), repr(self.method))
         if self.ops not in OPS:
@@ -83,8 +83,8 @@ class QuantizeOptions:
         # auto = conv: INT8 SiLU activations cost yolov8n 1.70 mAP points against 0.56 (benchmarks/README.md)
         return QUANTIZED_OPS + ACTIVATION_OPS if self.ops == "conv+act" else QUANTIZED_OPS
 
-    def ptq_config(self) -> PTQConfig:
-        return PTQConfig(method=self.method, activations=TARGET_ACTIVATIONS[self.target], op_types=self.quantized_ops())
+    def ptq_config(self) -> Int8Spec:
+        return int8_spec(self.target, self.method, self.quantized_ops())
 
 
 def calibration_batches(split: DetectionSplit, imgsz: int, images: int, seed: int = 0) -> list[np.ndarray]:
@@ -213,6 +213,7 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
         "latency_rounds": {"float": timings[0]["rounds"], "int8": timings[1]["rounds"]},
         "target": opts.target,
         "activations": config.activations,
+        "int8_spec": config.as_dict(),
         "calibration": {"method": config.method, "images": len(calib), "per_channel_weights": config.per_channel},
         "quantized_ops": list(config.op_types),
         "imgsz": imgsz,
@@ -231,7 +232,7 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
     return doc
 
 
-def check_candidates(float_onnx: Path, opts: QuantizeOptions, config: PTQConfig) -> list[str]:
+def check_candidates(float_onnx: Path, opts: QuantizeOptions, config: Int8Spec) -> list[str]:
     """The layers hybrid may keep in float: --candidates (checked against the graph) or every conv."""
     from nasearch.quant.ptq import conv_node_names
 
@@ -245,7 +246,7 @@ def check_candidates(float_onnx: Path, opts: QuantizeOptions, config: PTQConfig)
 
 
 def _hybrid(float_onnx: Path, int8_onnx: Path, calib: list[np.ndarray], evaluate: Callable[[Path], float],
-            opts: QuantizeOptions, config: PTQConfig, map_float: float, map_ptq: float, log: Log) -> Any:
+            opts: QuantizeOptions, config: Int8Spec, map_float: float, map_ptq: float, log: Log) -> Any:
     """The fewest float layers that bring the drop within `max_drop` (sensitivity of every conv first)."""
     from nasearch.quant.hybrid import HybridResult, search_float_layers
 
