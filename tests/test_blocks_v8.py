@@ -10,9 +10,10 @@ from nasearch.nn.blocks.sppf import SPPF
 from nasearch.nn.blocks.v8_head import V8Head
 from nasearch.nn.blocks.v8_pan import PanLevel, V8Pan, V8PanParams
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.inspect import count_flops, count_params, fused_copy, fusion_max_abs_diff, randomize_bn
+from nasearch.nn.inspect import fused_copy, fusion_max_abs_diff, randomize_bn
 from nasearch.nn.registry import BuildContext
 from nasearch.space import build_model, load_arch
+from tests.published import assert_matches_ultralytics
 
 CTX = BuildContext(nc=5, reg_max=16)
 
@@ -68,15 +69,7 @@ PUBLISHED = {  # Ultralytics: parameters (every nn.Parameter), fused GFLOPs at 6
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_yolov8_preset_counts(name):
-    params, gflops = PUBLISHED[name]
-    with torch.device("meta"):
-        model = build_model(load_arch(name))
-    got = count_params(model)
-    assert abs(got - params) / params <= 0.001, got
-    # The only difference: Ultralytics also counts DFL's fixed 1×1 projection (reg_max = 16 weights).
-    assert params - got == 16
-    fused_gflops = count_flops(fused_copy(model), 640) / 1e9
-    assert abs(fused_gflops - gflops) / gflops <= 0.03, fused_gflops
+    assert_matches_ultralytics(name, *PUBLISHED[name])
 
 
 def test_detector_outputs_and_decoding():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import torch
@@ -14,14 +15,15 @@ from nasearch.nn.registry import BuildContext, Params, register
 
 
 class Bottleneck(nn.Module):
-    """Two 3×3 Conv-BN-Act with an optional residual (only when shapes agree)."""
+    """Two Conv-BN-Act (3×3 and 3×3 by default; YOLOv5's C3 uses 1×1 then 3×3) with an optional residual
+    (only when shapes agree)."""
 
     def __init__(self, c_in: int, c_out: int, shortcut: bool, ctx: BuildContext, e: float = 1.0,
-                 act: str | None = None) -> None:
+                 act: str | None = None, k: tuple[int, int] = (3, 3)) -> None:
         super().__init__()
         hidden = int(c_out * e)
-        self.cv1 = ConvBNAct(c_in, hidden, 3, 1, ctx, act)
-        self.cv2 = ConvBNAct(hidden, c_out, 3, 1, ctx, act)
+        self.cv1 = ConvBNAct(c_in, hidden, k[0], 1, ctx, act)
+        self.cv2 = ConvBNAct(hidden, c_out, k[1], 1, ctx, act)
         self.add = shortcut and c_in == c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -30,15 +32,19 @@ class Bottleneck(nn.Module):
 
 
 class C2f(nn.Module):
-    """1×1 to 2c, split, chain n bottlenecks on one half, concat all (2+n)·c, 1×1 to c_out."""
+    """1×1 to 2c, split, chain n inner blocks on one half, concat all (2+n)·c, 1×1 to c_out.
+
+    The inner block is YOLOv8's Bottleneck unless `inner` (c → a c-to-c module) says otherwise (YOLO11's C3k2).
+    """
 
     def __init__(self, c_in: int, c_out: int, n: int, shortcut: bool, ctx: BuildContext, e: float = 0.5,
-                 act: str | None = None) -> None:
+                 act: str | None = None, inner: Callable[[int], nn.Module] | None = None) -> None:
         super().__init__()
         self.c = int(c_out * e)
         self.cv1 = ConvBNAct(c_in, 2 * self.c, 1, 1, ctx, act)
         self.cv2 = ConvBNAct((2 + n) * self.c, c_out, 1, 1, ctx, act)
-        self.m = nn.ModuleList(Bottleneck(self.c, self.c, shortcut, ctx, 1.0, act) for _ in range(n))
+        make = inner or (lambda c: Bottleneck(c, c, shortcut, ctx, 1.0, act))
+        self.m = nn.ModuleList(make(self.c) for _ in range(n))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = list(self.cv1(x).chunk(2, 1))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field
@@ -27,17 +28,24 @@ class V8PanParams(Params):
     e: Annotated[float, Field(gt=0, le=1)] = 0.5
 
 
+Fuse = Callable[[int, Any], nn.Module]  # (input width, level params) -> the block that fuses a concat
+
+
 class V8Pan(nn.Module):
-    def __init__(self, p: V8PanParams, ctx: BuildContext, levels: list[int]) -> None:
+    """The topology; `fuse_block` builds each level's block (YOLOv8: C2f; YOLO11: C3k2)."""
+
+    def __init__(self, p: V8PanParams, ctx: BuildContext, levels: list[int], fuse_block: Fuse | None = None
+                 ) -> None:
         super().__init__()
         c3, c4, c5 = levels[-3:]
+        make = fuse_block or (lambda c_in, lvl: C2f(c_in, lvl.out, lvl.blocks, p.shortcut, ctx, p.e))
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.td1 = C2f(c5 + c4, p.up1.out, p.up1.blocks, p.shortcut, ctx, p.e)
-        self.td2 = C2f(p.up1.out + c3, p.up2.out, p.up2.blocks, p.shortcut, ctx, p.e)
+        self.td1 = make(c5 + c4, p.up1)
+        self.td2 = make(p.up1.out + c3, p.up2)
         self.down1 = ConvBNAct(p.up2.out, p.up2.out, 3, 2, ctx)
-        self.bu1 = C2f(p.up2.out + p.up1.out, p.down1.out, p.down1.blocks, p.shortcut, ctx, p.e)
+        self.bu1 = make(p.up2.out + p.up1.out, p.down1)
         self.down2 = ConvBNAct(p.down1.out, p.down1.out, 3, 2, ctx)
-        self.bu2 = C2f(p.down1.out + c5, p.down2.out, p.down2.blocks, p.shortcut, ctx, p.e)
+        self.bu2 = make(p.down1.out + c5, p.down2)
         self.out_channels = [p.up2.out, p.down1.out, p.down2.out]
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -1,0 +1,35 @@
+"""`v11_pan`: YOLO11's neck, YOLOv8's path aggregation with C3k2 blocks (each level may use C3k inside)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from nasearch.nn.blocks.c3k2 import C3k2
+from nasearch.nn.blocks.v8_pan import PanLevel, V8Pan, V8PanParams
+from nasearch.nn.fields import Expansion
+from nasearch.nn.registry import BuildContext, register
+
+
+class C3k2Level(PanLevel):
+    c3k: bool = False
+
+
+class V11PanParams(V8PanParams):
+    """YOLOv8's neck fields with a per-level `c3k`; YOLO11 keeps the residuals (`shortcut` true)."""
+
+    up1: C3k2Level
+    up2: C3k2Level
+    down1: C3k2Level
+    down2: C3k2Level
+    shortcut: bool = True
+    e: Expansion = 0.5
+
+
+@register("v11_pan", "neck", V11PanParams)
+def build(p: V11PanParams, ctx: BuildContext, levels: list[int]) -> tuple[nn.Module, list[int]]:
+    """Upsample+concat+C3k2 twice (to P3), then strided Conv+concat+C3k2 twice (to P4, P5)."""
+    def c3k2(c_in: int, lvl: C3k2Level) -> nn.Module:
+        return C3k2(c_in, lvl.out, lvl.blocks, lvl.c3k, p.shortcut, ctx, p.e)
+
+    neck = V8Pan(p, ctx, levels, c3k2)
+    return neck, neck.out_channels
