@@ -16,7 +16,9 @@ from nasearch.nn.blocks.v8_pan import PanLevel
 from nasearch.nn.blocks.v11_head import dw_branch
 from nasearch.nn.blocks.v11_pan import C3k2Level, V11PanParams
 from nasearch.nn.registry import BuildContext, load_blocks
-from nasearch.space import build_model, load_arch
+from nasearch.proxy.scale import scale_arch
+from nasearch.space import build_model, load_arch, load_space
+from tests.conftest import SPACES
 from tests.fusion import assert_fuses
 from tests.published import assert_matches_ultralytics
 
@@ -148,3 +150,26 @@ def test_preset_counts(name):
 def test_preset_fuses_end_to_end(name):
     model = build_model(load_arch(name), nc=3)
     assert_fuses(model, torch.randn(1, 3, 96, 96))
+
+
+def test_yolo11_space_holds_the_five_scales_and_its_samples_fuse():
+    space = load_space(SPACES / "yolo11_space.yaml")
+    assert {"yolo11n", "yolo11s", "yolo11m", "yolo11l", "yolo11x"} <= set(space.presets_inside())
+    assert not {"yolov8n", "yolov5nu"} & set(space.presets_inside())
+    arch = scale_arch(space.sample(3), width=0.25, imgsz=64)
+    assert_fuses(build_model(arch, nc=3), torch.randn(1, 3, 64, 64))
+
+
+def test_main_space_can_choose_c3k2_stages_and_the_c2psa_context():
+    space = load_space(SPACES / "yolo_nas_space.yaml")
+    options = {d.name: d for d in space.decisions()}
+    assert "backbone.context" in options and all(f"backbone.stages[{i}]|c3k2_stage.c3k" in options for i in range(4))
+    for seed in range(40):  # the first sample with both new blocks
+        arch = space.sample(seed)
+        types = {s["type"] for s in arch.data["backbone"]["stages"]}
+        if "c3k2_stage" in types and arch.data["backbone"]["context"]["type"] == "sppf_c2psa":
+            break
+    else:
+        pytest.fail("no sample of 40 chose a C3k2 stage and the C2PSA context")
+    small = scale_arch(arch, width=0.25, depth=0.5, imgsz=64)
+    assert_fuses(build_model(small, nc=3), torch.randn(1, 3, 64, 64))

@@ -2,11 +2,12 @@
 
 The trust benchmark trains every architecture to convergence, which is only affordable on a CPU for
 small models, so it applies this transform to architectures sampled from the main space:
-- channel fields (`out`, `hidden`, `box_width`, `cls_width`) × `width`, to a multiple of 8, at least 8;
+- channel fields (`out`, `hidden`, `down`, `lateral`, `box_width`, `cls_width`) × `width`, to a multiple of 8,
+  at least 8;
 - `width_mult` (the YOLO-NAS head) × `width`;
 - the head's fields by `head_width` instead when given (uniform scaling can leave a detector head of 8
   channels, a bottleneck no architecture of the full-size space has);
-- `blocks` × `depth`, rounded, at least 1;
+- `blocks` and `psa_blocks` × `depth`, rounded, at least 1;
 - `nc` and `imgsz` replaced.
 Rounding is monotone, so orderings the space's constraints require (e.g. non-decreasing stage widths,
 hidden ≤ out) survive the transform; the result is validated like any architecture.
@@ -19,8 +20,8 @@ from typing import Any
 
 from nasearch.space import Architecture
 
-CHANNEL_FIELDS = frozenset({"out", "hidden", "box_width", "cls_width"})
-DEPTH_FIELDS = frozenset({"blocks"})
+CHANNEL_FIELDS = frozenset({"out", "hidden", "down", "lateral", "box_width", "cls_width"})
+DEPTH_FIELDS = frozenset({"blocks", "psa_blocks"})
 MULT_FIELDS = frozenset({"width_mult"})
 CHANNEL_DIVISOR = 8
 
