@@ -225,6 +225,12 @@ def predict(
         help="Blocks the database lacks: measure (this machine only), estimate (from the measured blocks), "
         "error, or auto (measure when the database is this machine's, else estimate).",
     ),
+    float_layers: str | None = typer.Option(
+        None,
+        "--float-layers",
+        help="With --target and --precision int8: convolutions kept in FP16 (hybrid INT8), comma-separated "
+        "ONNX node names or module paths, or a `nasearch quantize` report (quantize.json) to read them from.",
+    ),
     quick: bool = typer.Option(False, "--quick", help=QUICK_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
@@ -242,8 +248,10 @@ def predict(
         )
     a = load_arch(arch)
     size = imgsz or a.data["imgsz"]
+    if float_layers is not None and target is None:
+        raise InputError("--float-layers", "float_layers", "only with --target t4-tensorrt", "--db")
     if target is not None:
-        doc = _predict_target(target, a, precision or "fp16", size, batch)
+        doc = _predict_target(target, a, precision or "fp16", size, batch, _float_layers(float_layers))
     else:
         doc = _predict_db(
             db or "", a, precision or "fp32", size, batch, backend, threads, clock, missing, quick
@@ -253,11 +261,34 @@ def predict(
     else:
         typer.echo(
             f"{a.name}: predicted {doc['predicted_ms']:.3f} ms ({doc['method']}, {doc['target']}, "
-            f"{doc['precision']}, {doc['imgsz']} px, batch {doc['batch']})"
+            f"{doc.get('mode', doc['precision'])}, {doc['imgsz']} px, batch {doc['batch']})"
         )
 
 
-def _predict_target(target: str, arch, precision: str, imgsz: int, batch: int) -> dict:
+def _float_layers(value: str | None) -> list[str]:
+    """Names given inline, or the `float_layers` of a quantize report when `value` is a JSON file."""
+    if value is None:
+        return []
+    if value.endswith(".json"):
+        import json
+        from pathlib import Path
+
+        path = Path(value)
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError(value, "<file>", "a quantize report (quantize.json)", "no such file") from None
+        except (OSError, ValueError) as exc:
+            raise InputError(value, "<file>", "a JSON quantize report", type(exc).__name__) from None
+        layers = doc.get("float_layers") if isinstance(doc, dict) else None
+        if not isinstance(layers, list) or not all(isinstance(n, str) for n in layers):
+            raise InputError(value, "float_layers", "a list of layer names", type(layers).__name__)
+        return layers
+    return [n.strip() for n in value.split(",") if n.strip()]
+
+
+def _predict_target(target: str, arch, precision: str, imgsz: int, batch: int,
+                    float_layers: list[str] | None = None) -> dict:
     if target not in TARGETS:
         raise InputError("--target", "target", " | ".join(TARGETS), repr(target))
     try:
@@ -269,7 +300,7 @@ def _predict_target(target: str, arch, precision: str, imgsz: int, batch: int) -
             "an installed T4 TensorRT model (nasearch/latency/t4_model.py)",
             f"it is missing ({exc})",
         ) from None
-    doc = dict(predict_t4(arch, precision, imgsz, batch))
+    doc = dict(predict_t4(arch, precision, imgsz, batch, float_layers or ()))
     doc["measured"] = False
     return doc
 

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nasearch.nn.inspect import fused_copy
@@ -36,13 +37,14 @@ class Op:
     act_elems: int  # elements read and written (activations)
     out_shape: tuple[int, ...]
     channels_out: int
+    layer: str = ""  # module path of a convolution ("stages.0.1.cv1.conv"), what hybrid INT8 names
 
 
 def _numel(x: object) -> int:
     return x.numel() if isinstance(x, torch.Tensor) else 0
 
 
-def _conv_op(args: tuple, out: torch.Tensor) -> Op:
+def _conv_op(args: tuple, out: torch.Tensor, layer: str) -> Op:
     x, w = args[0], args[1]
     transposed = bool(args[6]) if len(args) > 6 else False
     groups = int(args[8]) if len(args) > 8 else 1
@@ -55,13 +57,14 @@ def _conv_op(args: tuple, out: torch.Tensor) -> Op:
         c_out = w.shape[0]
     del groups
     return Op("aten.convolution", "compute", flops, w.numel() + _numel(args[2]), x.numel() + out.numel(),
-              tuple(out.shape), int(c_out))
+              tuple(out.shape), int(c_out), layer)
 
 
 class _Tracer(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.ops: list[Op] = []
+        self.layer = ""  # set by a forward pre-hook on each convolution module
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -70,7 +73,7 @@ class _Tracer(TorchDispatchMode):
         if not isinstance(first, torch.Tensor):
             return out
         if name == "aten.convolution":
-            self.ops.append(_conv_op(args, first))
+            self.ops.append(_conv_op(args, first, self.layer))
         elif name in COMPUTE:
             a, b = args[-2], args[-1]
             flops = 2.0 * first.numel() * a.shape[-1]
@@ -93,6 +96,15 @@ def trace_ops(arch: Architecture, imgsz: int, batch: int = 1) -> list[Op]:
         model = fused_copy(build_model(arch))
     x = torch.zeros(batch, 3, imgsz, imgsz, device="meta")
     tracer = _Tracer()
-    with tracer, torch.no_grad():
-        model(x)
+    hooks = [
+        module.register_forward_pre_hook(lambda _m, _a, name=name: setattr(tracer, "layer", name))
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d)
+    ]
+    try:
+        with tracer, torch.no_grad():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
     return tracer.ops

@@ -60,6 +60,8 @@ class LatencySpec(Strict):
     db: str | None = None  # source: database
     target: Literal["t4-tensorrt"] | None = None  # source: target
     measure_promoted: bool = False  # re-measure candidates promoted past screening (source != measure)
+    # hybrid INT8 on the target: convolutions kept in FP16, module paths or glob patterns ("head.cls*")
+    float_layers: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _source_needs(self) -> LatencySpec:
@@ -67,6 +69,8 @@ class LatencySpec(Strict):
             raise ValueError("a `db` path with source: database")
         if self.source == "target" and not self.target:
             raise ValueError("a `target` (t4-tensorrt) with source: target")
+        if self.float_layers and (self.source != "target" or self.precision != "int8"):
+            raise ValueError("`float_layers` (hybrid INT8) only with source: target and precision: int8")
         return self
 
 

@@ -205,9 +205,10 @@ class LatencyEvaluator:
         if s.source == "target":
             from nasearch.latency.t4_model import predict_t4
 
-            doc = predict_t4(arch, s.precision, self.imgsz, s.batch)
-            return LatencyResult(float(doc["predicted_ms"]), False, f"{doc['target']} {doc['method']}",
-                                 {k: v for k, v in doc.items() if k in ("per_image_ms",)})
+            doc = predict_t4(arch, s.precision, self.imgsz, s.batch, s.float_layers)
+            return LatencyResult(float(doc["predicted_ms"]), False,
+                                 f"{doc['target']} {doc['method']} {doc['mode']}",
+                                 {k: v for k, v in doc.items() if k in ("per_image_ms", "float_layers")})
         return self._predict_db(arch)
 
     def _predict_db(self, arch: Architecture) -> LatencyResult:
