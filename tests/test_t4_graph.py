@@ -164,13 +164,16 @@ def test_leave_one_family_out_errors_recomputed_from_the_calibration(stored_and_
         assert value["n"] == stored[key]["n"]
         assert value["mean_abs_pct"] == pytest.approx(stored[key]["mean_abs_pct"], abs=0.2)
         assert value["worst_abs_pct"] == pytest.approx(stored[key]["worst_abs_pct"], abs=0.5)
-    # what the README quotes; the issue's targets are FP16 mean <= 12 %, worst <= 25 %
+    # the targets of issue 16 on the figures of the generation the model predicts (TensorRT 10)
+    assert recomputed["fp16/trt10"]["n"] >= 14
     assert recomputed["fp16/trt10"]["mean_abs_pct"] <= 12.0
-    assert recomputed["fp16/all"]["mean_abs_pct"] <= 15.0
+    assert recomputed["fp16/trt10"]["worst_abs_pct"] <= 25.0
 
 
 def test_fitted_model_preserves_the_published_order():
     for names, precision in ((["yolov6n", "yolov6s", "yolov6m", "yolov6l"], "fp16"),
+                             (["yolo11n", "yolo11s", "yolo11m", "yolo11l", "yolo11x"], "fp16"),
+                             (["yolov5nu", "yolov5su", "yolov5mu", "yolov5lu", "yolov5xu"], "fp16"),
                              (["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"], "fp16"),
                              (["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"], "int8")):
         preds = [predict_t4(load_arch(n), precision, 640, 1)["predicted_ms"] for n in names]

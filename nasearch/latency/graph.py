@@ -38,6 +38,7 @@ class Op:
     out_shape: tuple[int, ...]
     channels_out: int
     layer: str = ""  # module path of a convolution ("stages.0.1.cv1.conv"), what hybrid INT8 names
+    groups: int = 1  # of a convolution (depthwise when it equals the input channels)
 
 
 def _numel(x: object) -> int:
@@ -55,9 +56,8 @@ def _conv_op(args: tuple, out: torch.Tensor, layer: str) -> Op:
     else:
         flops = 2.0 * out.numel() * (w.shape[1]) * math.prod(w.shape[2:])
         c_out = w.shape[0]
-    del groups
     return Op("aten.convolution", "compute", flops, w.numel() + _numel(args[2]), x.numel() + out.numel(),
-              tuple(out.shape), int(c_out), layer)
+              tuple(out.shape), int(c_out), layer, groups)
 
 
 class _Tracer(TorchDispatchMode):

@@ -165,12 +165,14 @@ def op_table(ops: list[Op]) -> OpTable:
     rows = []
     for op in ops:
         out_elems = math.prod(op.out_shape)
-        util = 1.0
-        if op.kind == "compute":
+        util, flops = 1.0, op.flops
+        if op.kind == "compute" and op.groups > 1:
+            flops = 0.0  # grouped (depthwise) convolutions are no GEMM: CUDA cores, bound by their bytes
+        elif op.kind == "compute":
             m = out_elems // max(op.channels_out, 1)
             k = max(1, round(op.flops / (2 * out_elems)))
             util = gemm_util(m, op.channels_out, k)
-        rows.append((KIND_CODES.get(op.kind, 3), op.flops, op.weight_elems + op.act_elems,
+        rows.append((KIND_CODES.get(op.kind, 3), flops, op.weight_elems + op.act_elems,
                      max(op.act_elems - out_elems, 0), util))
     cols = list(zip(*rows, strict=True)) if rows else [()] * 5
     return OpTable(np.array(cols[0], dtype=np.int8), *(np.array(c, dtype=float) for c in cols[1:]),
