@@ -209,7 +209,9 @@ def predict(
     arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
     db: str | None = typer.Option(None, "--db", help="Latency database to predict from."),
     target: str | None = typer.Option(None, "--target", help="A modelled device: t4-tensorrt."),
-    precision: str | None = typer.Option(None, "--precision", help="fp32 | fp16 | int8."),
+    precision: str | None = typer.Option(
+        None, "--precision", help="fp32 | fp16 | int8 (default fp32; fp16 for --target and --backend tensorrt)."
+    ),
     imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: the architecture's)."),
     batch: int = typer.Option(1, "--batch", help="Batch size."),
     backend: str | None = typer.Option(
@@ -254,7 +256,8 @@ def predict(
         doc = _predict_target(target, a, precision or "fp16", size, batch, _float_layers(float_layers))
     else:
         doc = _predict_db(
-            db or "", a, precision or "fp32", size, batch, backend, threads, clock, missing, quick
+            db or "", a, _default_precision(backend or "onnxruntime", precision), size, batch, backend, threads,
+            clock, missing, quick,
         )
     if json_out:
         emit_json(doc)
