@@ -173,9 +173,27 @@ def test_predict_t4_dispatches_to_the_model_or_says_it_is_missing(arch_path, mon
     assert "T4" in missing.output and "Traceback" not in missing.output
 
 
+def test_predict_t4_hybrid_reads_a_quantize_report(arch_path, tmp_path):
+    report = tmp_path / "quantize.json"
+    report.write_text(json.dumps({"mode": "hybrid", "float_layers": ["/stem/conv/Conv"]}))
+    base = ["latency", "predict", str(arch_path), "--target", "t4-tensorrt", "--precision", "int8", "--json"]
+    int8, hybrid = run(*base), run(*base, "--float-layers", str(report))
+    assert int8.exit_code == hybrid.exit_code == 0, hybrid.output
+    a, b = json.loads(int8.stdout), json.loads(hybrid.stdout)
+    assert (a["mode"], b["mode"], b["float_layers"]) == ("int8", "hybrid", 1)
+    assert b["predicted_ms"] > a["predicted_ms"] and b["measured"] is False
+    inline = run(*base, "--float-layers", "stem.conv")
+    assert json.loads(inline.stdout)["predicted_ms"] == b["predicted_ms"]
+
+
 @pytest.mark.parametrize(
     "args",
     [
+        ["latency", "predict", "ARCH", "--target", "t4-tensorrt", "--precision", "int8", "--float-layers", "x.y"],
+        ["latency", "predict", "ARCH", "--target", "t4-tensorrt", "--float-layers", "stem.conv"],
+        ["latency", "predict", "ARCH", "--target", "t4-tensorrt", "--precision", "int8", "--float-layers",
+         "missing.json"],
+        ["latency", "predict", "ARCH", "--db", "x.db", "--float-layers", "stem.conv"],
         ["latency", "measure", "ARCH", "--imgsz", "100"],
         ["latency", "measure", "ARCH", "--backend", "tensorflow"],
         ["latency", "measure", "ARCH", "--precision", "fp8"],

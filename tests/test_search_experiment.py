@@ -32,6 +32,9 @@ CASES = {
                         "a `db` path"),
     "target_without_name": (BASE.replace("source: measure", "source: target"), "objectives.latency",
                             "a `target`"),
+    "hybrid_without_int8": (BASE.replace("source: measure, backend: onnxruntime",
+                                         "source: target, target: t4-tensorrt, float_layers: ['head.*']"),
+                            "objectives.latency", "`float_layers` (hybrid INT8) only with"),
     "missing_space": (BASE.replace(str(SPACES / "tiny_space.yaml"), "nowhere/space.yaml"), "space",
                       "no such file"),
     "unknown_proxy": (BASE.replace("proxy: flops", "proxy: flopz"), "objectives.accuracy.screen.proxy",
@@ -111,6 +114,22 @@ def test_shipped_experiments_validate_and_resolve_by_name(tmp_path: Path,
     monkeypatch.setenv("COCO_DIR", str(tmp_path / "missing"))
     result = runner.invoke(app, ["search", "t4_coco", "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "dataset.path: expected an existing dataset" in result.output
+
+
+def test_a_search_scores_int8_and_hybrid_t4_latency(tmp_path: Path) -> None:
+    from nasearch.search.experiment import LatencySpec
+    from nasearch.search.objectives import LatencyEvaluator
+    from nasearch.space import load_arch
+
+    arch = load_arch("yolov8n")
+    got = {}
+    for name, extra in (("fp16", {}), ("int8", {}), ("hybrid", {"float_layers": ["head.*"]})):
+        spec = LatencySpec(source="target", target="t4-tensorrt", precision="fp16" if name == "fp16" else "int8",
+                           **extra)
+        got[name] = LatencyEvaluator(spec, 640, None).screen(arch, None)
+        assert got[name].measured is False
+    assert got["int8"].ms < got["hybrid"].ms < got["fp16"].ms
+    assert got["hybrid"].details["float_layers"] > 0 and "hybrid" in got["hybrid"].method
 
 
 def test_fingerprint_ignores_budget_but_not_objectives(tmp_path: Path) -> None:
