@@ -31,6 +31,27 @@ def synth(out: str = typer.Option(..., "--out", help="Directory to write (new, e
         emit_json(asdict(summary))
 
 
+@data_app.command("trees")
+@guarded
+def trees(out: str = typer.Option(..., "--out", help="Directory to write (new, empty, or an earlier trees set)."),
+          tile: int = typer.Option(128, "--tile", help="Tile side in pixels (native resolution, no resizing)."),
+          overlap: int = typer.Option(0, "--overlap", help="Pixels shared by neighbouring tiles."),
+          wheel: str | None = typer.Option(None, "--wheel", help="The deepforest-2.1.0 wheel (default: the "
+                                           "installed deepforest 2.1.0 distribution)."),
+          json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """Write the trees data set (4 NEON aerial scenes, class `tree`) as YOLO tiles, split by scene."""
+    from nasearch.data.trees import generate_trees
+
+    s = generate_trees(out, tile=tile, overlap=overlap, wheel=wheel)
+    log(f"trees: {s.train_tiles} train tiles ({len(s.train_scenes)} scenes), {s.val_tiles} val tiles "
+        f"({', '.join(s.val_scenes)}) of {s.tile} px, overlap {s.overlap} px; {s.boxes_kept} of {s.boxes_total} "
+        f"boxes kept ({s.boxes_dropped} dropped: less than half inside any tile), {s.box_instances} box "
+        f"instances; {s.package} {s.version} ({s.licence}, wheel sha256 {s.wheel_sha256[:12]}...), "
+        f"{s.seconds:.1f} s -> {s.out}")
+    if json_out:
+        emit_json(asdict(s))
+
+
 @data_app.command("info")
 @guarded
 def info(data: str = typer.Argument(..., help="Dataset directory, data.yaml or COCO json."),

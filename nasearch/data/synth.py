@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ from PIL import Image, ImageDraw
 
 from nasearch import yamlio
 from nasearch.data.coco import write_json_atomic
+from nasearch.data.outdir import require_replaceable, sibling_temp, write_directory_atomically
 from nasearch.data.shapes import CLASS_NAMES, MIN_VISIBLE, Scene, ShapeSpec, render_scene, shape_extent
 from nasearch.errors import InputError
 
@@ -264,43 +264,15 @@ def check_synth_args(images: int, imgsz: int) -> None:
         raise InputError("--imgsz", "imgsz", "an image size in 64..4096", str(imgsz))
 
 
-def _sibling_temp(out: Path, tag: str) -> Path:
-    return out.parent / f".{out.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
 def _is_synth_dir(path: Path) -> bool:
     return (path / MARKER).is_file()
-
-
-def _require_replaceable(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "<file>", "a directory for the dataset", "a file")
-    if out.is_dir() and any(out.iterdir()) and not _is_synth_dir(out):
-        expected = f"a new or empty directory (or an earlier synth output with {MARKER})"
-        raise InputError(out, "<file>", expected, "a non-empty directory")
 
 
 def generate_synthetic(out: str | Path, images: int = 400, imgsz: int = 320, seed: int = 0) -> SynthSummary:
     """Write the dataset to `out` via a sibling temp directory and a rename (replacing an earlier synth)."""
     check_synth_args(images, imgsz)
     target = Path(out)
-    _require_replaceable(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _sibling_temp(target, "tmp")
-    tmp.mkdir()
-    try:
-        summary = _write_dataset(tmp, images, imgsz, seed)
-        if target.is_dir() and any(target.iterdir()):
-            old = _sibling_temp(target, "old")
-            os.rename(target, old)
-            os.rename(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            if target.is_dir():
-                target.rmdir()
-            os.rename(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    summary = write_directory_atomically(target, MARKER, lambda tmp: _write_dataset(tmp, images, imgsz, seed))
     return SynthSummary(**{**asdict(summary), "out": str(target)})
 
 
@@ -328,9 +300,9 @@ def ensure_synthetic(directory: str | Path, images: int = 400, imgsz: int = 320,
                              f"a synthetic dataset of {images} images at {imgsz} px with seed {seed}",
                              "one made with other settings")
         return target
-    _require_replaceable(target)
+    require_replaceable(target, MARKER)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _sibling_temp(target, "tmp")
+    tmp = sibling_temp(target, "tmp")
     tmp.mkdir()
     try:
         _write_dataset(tmp, images, imgsz, seed)
