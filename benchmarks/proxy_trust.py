@@ -10,12 +10,22 @@ the target is the mean of the two trainings (a single training's mAP moves by a 
 and the table also gives each proxy against each single training, and the two trainings against each other:
 the ceiling of any proxy judged by one training.
 
+Statistics follow the frozen protocol of `nasearch.stats` (percentile bootstrap over architectures, seeded,
+95% intervals): every Spearman and Kendall carries its interval, and a proxy "beats" FLOPs or #params only when
+the interval of the paired Spearman difference (same resampled architectures) lies above zero.
+
+Architectures i = 0.. are Space.sample(sample_seed + i). Seeds 0..19 were used by the runs published before the
+protocol was frozen; the default sample seed (1000) starts a fresh set that no decision has seen. `--data`
+scores on another data set (e.g. the trees set of `nasearch data trees`) instead of the synthetic one.
+
 Every finished measurement is cached in OUT/results-*.json (atomic writes), so a killed run resumes where it
 stopped; `--shard K/N` splits the architectures over N processes that share OUT. After every architecture
 the JSON summary (OUT/trust.json) and the table in benchmarks/README.md are rewritten from all shards.
 
     .venv/bin/python benchmarks/proxy_trust.py --out runs/proxy_trust            # run or resume
     .venv/bin/python benchmarks/proxy_trust.py --out runs/proxy_trust --report   # table from the cache only
+    .venv/bin/python benchmarks/proxy_trust.py --from-readme proxy-trust --archs 20 --sample-seed 0 --report
+        # statistics recomputed from a committed per-architecture table (values as rounded there)
 """
 
 from __future__ import annotations
@@ -37,7 +47,8 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nasearch.data import ensure_synthetic  # noqa: E402
+from nasearch import stats as protocol  # noqa: E402
+from nasearch.data import ensure_synthetic, load_split  # noqa: E402
 from nasearch.proxy import registry  # noqa: E402
 from nasearch.proxy.scale import scale_arch  # noqa: E402
 from nasearch.space import Architecture, load_space  # noqa: E402
@@ -69,6 +80,7 @@ class Settings:
     lr: float
     seed: int
     noise_archs: int
+    data: str | None = None  # a dataset (dir / data.yaml); None: the synthetic set of data_images, data_seed
 
     def as_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -82,8 +94,9 @@ def parse_budget(text: str) -> tuple[int, int]:
 def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--space", default=str(ROOT / "search_spaces" / "yolo_nas_space.yaml"))
-    p.add_argument("--archs", type=int, default=20)
-    p.add_argument("--sample-seed", type=int, default=0, help="arch i is Space.sample(sample_seed + i)")
+    p.add_argument("--archs", type=int, default=30)
+    p.add_argument("--sample-seed", type=int, default=1000,
+                   help="arch i is Space.sample(sample_seed + i); 0..19 were used before the protocol was frozen")
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--depth", type=float, default=0.5)
     p.add_argument("--head-width", type=float, default=0.5, help="width multiplier of the head")
@@ -96,18 +109,21 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-3, help="AdamW peak learning rate of every training")
     p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--noise-archs", type=int, default=20,
+    p.add_argument("--noise-archs", type=int, default=30,
                    help="archs also trained long with seed + 1 (all of them: the target is the mean of both)")
     p.add_argument("--out", default=str(ROOT / "runs" / "proxy_trust"))
     p.add_argument("--readme", default=str(ROOT / "benchmarks" / "README.md"))
     p.add_argument("--tag", default="proxy-trust", help="README section between <!-- TAG:start/end -->")
     p.add_argument("--shard", default="0/1", help="K/N: this process takes the archs i with i %% N == K")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--data", default=None, help="dataset directory or data.yaml (default: the synthetic set)")
     p.add_argument("--report", action="store_true", help="only rebuild the table from the cache")
+    p.add_argument("--from-readme", default=None, metavar="TAG",
+                   help="with --report: recompute from the per-architecture table of README section TAG")
     a = p.parse_args(argv)
     s = Settings(a.space, a.archs, a.sample_seed, a.width, a.depth, a.head_width, a.imgsz, a.data_images,
                  a.data_seed, a.long_epochs, parse_budget(a.short_a), parse_budget(a.short_b), a.batch, a.lr,
-                 a.seed, a.noise_archs)
+                 a.seed, a.noise_archs, a.data)
     return s, a
 
 
@@ -122,7 +138,7 @@ def write_json(doc: Any, path: Path) -> None:
 
 def upgrade_settings(stored: dict[str, Any]) -> dict[str, Any]:
     """Settings saved before --head-width and --lr existed: the head scaled like the body, lr 2e-3."""
-    return {"head_width": stored.get("width"), "lr": 2e-3, **stored}
+    return {"head_width": stored.get("width"), "lr": 2e-3, "data": None, **stored}
 
 
 def same_measurements(stored: dict[str, Any], settings: Settings) -> bool:
@@ -244,6 +260,21 @@ def correlate(xs: list[float | None], ys: list[float | None]) -> dict[str, Any]:
     return {"n": len(pairs), "spearman": fix(rho), "kendall": fix(tau), "p": fix(p)}
 
 
+def intervals(values: list[float | None], target: list[float | None],
+              baselines: dict[str, list[float | None]]) -> dict[str, Any] | None:
+    """The protocol's intervals: Spearman, Kendall, and the paired Spearman difference against each baseline."""
+    x, t = protocol.complete(values, target)
+    if len(x) < 3:
+        return None
+    out = {"spearman": protocol.correlation(x, t).as_dict(), "kendall": protocol.correlation(x, t, "kendall").as_dict()}
+    for name, base in baselines.items():
+        if base is values:
+            continue
+        xs, bs, ts = protocol.complete(values, base, target)
+        out[f"vs_{name}"] = protocol.correlation_difference(ts, xs, bs).as_dict()
+    return out
+
+
 def mean_of_seeds(first: list[float | None], second: list[float | None]) -> list[float | None]:
     return [None if a is None or b is None else (a + b) / 2 for a, b in zip(first, second, strict=True)]
 
@@ -255,6 +286,8 @@ def summarize(s: Settings, entries: list[dict[str, Any]]) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
     scored = [(key, column(entries, key)) for key in proxy_columns(entries)]
     scored += [(name, mean_rank(entries, members)) for name, members in ENSEMBLES.items()]
+    columns = dict(scored)
+    baselines = {b: columns[b] for b in BASELINES}
     for key, values in scored:
         secs = [v for v in ((e.get(key) or {}).get("seconds") for e in entries) if v is not None]
         rows[key] = {**correlate(values, target),
@@ -262,16 +295,22 @@ def summarize(s: Settings, entries: list[dict[str, Any]]) -> dict[str, Any]:
         if two_seeds:
             rows[key]["spearman_seed0"] = correlate(values, first)["spearman"]
             rows[key]["spearman_seed1"] = correlate(values, second)["spearman"]
-    base = [rows[b]["spearman"] for b in BASELINES]
-    for row in rows.values():
-        rho = row["spearman"]
-        row["beats_baselines"] = None if rho is None or None in base else all(rho > b for b in base)
+        ci = intervals(values, target, baselines)
+        rows[key]["intervals"] = ci
+        # "beats" = the interval of the Spearman difference excludes zero against every baseline
+        rows[key]["beats_baselines"] = None if ci is None else key not in BASELINES and all(
+            ci[f"vs_{b}"]["verdict"] == "beats" for b in BASELINES)
     noise = [(a, b) for a, b in zip(first, second, strict=True) if a is not None and b is not None]
     done = [v for v in target if v is not None]
     long_map = {"min": min(done), "max": max(done), "mean": round(sum(done) / len(done), 3)} if done else None
     seed_noise = {"pairs": noise, "mean_abs_diff": round(sum(abs(a - b) for a, b in noise) / len(noise), 3),
-                  "spearman": correlate(first, second)["spearman"]} if noise else None
+                  "spearman": correlate(first, second)["spearman"],
+                  "spearman_interval": protocol.correlation(*protocol.complete(first, second)).as_dict()
+                  if len(noise) >= 3 else None} if noise else None
     return {"settings": s.as_dict(), "archs_long_trained": len(done), "archs_total": s.archs,
+            "protocol": {"module": "nasearch.stats", "version": protocol.PROTOCOL_VERSION,
+                         "method": "percentile bootstrap over architectures", "resamples": protocol.RESAMPLES,
+                         "seed": protocol.SEED, "confidence": protocol.CONFIDENCE},
             "target_seeds": 2 if two_seeds else 1,
             "target": f"mean of seeds {s.seed} and {s.seed + 1}" if two_seeds else f"seed {s.seed}",
             "long_map": long_map, "seed_noise": seed_noise,
@@ -293,21 +332,34 @@ def fmt(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def render(summary: dict[str, Any], command: str) -> str:
+def ci(interval: dict[str, Any] | None, digits: int = 3) -> str:
+    """`0.864 [0.71, 0.95]` from an Interval's dict."""
+    if not interval:
+        return "–"
+    return (f"{interval['estimate']:.{digits}f} [{interval['low']:.2f}, {interval['high']:.2f}]")
+
+
+def render(summary: dict[str, Any], command: str, measured: str | None = None) -> str:
     s = summary["settings"]
     two = summary["target_seeds"] == 2
     target = (f"the target is the mean of two trainings, seeds {s['seed']} and {s['seed'] + 1}" if two
               else f"one training, seed {s['seed']}")
+    pr = summary["protocol"]
+    data = (f"- Data: `{s['data']}`." if s.get("data") else
+            f"- Data: synthetic shapes dataset, {s['data_images']} images at {s['imgsz']} px "
+            f"(seed {s['data_seed']}, 85% train / 15% val).")
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} CPU, 1 thread "
-        f"(torch {torch.__version__}). Reproduce: `{command}`.",
+        measured or (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} CPU, 1 thread "
+                     f"(torch {torch.__version__}). Reproduce: `{command}`."),
         "",
+        f"- Statistics: `{pr['module']}` protocol v{pr['version']}: {pr['method']}, {pr['resamples']} "
+        f"resamples, seed {pr['seed']}, {pr['confidence']:.0%} intervals in brackets. A proxy beats a baseline "
+        "only when the interval of the paired Spearman difference (same resampled architectures) excludes zero.",
         f"- Architectures: {summary['archs_long_trained']} of {s['archs']} long-trained so far, sampled "
         f"from `{Path(s['space']).name}` (Space.sample(seed) for seeds {s['sample_seed']}..) and scaled "
         f"for the CPU with `scale_arch`: widths × {s['width']} (multiples of 8), head widths × "
-        f"{s['head_width']}, depths × {s['depth']}, nc 10, {s['imgsz']} px.",
-        f"- Data: synthetic shapes dataset, {s['data_images']} images at {s['imgsz']} px "
-        f"(seed {s['data_seed']}, 85% train / 15% val).",
+        f"{s['head_width']}, depths × {s['depth']}, the data set's classes, {s['imgsz']} px.",
+        data,
         f"- Long training (the target): all train images × {s['long_epochs']} epochs, AdamW lr {s['lr']:g}, "
         f"warm-up + cosine, mosaic, batch {s['batch']}; COCO mAP50-95 on the whole val split; "
         f"{target}.",
@@ -320,18 +372,22 @@ def render(summary: dict[str, Any], command: str) -> str:
         lines.append(f"- Long-trained mAP50-95: {m['min']:.2f} – {m['max']:.2f} (mean {m['mean']:.2f}).")
     if summary["seed_noise"]:
         n = summary["seed_noise"]
+        rho = ci(n.get("spearman_interval")) if n.get("spearman_interval") else fmt(n["spearman"])
         lines.append(f"- Seed noise: two long trainings of the same architecture (seeds {s['seed']} and "
                      f"{s['seed'] + 1}) differ by {n['mean_abs_diff']:.2f} mAP50-95 points on average and rank "
-                     f"{len(n['pairs'])} architectures with Spearman {fmt(n['spearman'])} against each other: "
+                     f"{len(n['pairs'])} architectures with Spearman {rho} against each other: "
                      "the most a proxy can reach when judged by one training.")
-    header = "| proxy | n | Spearman | Kendall | p (Spearman) | beats #params and FLOPs |"
+    header = ("| proxy | n | Spearman [95% CI] | Kendall [95% CI] | Δ Spearman vs FLOPs [95% CI] | "
+              "Δ Spearman vs #params [95% CI] | beats both |")
     header += " Spearman vs seed 0 only | vs seed 1 only |" if two else ""
     header += " median s/arch |"
     lines += ["", header, "|" + "---|" * (header.count("|") - 1)]
     for name, r in summary["proxies"].items():
         single = f" {fmt(r['spearman_seed0'])} | {fmt(r['spearman_seed1'])} |" if two else ""
-        lines.append(f"| {name} | {r['n']} | {fmt(r['spearman'])} | {fmt(r['kendall'])} | {fmt(r['p'])} | "
-                     f"{fmt(r['beats_baselines'])} |{single} {fmt(r['median_seconds'], 1)} |")
+        iv = r.get("intervals") or {}
+        lines.append(f"| {name} | {r['n']} | {ci(iv.get('spearman'))} | {ci(iv.get('kendall'))} | "
+                     f"{ci(iv.get('vs_flops'))} | {ci(iv.get('vs_params'))} | {fmt(r['beats_baselines'])} |"
+                     f"{single} {fmt(r['median_seconds'], 1)} |")
     return "\n".join([*lines, "", *arch_table(summary["archs"])])
 
 
@@ -362,16 +418,72 @@ def update_readme(path: Path, body: str, tag: str) -> None:
     os.replace(tmp, path)
 
 
+def readme_section(path: Path, tag: str) -> str:
+    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+    text = path.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{path}: no section <!-- {tag}:start/end -->")
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def entries_from_readme(path: Path, tag: str) -> tuple[list[dict[str, Any]], str]:
+    """The per-architecture table of a committed README section as cache entries, and its `Measured` line.
+
+    The table's values are rounded (mAP to 0.01): statistics recomputed from it can differ from the first
+    report's in the third decimal. Each proxy's median seconds come from the section's proxy table.
+    """
+    section = readme_section(path, tag)
+    lines = section.strip().splitlines()
+    measured = lines[0].strip()
+    keys: list[str] = []
+    seconds: dict[str, float | None] = {}
+    entries: list[dict[str, Any]] = []
+    for line in lines:
+        if not line.startswith("|") or line.startswith("|---"):
+            continue
+        row = cells(line)
+        if row[0] == "proxy":
+            continue
+        if row[0] == "#":
+            keys = row[2:]
+            continue
+        if not keys:  # the proxy table comes first: its last column is the median seconds per architecture
+            seconds[row[0]] = None if row[-1] == "–" else float(row[-1])
+            continue
+        value = lambda c: None if c == "–" else float(c)  # noqa: E731
+        entry: dict[str, Any] = {"index": int(row[0]), "name": row[1]}
+        for k, c in zip(keys, row[2:], strict=True):
+            entry[k] = {"value": value(c), "seconds": seconds.get(k)}
+        entries.append(entry)
+    if not entries:
+        raise SystemExit(f"{path}: section {tag} has no per-architecture table")
+    return entries, measured
+
+
 def write_report(s: Settings, args: argparse.Namespace, log: Any) -> None:
     out = Path(args.out)
-    summary = summarize(s, load_all_entries(out, s))
-    write_json(summary, out / "trust.json")
     defaults = parse_args([])[0]
     flags = [f"--{k.replace('_', '-')} {'x'.join(map(str, v)) if isinstance(v, list) else v}"
              for k, v in s.as_dict().items() if v != defaults.as_dict()[k]]
     command = " ".join(["python benchmarks/proxy_trust.py", *flags])
-    update_readme(Path(args.readme), render(summary, command), args.tag)
-    log(f"report: {summary['archs_long_trained']}/{s.archs} long-trained -> {out / 'trust.json'}")
+    measured = None
+    if args.from_readme:
+        entries, first = entries_from_readme(Path(args.readme), args.from_readme)
+        first = first.split(" Reproduce:", 1)[0]
+        measured = (f"{first} Reproduce: `{command}`. Intervals recomputed from the per-architecture table "
+                    f"below (its values as rounded there): `{command} --from-readme {args.from_readme} "
+                    f"--tag {args.tag} --report`.")
+        name = f"trust-{args.from_readme}.json"
+    else:
+        entries, name = load_all_entries(out, s), "trust.json"
+    summary = summarize(s, entries)
+    write_json(summary, out / name)
+    update_readme(Path(args.readme), render(summary, command, measured), args.tag)
+    log(f"report: {summary['archs_long_trained']}/{s.archs} long-trained -> {out / name}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -385,9 +497,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.report:
         write_report(s, args, log)
         return
-    data = ensure_synthetic(out / f"data-{s.data_images}x{s.imgsz}-seed{s.data_seed}", s.data_images, s.imgsz,
-                            s.data_seed)
-    archs = sample_archs(s, nc=10)
+    if s.data:
+        data = Path(s.data)
+        nc = load_split(data, "val").nc
+    else:
+        data = ensure_synthetic(out / f"data-{s.data_images}x{s.imgsz}-seed{s.data_seed}", s.data_images,
+                                s.imgsz, s.data_seed)
+        nc = 10
+    archs = sample_archs(s, nc=nc)
     for i, a in enumerate(archs):
         a.save(out / "archs" / f"{i:02d}-{a.hash}.yaml")
     run_shard(s, args, data, archs, log)

@@ -10,7 +10,15 @@ Hypervolume uses one reference point for every run: latency at the experiment's 
 worst feasible latency seen + 10% of the range), accuracy at the worst feasible score seen - 10%.
 Target: the default sampler at 60 trials reaches at least the hypervolume random sampling reaches at 180.
 
-    python benchmarks/search_efficiency.py [--experiment quickstart] [--seeds 0 1 2] [--trials 60]
+Statistics follow the frozen protocol of `nasearch.stats`, paired by seed (the unit resampled): the mean
+per-seed difference of hypervolume (each sampler against random at the same trial count, and the default at
+`--trials` against random at `--random-trials`) with its 95% interval, a "beats" verdict only when the interval
+excludes zero, and the number of trials each sampler needs to reach the hypervolume random reaches at
+`--random-trials` with the same seed (median and interval; a run that never reaches it counts as its budget
+plus one, a lower bound). Seeds 0, 1 and 2 were used by the run published before the protocol was frozen; the
+default seeds (100..109) are fresh. The share of evaluated trials over the constraints is reported per sampler.
+
+    python benchmarks/search_efficiency.py [--experiment quickstart] [--seeds 100 ... 109] [--trials 60]
         [--random-trials 180] [--out runs/search_efficiency]
 
 Writes OUT/runs-OBJECTIVE.json (every run's sequence, per objective fingerprint), OUT/summary.json and
@@ -34,6 +42,7 @@ from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nasearch import stats as protocol
 from nasearch.nn.inspect import count_flops, count_params, fused_copy
 from nasearch.search.candidate import SearchContext
 from nasearch.search.chooser import OptunaChooser
@@ -162,6 +171,41 @@ def at(curve_by_seed: dict[str, list[float]], n: int) -> list[float]:
     return [c[min(n, len(c)) - 1] for c in curve_by_seed.values() if c]
 
 
+def trials_to_reach(curve: list[float], goal: float) -> int:
+    """First trial count at which `curve` reaches `goal`; len(curve) + 1 (a lower bound) if it never does."""
+    return next((i + 1 for i, v in enumerate(curve) if v >= goal - 1e-12), len(curve) + 1)
+
+
+def paired_statistics(hv: dict[str, dict[str, list[float]]], runs: dict[str, dict[str, list[dict]]],
+                      seeds: list[int], trials: int, random_trials: int) -> dict[str, Any]:
+    """Per-seed values and the protocol's paired intervals (seeds present for both samplers only)."""
+    keys = [str(s) for s in seeds]
+    rand = hv.get("random", {})
+    out: dict[str, Any] = {"seeds": keys, "per_seed": {}, "vs_random": {}, "trials_to_random_hv": {},
+                           "infeasible_share": {}}
+    goal = {k: rand[k][random_trials - 1] for k in keys if len(rand.get(k, [])) >= random_trials}
+    for label, by_seed in hv.items():
+        mine = [k for k in keys if k in by_seed]
+        out["per_seed"][label] = {k: {"hv_at": {str(n): by_seed[k][min(n, len(by_seed[k])) - 1]
+                                                for n in sorted({20, 40, trials, random_trials})
+                                                if len(by_seed[k]) >= n}} for k in mine}
+        seqs = [runs[label][k] for k in mine]
+        evaluated = sum(len(q) for q in seqs)
+        out["infeasible_share"][label] = (sum(not p["feasible"] for q in seqs for p in q) / evaluated
+                                          if evaluated else None)
+        reach = [trials_to_reach(by_seed[k], goal[k]) for k in mine if k in goal]
+        if len(reach) >= 2:
+            out["trials_to_random_hv"][label] = {"per_seed": reach, **protocol.location(reach, "median").as_dict()}
+        if label == "random":
+            continue
+        for n, rn in ((trials, trials), (trials, random_trials)):
+            both = [k for k in mine if len(by_seed[k]) >= n and len(rand.get(k, [])) >= rn]
+            if len(both) >= 2:
+                diff = protocol.paired_difference([by_seed[k][n - 1] for k in both], [rand[k][rn - 1] for k in both])
+                out["vs_random"].setdefault(label, {})[f"{n}_vs_{rn}"] = diff.as_dict()
+    return out
+
+
 def plot(hv: dict, out: Path, trials: int, random_trials: int) -> None:
     import matplotlib
 
@@ -191,7 +235,8 @@ def plot(hv: dict, out: Path, trials: int, random_trials: int) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--experiment", default="quickstart")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(100, 110)),
+                    help="search seeds (0, 1, 2 were used before the protocol was frozen)")
     ap.add_argument("--trials", type=int, default=60)
     ap.add_argument("--random-trials", type=int, default=180)
     ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
@@ -235,6 +280,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if d and r:
         summary["target_met"] = d["mean"] >= r["mean"]
         summary["ratio_default_at_trials_over_random_at_random_trials"] = d["mean"] / r["mean"]
+    summary["paired"] = paired_statistics(hv, runs, args.seeds, args.trials, args.random_trials)
+    paired = summary["paired"]["vs_random"].get("default", {}).get(f"{args.trials}_vs_{args.random_trials}")
+    summary["default_vs_random_verdict"] = paired["verdict"] if paired else None
+    summary["protocol"] = {"module": "nasearch.stats", "version": protocol.PROTOCOL_VERSION, "unit": "seed",
+                           "resamples": protocol.RESAMPLES, "seed": protocol.SEED}
     summary["seconds"] = round(time.monotonic() - start, 1)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot(hv, args.out / "hypervolume.png", args.trials, args.random_trials)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import binomtest, rankdata
 
 PROTOCOL_VERSION = 1
 RESAMPLES = 10_000
@@ -155,6 +155,13 @@ def location(values: ArrayLike, statistic: Literal["mean", "median"] = "median",
     """The mean or median of one sample (e.g. trials to reach a hypervolume, over seeds) and its interval."""
     fn = {"mean": lambda x: x.mean(axis=1), "median": lambda x: np.median(x, axis=1)}[statistic]
     return bootstrap(fn, values, name=statistic, seed=seed, resamples=resamples)
+
+
+def proportion(hits: int, n: int, confidence: float = CONFIDENCE) -> Interval:
+    """A share of n independent units (e.g. architectures predicted within ±5%) with its Wilson interval."""
+    ci = binomtest(hits, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return Interval(statistic="proportion (Wilson)", estimate=hits / n, low=float(ci.low), high=float(ci.high), n=n,
+                    confidence=confidence, resamples=0, dropped=0, seed=0)
 
 
 def complete(*columns: Sequence[float | None]) -> list[list[float]]:

@@ -87,3 +87,9 @@ def test_bad_input_is_refused():
 def test_location_median():
     r = stats.location([10, 12, 14, 200, 11, 13, 15, 16, 17], "median")
     assert r.estimate == 14 and r.low <= 14 <= r.high and r.high < 200  # one outlier cannot move a median
+
+
+def test_proportion_wilson():
+    r = stats.proportion(18, 20)
+    assert r.estimate == 0.9 and r.low == pytest.approx(0.699, abs=1e-3) and r.high == pytest.approx(0.972, abs=1e-3)
+    assert stats.proportion(20, 20).high == 1.0 and stats.proportion(20, 20).low == pytest.approx(0.839, abs=1e-3)

@@ -1,0 +1,49 @@
+"""The benchmarks' statistics go through the frozen protocol; the committed proxy-trust table reproduces."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from nasearch import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_proxy_trust_table_reproduces_and_vote_does_not_beat_flops():
+    pt = _script("proxy_trust")
+    entries, measured = pt.entries_from_readme(ROOT / "benchmarks" / "README.md", "proxy-trust")
+    assert len(entries) == 20 and measured.startswith("Measured 2026-11-24")
+    target = pt.mean_of_seeds(pt.column(entries, "long"), pt.column(entries, "long_seed2"))
+    flops, vote = pt.column(entries, "flops"), pt.mean_rank(entries, ("short_b", "flops"))
+    assert stats.correlation(flops, target, resamples=200).estimate == pytest.approx(0.814, abs=5e-4)
+    assert stats.correlation(vote, target, resamples=200).estimate == pytest.approx(0.864, abs=5e-4)
+    diff = stats.correlation_difference(target, vote, flops, resamples=2000)
+    assert diff.estimate == pytest.approx(0.050, abs=5e-3) and diff.verdict == "not shown"
+    assert diff.low < 0 < diff.high
+
+
+def test_search_efficiency_pairs_by_seed():
+    se = _script("search_efficiency")
+    assert se.trials_to_reach([1.0, 2.0, 3.0], 2.0) == 2 and se.trials_to_reach([1.0], 5.0) == 2
+    hv = {"random": {"0": [1.0, 2.0, 3.0, 4.0], "1": [1.0, 1.5, 2.0, 3.0], "2": [0.5, 1.0, 2.0, 2.5]},
+          "default": {"0": [2.0, 4.0], "1": [1.5, 3.5], "2": [1.0, 2.0]}}
+    runs = {label: {k: [{"feasible": i % 2 == 0} for i in range(len(c))] for k, c in by.items()}
+            for label, by in hv.items()}
+    out = se.paired_statistics(hv, runs, [0, 1, 2], trials=2, random_trials=4)
+    d = out["vs_random"]["default"]["2_vs_4"]
+    assert d["estimate"] == pytest.approx(((4 - 4) + (3.5 - 3) + (2 - 2.5)) / 3) and d["verdict"] == "not shown"
+    assert out["vs_random"]["default"]["2_vs_2"]["verdict"] == "beats"  # ahead at equal budgets on every seed
+    assert out["trials_to_random_hv"]["default"]["per_seed"] == [2, 2, 3]
+    assert out["infeasible_share"]["random"] == pytest.approx(0.5)
