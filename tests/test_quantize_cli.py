@@ -124,6 +124,13 @@ def test_hybrid_keeps_the_sensitive_layer_in_float(setup, tmp_path):
     assert max(doc["sensitivity"], key=doc["sensitivity"].get) == SENSITIVE
     assert doc["activations"] == "u8"
     assert "latency_cost_ms" in doc and "latency_all_int8_ms" in doc
+    # the layers were chosen on one half of the val split; every reported figure is on the other half
+    split = doc["split"]
+    chosen, reported = set(split["selection_image_ids"]), set(split["report_image_ids"])
+    assert chosen and reported and not chosen & reported
+    assert len(chosen | reported) == len(load_split(data, "val")) and doc["val_images"] == len(reported)
+    sel = doc["selection"]
+    assert sel["drop"] <= 5.0 and sel["drop"] == pytest.approx(sel["map_float"] - sel["map_int8"], abs=1e-3)
     states = quantized_nodes(doc["int8_onnx"])
     assert states[SENSITIVE] is False and sum(states.values()) == len(states) - 1
 
@@ -168,3 +175,13 @@ def test_quantized_ops_per_mode_and_target(tmp_path):
         opts(mode="qat", ops="conv+act").check()
     with pytest.raises(InputError):
         opts(ops="everything").check()
+
+
+def test_selection_split_is_disjoint_alternating_and_deterministic(tmp_path):
+    from nasearch.quant.hybrid import selection_split
+
+    val = load_split(ensure_synthetic(tmp_path / "s", images=40, imgsz=IMGSZ, seed=1), "val")
+    select, report = selection_split(val)
+    ids = sorted(r.image_id for r in val.records)
+    assert [r.image_id for r in select.records] == ids[0::2] and [r.image_id for r in report.records] == ids[1::2]
+    assert [r.image_id for r in selection_split(val)[0].records] == ids[0::2]

@@ -2,6 +2,9 @@
 
 Sensitivity of a layer = the accuracy regained when only that layer is left in float. Layers are
 then returned to float greedily, most sensitive first, until the drop is within `max_drop`.
+
+The layers are chosen on a selection split disjoint from the images the result is reported on
+(`selection_split`): a drop measured on the images that chose the layers would flatter the choice.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from nasearch.data.records import DetectionSplit
 from nasearch.quant.ptq import conv_node_names, quantize_qdq
 from nasearch.quant.spec import Int8Spec, int8_spec
+
+SELECTION_RULE = "val images in image-id order: even positions select the float layers, odd positions report"
 
 Evaluate = Callable[[Path], float]  # ONNX file → accuracy (mAP, percent points)
 
@@ -30,6 +36,13 @@ class HybridResult:
     @property
     def drop(self) -> float:
         return self.float_accuracy - self.int8_accuracy
+
+
+def selection_split(split: DetectionSplit) -> tuple[DetectionSplit, DetectionSplit]:
+    """(selection, report): alternate images of `split` in image-id order — disjoint, deterministic, and
+    both halves drawn across the whole split (tiles of one scene, files of one source) alike."""
+    order = sorted(range(len(split)), key=lambda i: split.records[i].image_id)
+    return split.subset(order[0::2]), split.subset(order[1::2])
 
 
 def layer_sensitivity(float_onnx: Path, calib: Sequence[np.ndarray], evaluate: Evaluate, config: Int8Spec,

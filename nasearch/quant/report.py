@@ -26,6 +26,7 @@ from nasearch.data.records import DetectionSplit
 from nasearch.errors import InputError
 from nasearch.export.onnx import export_detector
 from nasearch.nn.inspect import fused_copy
+from nasearch.quant.hybrid import SELECTION_RULE, selection_split
 from nasearch.quant.ptq import quantize_qdq
 from nasearch.quant.spec import CALIBRATION_METHODS, QUANTIZED_OPS, TARGETS, Int8Spec, int8_spec
 from nasearch.train.checkpoint import load_checkpoint
@@ -148,6 +149,12 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
     if val.nc != arch.data["nc"]:
         raise InputError(opts.data, "categories", f"{arch.data['nc']} classes (as the checkpoint {ckpt})",
                          f"{val.nc} classes")
+    select_val = None
+    if opts.mode == "hybrid":  # float layers are chosen on one half, every reported figure is the other's
+        if len(val) < 2:
+            raise InputError(opts.data, "val", "at least 2 val images with --mode hybrid (one half selects the "
+                             "float layers, the other reports)", f"{len(val)} image")
+        select_val, val = selection_split(val)
     saved = state.get("train_args") if isinstance(state.get("train_args"), dict) else {}
     imgsz = int(opts.imgsz or saved.get("imgsz") or arch.data["imgsz"])
     out = Path(opts.out)
@@ -158,9 +165,9 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
         f"({config.activations} activations), {config.method} calibration on {len(calib)} images, "
         f"evaluation on {len(val)} val images")
 
-    def evaluate(path: Path) -> float:
+    def evaluate(path: Path, split: DetectionSplit = val) -> float:
         session = open_onnx(path, threads=opts.threads)
-        return float(evaluate_model(session, val, imgsz, batch=opts.eval_batch).map)
+        return float(evaluate_model(session, split, imgsz, batch=opts.eval_batch).map)
 
     fused = fused_copy(model)
     float_onnx = export_detector(fused, out / "model.float.onnx", imgsz, fused=True)
@@ -177,11 +184,24 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
     extra["map_ptq"] = round(map_ptq, 4)
     map_int8 = map_ptq
     if opts.mode == "hybrid":
-        result = _hybrid(float_onnx, int8_onnx, calib, evaluate, opts, config, map_float, map_ptq, log)
-        map_int8, float_layers = result.int8_accuracy, list(result.float_layers)
+        assert select_val is not None
+        selecting = lambda path: evaluate(path, select_val)  # noqa: E731
+        sel_float, sel_ptq = selecting(float_onnx), selecting(ptq_path)
+        log(f"quantize: selection half ({len(select_val)} images): float {sel_float:.3f}, PTQ {sel_ptq:.3f}")
+        result = _hybrid(float_onnx, int8_onnx, calib, selecting, opts, config, sel_float, sel_ptq, log)
+        float_layers = list(result.float_layers)
+        map_int8 = evaluate(int8_onnx)
         extra.update({"sensitivity": dict(sorted(result.sensitivity.items(), key=lambda kv: -kv[1])),
                       "steps": [{"float_layers": n, "map": round(a, 4)} for n, a in result.steps],
-                      "reached": map_float - map_int8 <= opts.max_drop, "max_drop": opts.max_drop})
+                      "reached": map_float - map_int8 <= opts.max_drop, "max_drop": opts.max_drop,
+                      "selection": {"map_float": round(sel_float, 4), "map_ptq": round(sel_ptq, 4),
+                                    "map_int8": round(result.int8_accuracy, 4), "drop": round(result.drop, 4)},
+                      "split": {"rule": SELECTION_RULE, "selection_images": len(select_val),
+                                "report_images": len(val),
+                                "selection_image_ids": [r.image_id for r in select_val.records],
+                                "report_image_ids": [r.image_id for r in val.records]},
+                      "figures_on": "report half (map_float, map_ptq, map_int8, drop); sensitivity and steps "
+                                    "on the selection half"})
     elif opts.mode == "qat":
         from nasearch.quant.qat import run_qat
 
