@@ -146,10 +146,20 @@ def latency_breakdown(arch: Architecture, db: str | Path, imgsz: int | None = No
 DATA_ENV = "NASEARCH_DATA"
 
 
-def deploy_data(imgsz: int, images: int = 240, seed: int = 0) -> Path:
-    """The dataset deployment uses: `NASEARCH_DATA`, else the synthetic set (generated on first use)."""
+DATASETS = ("synthetic", "trees")
+
+
+def deploy_data(imgsz: int, images: int = 240, seed: int = 0, dataset: str = "synthetic") -> Path:
+    """The dataset deployment uses: `NASEARCH_DATA`, else `dataset` — the synthetic set or the trees set
+    (`nasearch data trees`, 128 px tiles) — written under runs/data on first use."""
     if os.environ.get(DATA_ENV):
         return Path(os.environ[DATA_ENV])
+    if dataset == "trees":
+        from nasearch.data.trees import VERSION, ensure_trees
+
+        return ensure_trees(Path("runs/data") / f"trees-{VERSION}-tile128", tile=128)
+    if dataset != "synthetic":
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     from nasearch.data.synth import ensure_synthetic
 
     return ensure_synthetic(Path("runs/data") / f"synth-{images}-{imgsz}-{seed}", images, imgsz, seed)

@@ -145,3 +145,23 @@ def _write(tmp_path: Path, text: str) -> Path:
     p = tmp_path / "e.yaml"
     p.write_text(text)
     return p
+
+
+def test_trees_experiment_validates_and_its_dataset_source_is_checked(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from nasearch.errors import InputError
+    from nasearch.search.objectives import dataset_provider
+
+    trees = load_experiment("trees_cpu")
+    assert trees.spec.dataset.trees is not None and trees.spec.nc == 1 and trees.dataset_path is None
+    assert trees.spec.objectives.accuracy.rungs, "the trees search promotes to short training"
+    both = _write(tmp_path, BASE + "dataset: {path: x, trees: {tile: 128}}\n")
+    result = runner.invoke(app, ["search", str(both), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "either `path` or `trees`" in result.output
+    bogus = tmp_path / "bogus.whl"
+    bogus.write_bytes(b"not the wheel")
+    monkeypatch.setenv("NASEARCH_CACHE", str(tmp_path / "cache"))
+    exp = load_experiment(_write(tmp_path, BASE + f"dataset: {{trees: {{wheel: {bogus}}}}}\n"))
+    with pytest.raises(InputError, match="sha256"):
+        dataset_provider(exp)()
+    assert exp.fingerprint() != load_experiment(_write(tmp_path, BASE)).fingerprint()

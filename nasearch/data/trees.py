@@ -279,3 +279,19 @@ def generate_trees(out: str | Path, tile: int = 128, overlap: int = 0, wheel: st
     summary = write_directory_atomically(Path(out), MARKER,
                                          lambda tmp: _write(tmp, files, tile, overlap, files.wheel_sha256))
     return TreesSummary(**{**asdict(summary), "out": str(out)})
+
+
+def _matches(path: Path, tile: int, overlap: int) -> bool:
+    try:
+        meta = json.loads((path / MARKER).read_text())["summary"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return (meta.get("version"), meta.get("tile"), meta.get("overlap")) == (VERSION, tile, overlap)
+
+
+def ensure_trees(directory: str | Path, tile: int = 128, overlap: int = 0, wheel: str | Path | None = None) -> Path:
+    """The trees data set at `directory`, written only when missing or made with other tiling."""
+    target = Path(directory)
+    if not _matches(target, tile, overlap):
+        generate_trees(target, tile=tile, overlap=overlap, wheel=wheel)
+    return target

@@ -43,9 +43,25 @@ class SyntheticData(Strict):
     cache: str | None = None  # where to keep it; default: $NASEARCH_CACHE or ~/.cache/nasearch
 
 
+class TreesData(Strict):
+    """The trees set (`nasearch data trees`), written on first use from the deepforest 2.1.0 wheel."""
+
+    tile: Annotated[int, Field(ge=32, le=4096)] = 128
+    overlap: Annotated[int, Field(ge=0, le=4095)] = 0
+    wheel: str | None = None  # default: the installed deepforest 2.1.0 distribution
+    cache: str | None = None  # where to keep it; default: $NASEARCH_CACHE or ~/.cache/nasearch
+
+
 class DatasetSpec(Strict):
     path: str | None = None  # a dataset directory, data.yaml or COCO json; None → the synthetic set
     synthetic: SyntheticData = SyntheticData()
+    trees: TreesData | None = None  # the trees set instead of the synthetic one
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetSpec:
+        if self.path and self.trees is not None:
+            raise ValueError("either `path` or `trees`, not both")
+        return self
 
 
 class LatencySpec(Strict):
@@ -209,6 +225,8 @@ class LoadedExperiment:
         self.space_path = resolve_path(spec.space, base)
         data = spec.dataset.path
         self.dataset_path = resolve_path(data, base) if data else None
+        trees = spec.dataset.trees
+        self.trees_wheel = resolve_path(trees.wheel, base) if trees is not None and trees.wheel else None
         db = spec.objectives.latency.db
         self.latency_db = resolve_path(db, base) if db else None
 
@@ -216,6 +234,8 @@ class LoadedExperiment:
         """What a resumed run must share with the original: everything that defines the objective."""
         keep = self.spec.model_dump(include={"space", "imgsz", "scale", "nc", "dataset", "objectives",
                                              "constraints", "presets"})
+        if keep["dataset"].get("trees") is None:  # runs made before the trees set keep their fingerprint
+            keep["dataset"].pop("trees", None)
         keep["space_text"] = self.space_path.read_text() if self.space_path.is_file() else ""
         canon = json.dumps(keep, sort_keys=True, default=str)
         return hashlib.sha256(canon.encode()).hexdigest()[:16]

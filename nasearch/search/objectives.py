@@ -250,6 +250,14 @@ def dataset_provider(exp: LoadedExperiment) -> Callable[[], Path]:
         if exp.dataset_path is not None:
             cached.append(exp.dataset_path)
             return exp.dataset_path
+        trees = exp.spec.dataset.trees
+        if trees is not None:
+            from nasearch.data.trees import VERSION, ensure_trees
+
+            root = Path(trees.cache).expanduser() if trees.cache else default_data_cache()
+            cached.append(ensure_trees(root / f"trees-{VERSION}-tile{trees.tile}-overlap{trees.overlap}",
+                                       trees.tile, trees.overlap, exp.trees_wheel))
+            return cached[0]
         from nasearch.data import ensure_synthetic
 
         syn = exp.spec.dataset.synthetic
