@@ -51,6 +51,21 @@ class Run:
                               "latency_ms": e.latency_ms, "accuracy": e.accuracy, "params": e.params,
                               "gflops": e.gflops} for i, (e, target) in enumerate(self.results.suite, 1)])
 
+    def presets(self) -> pd.DataFrame:
+        """Each preset against the best model the search found at or below its latency (a proxy figure:
+        the search's accuracy signal, one evaluation each, no interval), as `nasearch search` prints it."""
+        from nasearch.search.results import preset_comparison
+
+        rows = []
+        for p in preset_comparison(self.results.rows):
+            best = p["best_found"] or {}
+            rows.append({"preset": p["preset"], "latency_ms": p["latency_ms"], "rung": p["rung"],
+                         "accuracy_kind": p["accuracy_kind"], "accuracy": p["accuracy"],
+                         "best_found_trial": best.get("trial"), "best_found_latency_ms": best.get("latency_ms"),
+                         "best_found_accuracy": best.get("accuracy"), "gain (proxy)": p["gain"],
+                         "status": p["status"]})
+        return pd.DataFrame(rows)
+
     def hypervolume(self) -> pd.DataFrame:
         hv = pd.DataFrame({"trial": [r["trial"] for r in self.results.rows],
                            "hypervolume_screen": self.results.hv_screen})

@@ -41,6 +41,7 @@ def search(experiment: str = typer.Argument("quickstart", help="Experiment YAML,
            no_progress: bool = typer.Option(False, "--no-progress", help="No live display on stderr.")
            ) -> None:
     """Search the space for the latency/accuracy front and write the results into the run directory."""
+    from nasearch.search.results import preset_lines
     from nasearch.search.runner import Overrides, run_search
 
     _check_choice(executor, ("local", "ray"), "--executor")
@@ -57,6 +58,8 @@ def search(experiment: str = typer.Argument("quickstart", help="Experiment YAML,
     counts = ", ".join(f"{v} {k}" for k, v in doc["trials"].items())
     log(f"{counts}; {len(doc['front'])} on the front; suite: "
         + ", ".join(f"{Path(s['file']).name} ({s['latency_ms']:.3g} ms)" for s in doc["suite"]))
+    for line in preset_lines(doc["presets"]):
+        log(line)
     log(f"results in {doc['run_dir']} (trials.csv, pareto.csv, pareto.png, hypervolume.csv, suite/) "
         f"after {doc['seconds']} s")
 

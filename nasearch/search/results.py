@@ -5,7 +5,8 @@
 - `hypervolume.csv`: hypervolume of the front by trial (screening and final fidelity, fixed references);
 - `pareto.png`: every trial, the front, the presets labelled, the suite's latency targets;
 - `suite/*.yaml` + `suite.csv`: the delivered models; `archs/trial_NNNNN.yaml`: each front member;
-- `summary.json`: counts, front, suite, reference points.
+- `summary.json`: counts, front, suite, each preset against the best found model at its latency (a proxy
+  figure), reference points.
 """
 
 from __future__ import annotations
@@ -192,6 +193,66 @@ def collect(study: optuna.Study) -> Results:
     return Results(rows, entries, pool, rung, suite, meta, hv_screen, hv_final, ref_screen, ref_final)
 
 
+PRESET_LABEL = ("proxy figure: the search's accuracy signal at that rung, one evaluation each, no interval; "
+                "only full training of both shows whether a found model beats the preset")
+
+
+def _best_rung(row: dict) -> dict | None:
+    """The highest rung at which a trial was scored and feasible."""
+    docs = [d for d in row["_rungs"] if d.get("feasible")]
+    return max(docs, key=lambda d: d["rung"]) if docs else None
+
+
+def preset_comparison(rows: list[dict]) -> list[dict[str, Any]]:
+    """For each preset of the run: the best model the search found at or below its latency, scored at the same
+    rung (the highest the preset reached), and the accuracy gain over the preset — a proxy figure."""
+    found: dict[int, list[FrontEntry]] = {}
+    out, seen = [], set()
+    for row in rows:
+        name = row["preset"]
+        if not name or name in seen or row["state"] != "complete" or row["duplicate_of"] is not None:
+            continue
+        seen.add(name)
+        doc = _best_rung(row) if row["feasible"] else None
+        item: dict[str, Any] = {"preset": name, "trial": row["trial"], "latency_ms": row["latency_ms"],
+                                "rung": None, "accuracy": None, "accuracy_kind": None, "best_found": None,
+                                "gain": None, "front_ahead": None, "label": PRESET_LABEL}
+        if doc is None:
+            item["status"] = f"over the constraints ({row['violations']})" if not row["feasible"] else "not scored"
+            out.append(item)
+            continue
+        rung, lat, acc = doc["rung"], float(doc["latency_ms"]), float(doc["accuracy"])
+        item.update(rung=rung, latency_ms=lat, accuracy=acc, accuracy_kind=doc.get("kind", ""))
+        pool = found.setdefault(rung, [e for e in candidates_at(rows, rung) if not e.preset])
+        rivals = [e for e in pool if e.latency_ms <= lat]
+        if not rivals:
+            item["status"] = "no found model at or below its latency"
+            out.append(item)
+            continue
+        best = max(rivals, key=lambda e: (e.accuracy, -e.latency_ms))
+        gain = best.accuracy - acc
+        item.update(best_found={"trial": best.trial, "latency_ms": best.latency_ms, "accuracy": best.accuracy,
+                                "name": best.arch_name}, gain=gain, front_ahead=gain > 0,
+                    status="found model ahead" if gain > 0 else "no found model ahead")
+        out.append(item)
+    return out
+
+
+def preset_lines(items: list[dict[str, Any]]) -> list[str]:
+    """One line per preset for the end of `nasearch search` (labelled: a proxy figure)."""
+    lines = []
+    for p in items:
+        if p["best_found"] is None:
+            lines.append(f"preset {p['preset']}: {p['status']}")
+            continue
+        b = p["best_found"]
+        lines.append(f"preset {p['preset']} ({p['latency_ms']:.3g} ms, {p['accuracy_kind']} {p['accuracy']:.4g} at "
+                     f"rung {p['rung']}): best found at or below its latency trial {b['trial']} "
+                     f"({b['latency_ms']:.3g} ms, {b['accuracy']:.4g}), {p['gain']:+.4g}: {p['status']} "
+                     "[proxy figure, no interval]")
+    return lines
+
+
 def arch_path(run_dir: Path, trial: int) -> Path:
     return run_dir / "archs" / f"trial_{trial:05d}.yaml"
 
@@ -242,7 +303,7 @@ def write_results(study: optuna.Study, run_dir: Path, plot: Path | None = None) 
     suite_csv = pd.DataFrame(suite_rows).to_csv(index=False) if suite_rows else "rank\n"
     _write_atomic(run_dir / "suite.csv", suite_csv)
     summary = {"study": study.study_name, "counts": res.counts(), "top_rung": res.rung,
-               "front": doc, "suite": suite_rows,
+               "front": doc, "suite": suite_rows, "presets": preset_comparison(res.rows),
                "hypervolume_screen": res.hv_screen[-1] if res.hv_screen else 0.0,
                "reference_screen": res.ref_screen,
                "hypervolume_final": res.hv_final[-1] if res.hv_final else None,

@@ -15,7 +15,7 @@ from nasearch.search.candidate import SearchContext
 from nasearch.search.executors import Budget, complete_count, failed_count, local_loop, multiprocess
 from nasearch.search.experiment import LoadedExperiment, load_experiment
 from nasearch.search.progress import SearchProgress
-from nasearch.search.results import Results, front_doc, write_results
+from nasearch.search.results import Results, front_doc, preset_comparison, write_results
 from nasearch.search.resume import RunLock, recover_interrupted
 from nasearch.search.study import (
     RUN_FILE,
@@ -126,6 +126,7 @@ def summary(res: Results, run_dir: Path, info: RunInfo, retried: list[int], seco
                       for i, (e, t) in enumerate(res.suite, 1)],
             "hypervolume_screen": res.hv_screen[-1] if res.hv_screen else 0.0,
             "hypervolume_final": res.hv_final[-1] if res.hv_final else None,
+            "presets": preset_comparison(res.rows),
             "seconds": round(seconds, 1)}
 
 
