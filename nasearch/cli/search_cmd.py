@@ -41,7 +41,11 @@ def search(experiment: str = typer.Argument("quickstart", help="Experiment YAML,
            json_out: bool = typer.Option(False, "--json", help="Print one JSON summary document."),
            no_progress: bool = typer.Option(False, "--no-progress", help="No live display on stderr.")
            ) -> None:
-    """Search the space for the latency/accuracy front and write the results into the run directory."""
+    """Search the space for the latency/accuracy front and write the results into the run directory.
+
+    Exit 2 when no trial meets the experiment's constraints (the results are written; the message names
+    each limit and the best value reached), and for a used run directory without --resume.
+    """
     from nasearch.search.runner import Overrides, run_search
 
     _check_choice(executor, ("local", "ray"), "--executor")
