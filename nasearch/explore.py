@@ -93,7 +93,7 @@ def open_run(run_dir: str | Path | None = None) -> Run:
     quiet_optuna()
     path = Path(run_dir) if run_dir is not None else run_dir_from_env()
     info = RunInfo.load(path)
-    study = load_study(info.storage, info.study_name)
+    study = load_study(info.storage, info.study_name, readonly=True)  # reading a run never writes to it
     return Run(path, study, collect(study))
 
 

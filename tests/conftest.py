@@ -20,3 +20,16 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_space_path() -> Path:
     return SPACES / "tiny_space.yaml"
+
+
+@pytest.fixture()
+def predicted_latency(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deterministic, instant latency for tests of the search logic: a fixed cost per parameter, stated as
+    predicted (the measured path is exercised by the subprocess and Ray tests)."""
+    from nasearch.nn.inspect import count_params
+    from nasearch.search.objectives import LatencyEvaluator, LatencyResult
+
+    def screen(self: LatencyEvaluator, arch: object, fused: torch.nn.Module) -> LatencyResult:
+        return LatencyResult(0.05 + count_params(fused) / 1e6, False, "test: 1 ms per million parameters")
+
+    monkeypatch.setattr(LatencyEvaluator, "screen", screen)

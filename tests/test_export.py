@@ -19,6 +19,7 @@ from nasearch.export.nms import DetectorWithNMS
 from nasearch.export.onnx import export_module
 from nasearch.nn.inspect import randomize_bn
 from nasearch.quant.ptq import quantized_nodes
+from nasearch.quant.spec import int8_spec
 from nasearch.space import build_model, load_space
 from nasearch.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -83,6 +84,7 @@ def test_checkpoint_to_every_cpu_format(trained, tmp_path):
     # the INT8 ONNX: a QDQ graph with every conv quantized, close to the float model
     int8 = files["onnx-int8"]
     assert int8["activations"] == "u8" and int8["verification"]["ok"]
+    assert int8["int8_spec"] == int8_spec("cpu").as_dict()  # this CPU's spec (reduce_range without VNNI)
     states = quantized_nodes(int8["path"])
     assert states and all(states.values()) and int8["verification"]["quantized_convs"] == len(states)
     q_scores = _run(int8["path"], x)[1]

@@ -6,7 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -24,8 +23,8 @@ from nasearch.train.checkpoint import save_checkpoint
 IMGSZ = 64
 
 
-@pytest.mark.parametrize("isa", ["vnni", "no-vnni"])
-def test_measured_and_exported_int8_graphs_quantize_the_same_nodes(tmp_path, monkeypatch, isa):
+def test_measured_and_exported_int8_graphs_quantize_the_same_nodes(tmp_path, monkeypatch):
+    isa = "no-vnni"  # forced, so the reduced-range spec is compared on every machine (test_quant covers both)
     monkeypatch.setenv(ISA_ENV, isa)
     torch.manual_seed(0)
     arch = load_arch("yolov6n").with_overrides(nc=10)  # its neck upsamples with transposed convolutions

@@ -24,6 +24,7 @@ from nasearch.eval.inference import predict_split, torch_predictor
 from nasearch.eval.postprocess import NMSConfig
 from nasearch.nn.inspect import randomize_bn
 from nasearch.quant.ptq import quantized_nodes
+from nasearch.quant.spec import int8_spec
 from nasearch.space import build_model, load_space
 from nasearch.train.checkpoint import save_checkpoint
 
@@ -97,6 +98,7 @@ def test_ptq_report_and_qdq_graph(setup, tmp_path):
     assert doc["drop"] == pytest.approx(doc["map_float"] - doc["map_int8"], abs=1e-3)
     assert doc["latency_float_ms"] > 0 and doc["latency_int8_ms"] > 0 and doc["latency_measured"] is True
     assert doc["float_layers"] == [] and doc["activations"] == "s8" and doc["target"] == "tensorrt"
+    assert doc["int8_spec"] == int8_spec("tensorrt").as_dict()  # the settings written, named
     assert json.loads((tmp_path / "quantize.json").read_text()) == doc
     int8 = Path(doc["int8_onnx"])
     onnx.checker.check_model(str(int8))

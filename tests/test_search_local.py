@@ -11,13 +11,11 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from nasearch.cli.main import app
-from nasearch.nn.inspect import count_params
 from nasearch.search import objectives
-from nasearch.search.objectives import AccuracyResult, EvalContext, LatencyEvaluator, LatencyResult
+from nasearch.search.objectives import AccuracyResult, EvalContext
 from nasearch.search.runner import run_search
 from nasearch.search.study import RunInfo, load_study
 from nasearch.space import Architecture, load_arch, load_space
@@ -45,17 +43,6 @@ seed: {seed}
     path = tmp_path / "exp.yaml"
     path.write_text(text)
     return path
-
-
-@pytest.fixture()
-def predicted_latency(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Deterministic, instant latency for tests of the search logic: a fixed cost per parameter, stated as
-    predicted (the measured path is exercised by the subprocess and Ray tests)."""
-
-    def screen(self: LatencyEvaluator, arch: Architecture, fused: torch.nn.Module) -> LatencyResult:
-        return LatencyResult(0.05 + count_params(fused) / 1e6, False, "test: 1 ms per million parameters")
-
-    monkeypatch.setattr(LatencyEvaluator, "screen", screen)
 
 
 @pytest.fixture()
@@ -195,10 +182,13 @@ def test_a_used_run_directory_needs_resume(tmp_path: Path, predicted_latency: No
     run_dir = tmp_path / "run"
     path = experiment(tmp_path, trials=2)
     first = run_search(path, run_dir, show_progress=False)
-    again = run_search(path, run_dir, show_progress=False)  # finished: the same results, no new trial
+    # finished or not, whatever the budget: without --resume a used run directory is refused, with a hint
+    for budget in ([], ["--trials", "1"], ["--trials", "2"], ["--trials", "3"]):
+        result = runner.invoke(app, ["search", str(path), "--out", str(run_dir), *budget])
+        assert result.exit_code == 2 and "an existing search run" in result.output, budget
+        assert "--resume" in result.output and result.output.count("\n") == 1
+    again = run_search(path, run_dir, resume=True, show_progress=False)  # finished: the same results again
     assert again["trials"] == first["trials"] and again["front"] == first["front"]
-    result = runner.invoke(app, ["search", str(path), "--out", str(run_dir), "--trials", "3"])
-    assert result.exit_code == 2 and "an existing search run" in result.output
     path.write_text(path.read_text().replace("screen: {proxy: flops}", "screen: {proxy: params}"))
     result = runner.invoke(app, ["search", str(path), "--out", str(run_dir), "--resume"])
     assert result.exit_code == 2 and "a changed experiment" in result.output

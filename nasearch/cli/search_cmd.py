@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -40,7 +41,11 @@ def search(experiment: str = typer.Argument("quickstart", help="Experiment YAML,
            json_out: bool = typer.Option(False, "--json", help="Print one JSON summary document."),
            no_progress: bool = typer.Option(False, "--no-progress", help="No live display on stderr.")
            ) -> None:
-    """Search the space for the latency/accuracy front and write the results into the run directory."""
+    """Search the space for the latency/accuracy front and write the results into the run directory.
+
+    Exit 2 when no trial meets the experiment's constraints (the results are written; the message names
+    each limit and the best value reached), and for a used run directory without --resume.
+    """
     from nasearch.search.results import preset_lines
     from nasearch.search.runner import Overrides, run_search
 
@@ -69,25 +74,38 @@ def pareto(run_dir: Path = typer.Argument(..., help="A search run directory."),
            json_out: bool = typer.Option(False, "--json", help="Print the front as one JSON list."),
            plot: Path | None = typer.Option(None, "--plot", help="Also write the plot to this file.")
            ) -> None:
-    """The front of a search (finished, running or interrupted), refreshed from its study."""
-    from nasearch.search.results import front_doc, write_results
+    """The front of a search (finished, running or interrupted), read from its study.
+
+    The study is opened read-only; the run's result files are refreshed when the run directory is
+    writable, and left as they are in an archived (read-only) run.
+    """
+    from nasearch.search.results import collect, front_doc, unmet_constraints, write_results
     from nasearch.search.study import RunInfo, load_study, quiet_optuna
 
     quiet_optuna()
     if not run_dir.is_dir():
         raise InputError(run_dir, "<dir>", "a search run directory", "no such directory")
     info = RunInfo.load(run_dir)
-    study = load_study(info.storage, info.study_name)
-    res = write_results(study, run_dir)
+    study = load_study(info.storage, info.study_name, readonly=True)
+    res = write_results(study, run_dir) if writable_run(run_dir) else collect(study)
     if plot is not None:
         from nasearch.search.plot import plot_front
 
         plot_front(res, plot)
     doc = front_doc(res, run_dir)
+    unmet = unmet_constraints(res)
+    if unmet:
+        log(f"pareto: the front is empty: no trial met the constraints: {unmet}")
     if json_out:
         emit_json(doc)
         return
     _print_front(doc, f"front of {info.study_name} (rung {res.rung})")
+
+
+def writable_run(run_dir: Path) -> bool:
+    """Whether the run's result files can be refreshed in place (not an archived, read-only run)."""
+    files = [run_dir, *(run_dir / n for n in ("trials.csv", "pareto.csv", "hypervolume.csv", "suite.csv"))]
+    return all(os.access(f, os.W_OK) for f in files if f.exists())
 
 
 def _print_front(doc: list[dict], title: str) -> None:

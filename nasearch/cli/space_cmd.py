@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nasearch.cli.common import emit_json, guarded
+from nasearch.errors import InputError
 from nasearch.space import load_arch, load_space
 
 space_app = typer.Typer(help="Inspect and sample search spaces.", no_args_is_help=True)
@@ -50,8 +51,13 @@ def _log10(x: float) -> float:
 @guarded
 def sample(space: Path = typer.Argument(..., help="Search-space YAML."),
            seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same architecture)."),
-           out: Path | None = typer.Option(None, "--out", help="Write the architecture YAML here.")) -> None:
+           out: Path | None = typer.Option(None, "--out", help="Write the architecture YAML here."),
+           force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists.")) -> None:
     """Draw one architecture that satisfies the space's constraints."""
+    if out is not None and out.is_dir():
+        raise InputError(out, "--out", "a file path", "a directory")
+    if out is not None and out.exists() and not force:
+        raise InputError(out, "--out", "a new file (or --force to overwrite it)", "an existing file")
     arch = load_space(space).sample(seed)
     if out:
         arch.save(out)

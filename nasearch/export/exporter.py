@@ -90,7 +90,7 @@ def _trial_arch(run_dir: Path, trial: int) -> Architecture:
     from nasearch.search.study import RunInfo, load_study
 
     info = RunInfo.load(run_dir)
-    study = load_study(info.storage, info.study_name)
+    study = load_study(info.storage, info.study_name, readonly=True)
     trials = [t for t in study.get_trials(deepcopy=False) if t.number == trial]
     text = trials[0].user_attrs.get("arch_yaml") if trials else None
     if not text:

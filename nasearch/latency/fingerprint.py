@@ -1,8 +1,8 @@
 """Device fingerprints: what a latency figure depends on besides the network itself.
 
 A fingerprint names the processor or GPU, the backend and its version (and execution provider), the
-thread count, the precision and the batch size. Latencies measured under one fingerprint are only
-ever combined with latencies of the same fingerprint.
+thread count, the precision (for INT8, the quantization spec, `extra["int8_spec"]`) and the batch size.
+Latencies measured under one fingerprint are only ever combined with latencies of the same fingerprint.
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ class Fingerprint:
 
     def label(self) -> str:
         """A short human-readable description, e.g. `onnxruntime 1.32.0 CPUExecutionProvider on AMD EPYC`."""
+        spec = f" ({self.extra['int8_spec']})" if "int8_spec" in self.extra else ""  # which INT8 graph was timed
         return (
             f"{self.backend} {self.backend_version} {self.provider} on {self.device}, "
-            f"{self.threads} thread(s), {self.precision}, batch {self.batch}, {self.clock} clock"
+            f"{self.threads} thread(s), {self.precision}{spec}, batch {self.batch}, {self.clock} clock"
         )
 
     @classmethod

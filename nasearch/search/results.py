@@ -253,6 +253,26 @@ def preset_lines(items: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+CONSTRAINT_COLUMNS = {"latency_ms": ("latency_ms", 1.0), "params_m": ("params", 1e-6), "gflops": ("gflops", 1.0)}
+
+
+def unmet_constraints(res: Results) -> str | None:
+    """When trials completed but none met the experiment's constraints (so the front is empty): each limit
+    with the best value any complete trial reached. None otherwise."""
+    done = [r for r in res.rows if r["state"] == "complete"]
+    limits = res.meta.get("constraints", {}) or {}
+    if res.front or not done or not limits or any(r["feasible"] is not False for r in done):
+        return None
+    parts = []
+    for key, limit in limits.items():
+        column, scale = CONSTRAINT_COLUMNS.get(key, (key, 1.0))
+        values = [r[column] if r.get(column) is not None else r.get(f"screen_{column}") for r in done]
+        values = [v * scale for v in values if v is not None]
+        best = f"{min(values):.4g}" if values else "no value"
+        parts.append(f"{key} <= {limit:g} (best of {len(done)} complete trials: {best})")
+    return "; ".join(parts)
+
+
 def arch_path(run_dir: Path, trial: int) -> Path:
     return run_dir / "archs" / f"trial_{trial:05d}.yaml"
 

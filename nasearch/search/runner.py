@@ -12,10 +12,10 @@ import optuna
 
 from nasearch.errors import InputError
 from nasearch.search.candidate import SearchContext
-from nasearch.search.executors import Budget, complete_count, failed_count, local_loop, multiprocess
+from nasearch.search.executors import Budget, failed_count, local_loop, multiprocess
 from nasearch.search.experiment import LoadedExperiment, load_experiment
 from nasearch.search.progress import SearchProgress
-from nasearch.search.results import Results, front_doc, preset_comparison, write_results
+from nasearch.search.results import Results, front_doc, preset_comparison, unmet_constraints, write_results
 from nasearch.search.resume import RunLock, recover_interrupted
 from nasearch.search.study import (
     RUN_FILE,
@@ -60,14 +60,9 @@ def _open(exp: LoadedExperiment, run_dir: Path, resume: bool, ctx: SearchContext
                              "a changed experiment")
         study = load_study(info.storage, info.study_name)
         return study, info, recover_interrupted(study)
-    if (run_dir / RUN_FILE).exists():
-        info = RunInfo.load(run_dir)
-        if info.fingerprint == exp.fingerprint():
-            study = load_study(info.storage, info.study_name)
-            if complete_count(study) >= exp.spec.trials:  # finished already: the same results again
-                return study, info, []
-        raise InputError(run_dir, "<dir>", "a new run directory (or --resume to continue this one)",
-                         "an existing search run")
+    if (run_dir / RUN_FILE).exists():  # finished or not, whatever the budget: only --resume continues it
+        raise InputError(run_dir, "<dir>", "a new run directory (or --resume to continue this run, or to print "
+                         "its results when it is finished)", "an existing search run")
     url = storage_url(exp, run_dir)
     study = create_study(exp, ctx, url)
     info = RunInfo(url, exp.spec.name, str(Path(exp.file).resolve()) if exp.file != "<memory>" else exp.file,
@@ -113,6 +108,10 @@ def run_search(experiment: str | Path | LoadedExperiment, out: Path | None = Non
                 write_results(study, run_dir)
             raise
         res = write_results(study, run_dir)
+    unmet = unmet_constraints(res)
+    if unmet:  # an empty front because no architecture can meet a limit: say which and by how much
+        raise InputError(exp.file, "constraints", f"limits some architecture of the space meets (no trial did, "
+                         f"so the front is empty; results in {run_dir})", unmet)
     return summary(res, run_dir, info, retried, time.monotonic() - start)
 
 

@@ -9,12 +9,14 @@ atomically, so exactly one process gets it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import optuna
 import sqlalchemy
@@ -44,17 +46,80 @@ class ClaimingRDBStorage(optuna.storages.RDBStorage):
         return claimed
 
 
-def _prepare_sqlite(url: str) -> None:
-    """WAL journal (readers never block the writer; persistent in the file) before Optuna opens it."""
+OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
+STUDY_DB = "an Optuna study database (SQLite)"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an `sqlite:///PATH` URL (None for a server URL or an in-memory database)."""
     if not url.startswith("sqlite:///"):
-        return
-    path = Path(url.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=60)
+        return None
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _sqlite_tables(path: Path, readonly: bool) -> set[str]:
+    """The tables of an existing SQLite file; an unreadable, truncated or foreign file is an InputError.
+
+    Opened read-only when asked (`immutable` when the file or its folder cannot be written, as in an
+    archive, where SQLite could not create its WAL side files). The message names the file, never
+    quotes it.
+    """
+    if path.is_dir():
+        raise InputError(path, "storage", STUDY_DB, "a directory")
+    uri = f"file:{quote(str(path.absolute()))}?{readonly_mode(path)}" if readonly else None
     try:
-        con.execute("PRAGMA journal_mode=WAL")
-    finally:
-        con.close()
+        con = sqlite3.connect(uri, uri=True) if uri else sqlite3.connect(path, timeout=60)
+        try:
+            return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:
+        raise InputError(path, "storage", STUDY_DB, "a file that is not an SQLite database (truncated or "
+                         "foreign)") from None
+    except (sqlite3.Error, OSError) as exc:
+        raise InputError(path, "storage", f"{STUDY_DB} that can be opened",
+                         f"{type(exc).__name__} ({'read-only' if readonly else 'read-write'})") from None
+
+
+def readonly_mode(path: Path) -> str:
+    """SQLite URI parameters to read `path` without writing: `mode=ro`; `immutable=1` in an archive
+    (file or folder not writable) whose database has no WAL file left, where SQLite could not create one."""
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    wal = path.with_name(path.name + "-wal")
+    return "mode=ro" if writable or wal.exists() else "immutable=1"
+
+
+def _prepare_sqlite(url: str, readonly: bool = False) -> str:
+    """Check an SQLite file before Optuna opens it; return the URL to open.
+
+    Writing: the folder is created and the WAL journal set (readers never block the writer; persistent in
+    the file). Reading: the file must exist and nothing is created or changed. Either way an existing file
+    must be an SQLite database that is empty or holds Optuna's tables.
+    """
+    path = sqlite_file(url)
+    if path is None:
+        return url
+    if readonly and not path.is_file():
+        raise InputError(path, "storage", STUDY_DB, "no such file")
+    if path.exists():
+        tables = _sqlite_tables(path, readonly)
+        if tables and not tables >= OPTUNA_TABLES:
+            raise InputError(path, "storage", STUDY_DB, "an SQLite database without Optuna's tables")
+    if readonly:
+        return f"sqlite:///file:{quote(str(path.absolute()))}?{readonly_mode(path)}&uri=true"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path, timeout=60)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:
+        raise InputError(path, "storage", STUDY_DB, "a file that is not an SQLite database") from None
+    except (sqlite3.Error, OSError) as exc:
+        raise InputError(path, "storage", f"{STUDY_DB} in a writable folder", type(exc).__name__) from None
+    return url
 
 
 def _schema_race(exc: Exception) -> bool:
@@ -62,16 +127,20 @@ def _schema_race(exc: Exception) -> bool:
     return "UNIQUE constraint failed" in text or "already exists" in text or "database is locked" in text
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """The storage at `url`; several processes may open a new SQLite file at once."""
-    _prepare_sqlite(url)
-    kwargs: dict[str, Any] = {}
+def open_storage(url: str, readonly: bool = False) -> optuna.storages.BaseStorage:
+    """The storage at `url`; several processes may open a new SQLite file at once.
+
+    `readonly` (the commands that only read a run): an SQLite file is opened read-only and must exist;
+    no table, journal or folder is created.
+    """
+    target = _prepare_sqlite(url, readonly)
+    kwargs: dict[str, Any] = {"skip_table_creation": True} if readonly else {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
     error: Exception = RuntimeError("no attempt")
     for attempt in range(SCHEMA_RETRIES):
         try:
-            return ClaimingRDBStorage(url, **kwargs)
+            return ClaimingRDBStorage(target, **kwargs)
         except Exception as exc:
             if _schema_race(exc) and attempt < SCHEMA_RETRIES - 1:
                 time.sleep(0.2 * (attempt + 1))  # another process is creating the schema right now

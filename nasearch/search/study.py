@@ -27,7 +27,7 @@ from nasearch.search.candidate import Outcome, Prior, SearchContext, evaluate
 from nasearch.search.chooser import OptunaChooser, repair
 from nasearch.search.experiment import LoadedExperiment
 from nasearch.search.resume import INTERRUPTED
-from nasearch.search.storage import open_storage
+from nasearch.search.storage import open_storage, sqlite_file
 from nasearch.space.arch import load_presets, presets_dir
 from nasearch.space.space import Space, decision_values
 
@@ -102,22 +102,53 @@ class RunInfo:
     fingerprint: str
 
     def save(self, run_dir: Path) -> None:
+        """Write run.json with an SQLite storage relative to `run_dir`, so the run can be copied or moved."""
         run_dir.mkdir(parents=True, exist_ok=True)
+        doc = {**self.__dict__, "storage": relative_storage(self.storage, run_dir)}
         tmp = run_dir / f".{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps(self.__dict__, indent=2) + "\n")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
         tmp.replace(run_dir / RUN_FILE)
 
     @classmethod
     def load(cls, run_dir: Path) -> RunInfo:
+        """The run's description, its storage resolved against `run_dir` (wherever the run now is)."""
         path = run_dir / RUN_FILE
         if not path.is_file():
             raise InputError(run_dir, "<dir>", f"a search run directory (with {RUN_FILE})", "none")
         try:
             doc = json.loads(path.read_text())
-            return cls(**{k: doc[k] for k in ("storage", "study_name", "experiment", "fingerprint")})
+            info = cls(**{k: doc[k] for k in ("storage", "study_name", "experiment", "fingerprint")})
+            if not isinstance(info.storage, str):
+                raise TypeError("storage")
         except (ValueError, KeyError, TypeError):
             raise InputError(path, "<root>", "the run description written by `nasearch search`",
                              "an unreadable file") from None
+        except OSError as exc:
+            raise InputError(path, "<file>", "a readable run description", type(exc).__name__) from None
+        info.storage = resolve_storage(info.storage, run_dir)
+        return info
+
+
+def relative_storage(url: str, run_dir: Path) -> str:
+    """`sqlite:///REL` with REL relative to the run directory; any other URL (a server) as it is."""
+    path = sqlite_file(url)
+    if path is None or not path.is_absolute():
+        return url
+    return f"sqlite:///{Path(os.path.relpath(path, run_dir.absolute())).as_posix()}"
+
+
+def resolve_storage(url: str, run_dir: Path) -> str:
+    """The absolute URL of a run's storage. An absolute `…/study.db` of a run written before storages were
+    relative is the run's own `study.db` when the run has one (it was copied or moved since)."""
+    path = sqlite_file(url)
+    if path is None:
+        return url
+    if not path.is_absolute():
+        return f"sqlite:///{os.path.normpath(run_dir.absolute() / path)}"
+    own = run_dir / "study.db"
+    if path.name == "study.db" and own.is_file() and path != own.absolute():
+        return f"sqlite:///{own.absolute()}"
+    return url
 
 
 def study_meta(exp: LoadedExperiment, ctx: SearchContext) -> dict[str, Any]:
@@ -143,8 +174,9 @@ def create_study(exp: LoadedExperiment, ctx: SearchContext, url: str, sampler: A
     return study
 
 
-def load_study(url: str, name: str, sampler: Any = None) -> optuna.Study:
-    storage = open_storage(url)
+def load_study(url: str, name: str, sampler: Any = None, readonly: bool = False) -> optuna.Study:
+    """The study `name` at `url`; `readonly` for commands that only read (nothing is created or changed)."""
+    storage = open_storage(url, readonly)
     try:
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     except KeyError:
