@@ -101,7 +101,7 @@ def evaluate(ctx: SearchContext, data: dict, cache: Cache) -> dict:
         fused = fused_copy(model)
         params, gflops = count_params(model), count_flops(fused, ctx.latency.imgsz) / 1e9
         lat = ctx.latency.screen(arch, fused)
-        ectx = EvalContext(ctx.imgsz, ctx.nc, ctx.exp.spec.seed, ctx.dataset, model, fused, params, gflops)
+        ectx = EvalContext(ctx.imgsz, ctx.nc, ctx.exp.spec.seed, ctx.dataset)
         acc = score_accuracy(ctx.exp.spec.objectives.accuracy.screen, arch, ectx)
         doc = {"ok": True, "latency_ms": lat.ms, "measured": lat.measured, "score": acc.value,
                "kind": acc.kind, "params": params, "gflops": gflops}

@@ -11,6 +11,7 @@ import torch
 from nasearch.errors import InputError
 from nasearch.nn.inspect import count_flops, count_params, fused_copy
 from nasearch.proxy import registry
+from nasearch.proxy.result import ProxyResult
 from nasearch.proxy.scale import scale_arch
 from nasearch.space import Architecture, build_model, load_arch, load_space
 from tests.conftest import PRESETS, SPACES
@@ -77,13 +78,45 @@ def test_bad_input_is_an_input_error(tiny: Architecture) -> None:
 
 
 def test_the_search_calls_proxies_by_name(tiny: Architecture) -> None:
-    from nasearch.search.objectives import EvalContext, proxies
+    """The search has no proxies of its own: it validates and scores through this registry."""
+    from nasearch.search.experiment import ProxySpec
+    from nasearch.search.objectives import EvalContext, check_proxy_spec, score_accuracy
 
-    known = proxies()
-    assert {"entropy", "zen", "naswot", "synflow", "short_train"} <= set(known)
-    assert known["zen"].budget_keys == frozenset({"batch", "repeats"})
-    result = known["synflow"].fn(tiny, EvalContext(imgsz=64, nc=4, seed=0))
-    assert result.value == registry.score("synflow", tiny, imgsz=64, seed=0).value
+    known = set(registry.names())
+    assert {"entropy", "zen", "naswot", "synflow", "short_train"} <= known
+    assert frozenset(registry.get("zen").budget_keys) == frozenset({"batch", "repeats"})
+    result = score_accuracy(ProxySpec(proxy="synflow"), tiny, EvalContext(imgsz=64, nc=4, seed=0))
+    assert result.value == registry.score("synflow", tiny, imgsz=64, seed=0, nc=4).value
+    assert type(result) is ProxyResult  # one result type for the CLI and the search
+    check_proxy_spec(ProxySpec(proxy="zen", budget={"batch": 2}), "exp.yaml", "screen")
+    with pytest.raises(InputError, match=r"exp.yaml.*screen.budget.epochs.*budget key of zen"):
+        check_proxy_spec(ProxySpec(proxy="zen", budget={"epochs": 2}), "exp.yaml", "screen")
+    with pytest.raises(InputError, match=r"screen.proxy.*registered proxy"):
+        check_proxy_spec(ProxySpec(proxy="jacob_cov"), "exp.yaml", "screen")
+
+
+def test_a_registered_proxy_is_seen_by_the_search(tiny: Architecture) -> None:
+    from nasearch.search.experiment import ProxySpec
+    from nasearch.search.objectives import EvalContext, check_proxy_spec, score_accuracy
+
+    def depth(arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | None = None,
+              scale: int = 1) -> ProxyResult:
+        """Blocks in the backbone."""
+        return ProxyResult(float(scale * sum(s["blocks"] for s in arch.data["backbone"]["stages"])), "blocks")
+
+    registry.register(registry.Proxy("depth", "blocks", depth, True))
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            registry.register(registry.Proxy("depth", "blocks", depth, True))
+        spec = ProxySpec(proxy="depth", budget={"scale": 2})
+        check_proxy_spec(spec, "exp.yaml", "screen")
+        blocks = sum(s["blocks"] for s in tiny.data["backbone"]["stages"])
+        assert score_accuracy(spec, tiny, EvalContext(imgsz=64, nc=4, seed=0)).value == 2 * blocks
+    finally:
+        registry.unregister("depth")
+    assert "depth" not in registry.names()
+    with pytest.raises(ValueError, match="built-in"):
+        registry.unregister("zen")
 
 
 # -- scale transform -------------------------------------------------------------------------------------

@@ -14,11 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from nasearch.cli.main import app
-from nasearch.search import objectives
-from nasearch.search.objectives import AccuracyResult, EvalContext
+from nasearch.nn.inspect import count_params
+from nasearch.proxy import registry
+from nasearch.proxy.result import ProxyResult
 from nasearch.search.runner import run_search
 from nasearch.search.study import RunInfo, load_study
-from nasearch.space import Architecture, load_arch, load_space
+from nasearch.space import Architecture, build_model, load_arch, load_space
 from tests.conftest import SPACES
 
 runner = CliRunner()
@@ -49,17 +50,17 @@ seed: {seed}
 def flaky_proxy() -> Iterator[None]:
     """A proxy that fails the way real ones do, on about a quarter of the space: an exception, or NaN."""
 
-    def flaky(arch: Architecture, ctx: EvalContext) -> AccuracyResult:
+    def flaky(arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | None = None) -> ProxyResult:
         stem, stage1 = arch.data["backbone"]["stem"]["out"], arch.data["backbone"]["stages"][1]
         if stem == 16 and stage1["blocks"] == 2:
             raise RuntimeError("simulated export failure")
         if stem == 8 and stage1["blocks"] == 2 and stage1["out"] == 16:
-            return AccuracyResult(float("nan"), "flaky")
-        return AccuracyResult(float(ctx.params or 0), "flaky")
+            return ProxyResult(float("nan"), "flaky")
+        return ProxyResult(float(count_params(build_model(arch, nc=nc))), "flaky")
 
-    objectives.register_proxy("flaky", set())(flaky)
+    registry.register(registry.Proxy("flaky", "flaky", flaky, True))
     yield
-    objectives._LOCAL.pop("flaky", None)
+    registry.unregister("flaky")
 
 
 def _study(run_dir: Path) -> optuna.Study:

@@ -3,7 +3,8 @@
 Interface: `get(name).score(arch, imgsz=None, seed=0, nc=None, [data=...], **budget) -> ProxyResult`.
 `imgsz` defaults to the architecture's, `nc` to its class count (short training uses the dataset's);
 `data` is the dataset of proxies that train; every other keyword is a budget key of that proxy
-(`Proxy.budget_keys`). All proxies are higher-is-better.
+(`Proxy.budget_keys`). All proxies are higher-is-better. This is the only proxy registry: the search
+calls it by name too (`nasearch.search.objectives.score_accuracy`); `register` adds a proxy for both.
 """
 
 from __future__ import annotations
@@ -55,6 +56,22 @@ _PROXIES: dict[str, Proxy] = {
     "flops": Proxy("flops", "gflops", zero_cost.flops, True),
     "short_train": Proxy("short_train", "map50_95", short_train_map, False),
 }
+BUILTIN = frozenset(_PROXIES)
+
+
+def register(proxy: Proxy) -> Proxy:
+    """Add a proxy under its name (for the CLI and the search alike); a taken name is a programming error."""
+    if proxy.name in _PROXIES:
+        raise ValueError(f"a proxy named {proxy.name!r} is already registered")
+    _PROXIES[proxy.name] = proxy
+    return proxy
+
+
+def unregister(name: str) -> None:
+    """Remove a proxy added with `register` (the built-in ones stay)."""
+    if name in BUILTIN:
+        raise ValueError(f"{name!r} is a built-in proxy")
+    _PROXIES.pop(name, None)
 
 
 def names() -> list[str]:

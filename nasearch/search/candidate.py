@@ -20,10 +20,10 @@ from typing import Any, Literal, Protocol
 
 from nasearch.errors import InputError
 from nasearch.nn.inspect import count_flops, count_params, fused_copy
+from nasearch.proxy.result import ProxyResult
 from nasearch.search import promotion
 from nasearch.search.experiment import LoadedExperiment, ProxySpec
 from nasearch.search.objectives import (
-    AccuracyResult,
     EvalContext,
     LatencyEvaluator,
     LatencyResult,
@@ -122,7 +122,7 @@ def _limits_excess(limits: dict[str, float], latency_ms: float, params: int, gfl
     return {k: (have[k] - v) / v for k, v in limits.items()}
 
 
-def _rung_doc(index: int, spec: ProxySpec, acc: AccuracyResult, lat: LatencyResult, feasible: bool) -> dict:
+def _rung_doc(index: int, spec: ProxySpec, acc: ProxyResult, lat: LatencyResult, feasible: bool) -> dict:
     return {"rung": index, "proxy": spec.proxy, "budget": dict(spec.budget), "accuracy": acc.value,
             "kind": acc.kind, "seconds": round(acc.seconds, 3), "latency_ms": lat.ms,
             "latency_measured": lat.measured, "feasible": feasible, "details": _jsonable(acc.details)}
@@ -193,7 +193,7 @@ def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: pro
         limits = ctx.exp.spec.constraints.limits()
         excess = _limits_excess(limits, lat.ms, params, gflops)
         feasible = all(v <= 0 for v in excess.values())
-        ectx = EvalContext(ctx.imgsz, ctx.nc, ctx.exp.spec.seed, ctx.dataset, model, fused, params, gflops)
+        ectx = EvalContext(ctx.imgsz, ctx.nc, ctx.exp.spec.seed, ctx.dataset)
         rungs: list[dict] = []
         screen_acc: float | None = None
         eta = ctx.exp.spec.objectives.accuracy.eta

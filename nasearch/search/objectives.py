@@ -4,17 +4,15 @@ Latency comes from one of three sources (`objectives.latency.source`): `measure`
 `nasearch.latency` timing the fused model on this machine: measured), `database` (the block latency
 database: predicted) or `target` (a latency model of a device, e.g. the T4 roofline: predicted).
 
-Accuracy is a registered proxy called by name: `fn(arch, ctx, **budget) -> AccuracyResult`, higher is
-better. The #params and GFLOPs baselines live here; the zero-cost scores and short-training proxy mAP
-of `nasearch.proxy` are picked up from its registry when it is installed, under their own names.
+Accuracy is a proxy of `nasearch.proxy.registry` called by name (`ProxyResult`, higher is better): the
+#params and GFLOPs baselines, the zero-cost scores and short-training proxy mAP. The search keeps no
+proxies of its own.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from nasearch.errors import InputError
+from nasearch.proxy.result import ProxyResult
 from nasearch.search.experiment import LatencySpec, LoadedExperiment, ProxySpec
 from nasearch.space import Architecture
 
@@ -36,142 +35,42 @@ class LatencyResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class AccuracyResult:
-    value: float  # higher is better
-    kind: str  # what the value is: "params_m", "gflops", "zen", "map50_95", ...
-    seconds: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)
-
-
 @dataclass
 class EvalContext:
-    """What a proxy may need besides the architecture: sizes, data, seed, and the built model."""
+    """What the search hands every proxy besides the architecture and the budget: sizes, seed, data."""
 
     imgsz: int
     nc: int
     seed: int
     dataset: Callable[[], Path] | None = None  # ensures and returns the dataset (synthetic on first use)
-    model: nn.Module | None = None  # the candidate in training form (fresh weights), if already built
-    fused: nn.Module | None = None
-    params: int | None = None
-    gflops: float | None = None
-
-
-ProxyFn = Callable[..., AccuracyResult]
-
-
-@dataclass(frozen=True)
-class ProxyEntry:
-    name: str
-    fn: ProxyFn
-    budget_keys: frozenset[str] | None  # None: any keyword accepted
-    description: str = ""
-
-
-_LOCAL: dict[str, ProxyEntry] = {}
-
-
-def register_proxy(name: str, budget_keys: set[str] | None = None, description: str = "") -> Callable:
-    """Register an accuracy proxy `fn(arch, ctx, **budget) -> AccuracyResult` under `name`."""
-
-    def deco(fn: ProxyFn) -> ProxyFn:
-        _LOCAL[name] = ProxyEntry(name, fn, frozenset(budget_keys) if budget_keys is not None else None,
-                                  description)
-        return fn
-
-    return deco
-
-
-@register_proxy("params", set(), "#parameters in millions (training form): the capacity baseline")
-def _params_proxy(arch: Architecture, ctx: EvalContext) -> AccuracyResult:
-    assert ctx.params is not None
-    return AccuracyResult(ctx.params / 1e6, "params_m")
-
-
-@register_proxy("flops", set(), "GFLOPs of the fused model at the search resolution: the compute baseline")
-def _flops_proxy(arch: Architecture, ctx: EvalContext) -> AccuracyResult:
-    assert ctx.gflops is not None
-    return AccuracyResult(ctx.gflops, "gflops")
-
-
-def _external_proxies() -> dict[str, ProxyEntry]:
-    """Proxies of `nasearch.proxy` (zero-cost scores, short-training mAP), adapted to this interface."""
-    try:
-        from nasearch.proxy import registry as proxy_registry  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    names = getattr(proxy_registry, "names", None)
-    get = getattr(proxy_registry, "get", None)
-    if not callable(names) or not callable(get):
-        return {}
-    out = {}
-    for name in names():
-        if name in _LOCAL:
-            continue
-        out[name] = _adapt_external(name, get(name))
-    return out
-
-
-def _adapt_external(name: str, proxy: Any) -> ProxyEntry:
-    score = getattr(proxy, "score", proxy)
-    sig = inspect.signature(score)
-    params = sig.parameters
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    fixed = {"arch", "imgsz", "model", "data", "seed", "nc"}
-    keys = None if var_kw else frozenset(k for k in params if k not in fixed and k != "self")
-
-    def call(arch: Architecture, ctx: EvalContext, **budget: Any) -> AccuracyResult:
-        kwargs: dict[str, Any] = dict(budget)
-        if "imgsz" in params and "imgsz" not in kwargs:
-            kwargs["imgsz"] = ctx.imgsz
-        if "seed" in params and "seed" not in kwargs:
-            kwargs["seed"] = ctx.seed
-        if "nc" in params and "nc" not in kwargs:
-            kwargs["nc"] = ctx.nc
-        if "data" in params and "data" not in kwargs and ctx.dataset is not None:
-            kwargs["data"] = ctx.dataset()
-        start = time.perf_counter()
-        result = score(arch, **kwargs)
-        seconds = float(getattr(result, "seconds", 0.0) or (time.perf_counter() - start))
-        value = float(getattr(result, "value", result))
-        higher = bool(getattr(result, "higher_is_better", True))
-        kind = str(getattr(result, "kind", name))
-        details = dict(getattr(result, "details", {}) or {})
-        if not higher:
-            details["raw_value"] = value
-            value = -value
-        return AccuracyResult(value, kind, seconds, details)
-
-    return ProxyEntry(name, call, keys, (getattr(proxy, "__doc__", "") or "").strip().split("\n")[0])
-
-
-def proxies() -> dict[str, ProxyEntry]:
-    return {**_external_proxies(), **_LOCAL}
 
 
 def check_proxy_spec(spec: ProxySpec, file: str, where: str) -> None:
-    known = proxies()
-    if spec.proxy not in known:
-        raise InputError(file, f"{where}.proxy", f"a registered proxy (one of {', '.join(sorted(known))})",
-                         repr(spec.proxy))
-    keys = known[spec.proxy].budget_keys
-    if keys is not None:
-        for key in spec.budget:
-            if key not in keys:
-                allowed = ", ".join(sorted(keys)) or "none"
-                raise InputError(file, f"{where}.budget.{key}", f"a budget key of {spec.proxy} ({allowed})",
-                                 f"unknown key {key!r}")
+    """The proxy is in `nasearch.proxy.registry` and every budget key is one of its keys."""
+    from nasearch.proxy import registry
+
+    if spec.proxy not in registry.names():
+        raise InputError(file, f"{where}.proxy",
+                         f"a registered proxy (one of {', '.join(sorted(registry.names()))})", repr(spec.proxy))
+    keys = registry.get(spec.proxy).budget_keys
+    for key in spec.budget:
+        if key not in keys:
+            allowed = ", ".join(sorted(keys)) or "none"
+            raise InputError(file, f"{where}.budget.{key}", f"a budget key of {spec.proxy} ({allowed})",
+                             f"unknown key {key!r}")
 
 
-def score_accuracy(spec: ProxySpec, arch: Architecture, ctx: EvalContext) -> AccuracyResult:
-    entry = proxies()[spec.proxy]
-    start = time.perf_counter()
-    result = entry.fn(arch, ctx, **spec.budget)
+def score_accuracy(spec: ProxySpec, arch: Architecture, ctx: EvalContext) -> ProxyResult:
+    """The registry's proxy `spec.proxy` on `arch` with the search's size, classes, seed and data."""
+    from nasearch.proxy import registry
+
+    proxy = registry.get(spec.proxy)
+    kwargs: dict[str, Any] = {"imgsz": ctx.imgsz, "seed": ctx.seed, "nc": ctx.nc, **spec.budget}
+    if proxy.needs_data and ctx.dataset is not None:
+        kwargs.setdefault("data", ctx.dataset())
+    result = registry.score(spec.proxy, arch, **kwargs)
     if not math.isfinite(result.value):
         raise FloatingPointError(f"{spec.proxy} returned {result.value}")
-    if not result.seconds:
-        result = AccuracyResult(result.value, result.kind, time.perf_counter() - start, result.details)
     return result
 
 
