@@ -13,8 +13,9 @@ from nasearch.space import build_model, load_space
 from nasearch.train.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from nasearch.train.distill import Distiller
 from nasearch.train.ema import ModelEMA
+from nasearch.train.engine import build_optimizer, param_groups
 from nasearch.train.schedule import BIAS_GROUP, Schedule, warmup_iterations
-from nasearch.train.trainer import ShardedSampler, build_optimizer, param_groups
+from nasearch.train.trainer import ShardedSampler
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ import copy
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from nasearch.quant.ptq import quantize_qdq
+from nasearch.train.engine import Recipe
 
 WEIGHT_QMAX = 127  # ONNX Runtime's symmetric int8 weights use [-127, 127] ([-64, 64] with reduce_range)
 
@@ -271,41 +272,45 @@ def learnt_ranges(tuned: nn.Module, plain: nn.Module, float_onnx: str | Path) ->
     return out
 
 
+def qat_recipe(lr: float, batch: int, total_iters: int) -> Recipe:
+    """The QAT recipe of the training engine: SGD (momentum 0.9, no warm-up: the weights are trained
+    already) with cosine decay from `lr` (about ten times the end of full training) to lr/100, the full
+    recipe's weight decay, nominal batch and clipping, and an EMA whose ramp is a tenth of the run."""
+    full = Recipe()
+    accumulate = full.accumulate(batch)
+    return replace(full, optimizer="sgd", lr0=lr, lrf=0.01, schedule="cosine", warmup_iters=0, momentum=0.9,
+                   warmup_momentum=0.9, warmup_bias_lr=lr, ema_decay=0.999,
+                   ema_tau=max(total_iters / accumulate / 10, 1.0), amp=False)
+
+
 def finetune(model: nn.Module, split: Any, imgsz: int, epochs: int, batch: int, lr: float, workers: int = 0,
              seed: int = 0, log: Callable[[str], None] | None = None) -> nn.Module:
-    """Fine-tune a fake-quantized deploy-form model with the detection loss; returns its EMA.
+    """Fine-tune a fake-quantized deploy-form model with the detection loss (`qat_recipe`); returns its EMA.
 
-    SGD with cosine decay from `lr` (about ten times the end of full training) to lr/100, no mosaic
-    (the model is adapting to quantization noise, not learning new content), EMA of weights and ranges.
+    No mosaic: the model is adapting to quantization noise, not learning new content.
     """
     from nasearch.data import make_loader
-    from nasearch.train.ema import ModelEMA
-    from nasearch.train.epoch import StepContext, train_epoch
+    from nasearch.train.engine import Engine
     from nasearch.train.loss import DetectionLoss
-    from nasearch.train.schedule import Schedule
-    from nasearch.train.trainer import build_optimizer
 
     torch.manual_seed(seed)
     loss_fn = DetectionLoss.for_model(model)
     loader = make_loader(split, imgsz, batch, augment=True, mosaic=False, workers=workers, seed=seed)
     total = epochs * len(loader)
-    accumulate = max(round(64 / batch), 1)
-    optimizer = build_optimizer(model, "sgd", lr, 0.9, 5e-4 * batch * accumulate / 64)
-    schedule = Schedule(lr, 0.01, total, 0, "cosine", 0.9, 0.9, lr)
-    ema = ModelEMA(model, decay=0.999, tau=max(total / accumulate / 10, 1.0))
 
     def loss(raw: Any, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         total_loss, parts = loss_fn(raw, targets)
         return total_loss, torch.tensor([parts["box"], parts["cls"], parts["dfl"]])
 
-    ctx = StepContext(model, loss, optimizer, schedule, torch.device("cpu"), accumulate, 10.0, ema=ema)
+    engine = Engine.create(model, qat_recipe(lr, batch, total), loss, batch, total, torch.device("cpu"))
     iteration = 0
     for epoch in range(epochs):
         loader.set_epoch(epoch)
-        means, iteration = train_epoch(ctx, loader, iteration)
+        means, iteration = engine.run(loader, iteration)
         if log is not None:
             log(f"qat: epoch {epoch + 1}/{epochs}: " + " ".join(f"{k} {v:.4f}" for k, v in means.items()))
-    return ema.model.eval()
+    assert engine.ema is not None
+    return engine.ema.model.eval()
 
 
 def run_qat(fused: nn.Module, float_onnx: Path, ptq_onnx: Path, out: Path, calib: list[np.ndarray],

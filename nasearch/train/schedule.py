@@ -1,5 +1,8 @@
 """Learning-rate and momentum schedule: linear warm-up, then cosine or linear decay to `lr0 * lrf`.
 
+Two shapes: the full recipe's decay runs over the whole run and the warm-up rises towards the decayed
+value (biases come down from `warmup_bias_lr`); with `decay_after_warmup` (the short recipe) every group
+rises to lr0 at the end of the warm-up and the decay runs over the remaining iterations.
 Everything is a pure function of the global iteration, so a resumed run lands on exactly the same values.
 """
 
@@ -11,7 +14,7 @@ from typing import Literal
 
 import torch
 
-BIAS_GROUP = 2  # index of the bias parameter group (see trainer.param_groups)
+BIAS_GROUP = 2  # index of the bias parameter group (see engine.param_groups)
 
 
 @dataclass(frozen=True)
@@ -24,16 +27,23 @@ class Schedule:
     momentum: float = 0.937
     warmup_momentum: float = 0.8
     warmup_bias_lr: float = 0.1
+    decay_after_warmup: bool = False
 
     def decay(self, it: int) -> float:
-        """Multiplier of lr0 after warm-up, from 1 at iteration 0 to lrf at the last iteration."""
-        t = min(max(it / max(self.total_iters - 1, 1), 0.0), 1.0)
+        """Multiplier of lr0 after warm-up, from 1 at the decay's start to lrf at the last iteration."""
+        if self.decay_after_warmup:
+            t = (it - self.warmup_iters) / max(self.total_iters - self.warmup_iters - 1, 1)
+        else:
+            t = it / max(self.total_iters - 1, 1)
+        t = min(max(t, 0.0), 1.0)
         if self.kind == "cosine":
             return self.lrf + (1 - self.lrf) * 0.5 * (1 + math.cos(math.pi * t))
         return 1 - (1 - self.lrf) * t
 
     def lr(self, it: int, group: int) -> float:
         """Learning rate of a parameter group; during warm-up biases come down from warmup_bias_lr."""
+        if self.decay_after_warmup and it < self.warmup_iters:
+            return self.lr0 * ((it + 1) / self.warmup_iters)
         target = self.lr0 * self.decay(it)
         if it >= self.warmup_iters:
             return target

@@ -1,25 +1,26 @@
-"""A small, real training loop for proxies and tests: optimizer, warm-up + cosine schedule, loss history.
+"""The short training recipe for proxies and tests: AdamW, warm-up + cosine schedule, a per-step history.
 
 Deterministic on CPU for a given seed, model initialisation and loader seed (the loader draws its own
 augmentation and order from its seed). The full trainer (EMA, checkpoints, resume, DDP) lives elsewhere;
-this loop is for budgets of a few hundred to a few thousand steps. A non-finite loss stops training with
-`FloatingPointError`, so a search can mark the candidate failed.
+this recipe is for budgets of a few hundred to a few thousand steps. It runs on the project's one training
+engine (`nasearch.train.engine`). A non-finite loss stops training with `FloatingPointError`, so a search
+can mark the candidate failed.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
+from nasearch.train.engine import Engine, OptimizerName, Recipe, StepRecord, check_optimizer
 from nasearch.train.loss import DetectionLoss
-
-OptimizerName = Literal["sgd", "adamw"]
 
 
 @dataclass
@@ -41,31 +42,20 @@ class History:
         return sum(tail) / len(tail) if tail else math.nan
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on conv/linear weights only; never on norm layers or biases."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def make_optimizer(model: nn.Module, name: OptimizerName, lr: float, weight_decay: float,
-                   momentum: float = 0.937) -> torch.optim.Optimizer:
-    groups = param_groups(model, weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999))
-    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {name!r}")
+def short_recipe(total: int, lr: float = 2e-3, optimizer: str = "adamw", momentum: float = 0.9,
+                 weight_decay: float = 5e-4, warmup: int | None = None, final_lr: float = 0.05,
+                 grad_clip: float = 10.0) -> Recipe:
+    """The short recipe: one step per batch, warm-up to `lr` (10% of the steps, at most 300, by default),
+    then cosine decay to `final_lr * lr`; no EMA, no accumulation, no AMP."""
+    warmup = min(300, max(1, total // 10)) if warmup is None else max(0, warmup)
+    return Recipe(optimizer=check_optimizer(optimizer), lr0=lr, lrf=final_lr, schedule="cosine",
+                  warmup_iters=warmup, decay_after_warmup=True, momentum=momentum, warmup_momentum=momentum,
+                  weight_decay=weight_decay, nbs=None, grad_clip=grad_clip, ema_decay=None, amp=False)
 
 
 def lr_factor(step: int, total: int, warmup: int, final: float) -> float:
-    """Linear warm-up from 0, then cosine decay from 1 to `final` at the last step."""
-    if step < warmup:
-        return (step + 1) / warmup
-    t = (step - warmup) / max(total - warmup - 1, 1)
-    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    """Linear warm-up from 0, then cosine decay from 1 to `final` at the last step (the short schedule)."""
+    return short_recipe(total, lr=1.0, warmup=warmup, final_lr=final).make_schedule(total).lr(step, 0)
 
 
 def _batches(loader: Iterable[Any]) -> Iterator[Any]:
@@ -105,33 +95,28 @@ def train_steps(model: nn.Module, loader: Iterable[Any], steps: int | None = Non
     loss)` is called after every step (e.g. for progress or pruning). Returns the History.
     """
     total = resolve_steps(loader, steps, epochs)
-    warmup = min(300, max(1, total // 10)) if warmup is None else max(0, warmup)
+    recipe = short_recipe(total, lr, optimizer, momentum, weight_decay, warmup, final_lr, grad_clip)
     torch.manual_seed(seed)
     criterion = loss or DetectionLoss.for_model(model)
-    opt = make_optimizer(model, optimizer, lr, weight_decay, momentum)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, final_lr))
-    device = next(model.parameters()).device
+    names = ("box", "cls", "dfl")
+
+    def loss_fn(raw: Any, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        value, parts = criterion(raw, targets)
+        return value, torch.tensor([parts[k] for k in names])
+
     history = History()
-    start = time.perf_counter()
-    model.train()
-    batches = _batches(loader)
-    for step in range(total):
-        images, targets = next(batches)[:2]
-        images, targets = images.to(device, non_blocking=True), targets.to(device)
-        value, parts = criterion(model(images), targets)
-        if not torch.isfinite(value):
-            raise FloatingPointError(f"non-finite loss {float(value.detach())} at step {step} ({parts})")
-        opt.zero_grad(set_to_none=True)
-        value.backward()
-        if grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        history.lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        schedule.step()
-        history.losses.append(float(value.detach()))
-        history.parts.append(parts)
-        history.images += len(images)
+
+    def record(step: StepRecord) -> None:
+        history.lrs.append(step.lr)
+        history.losses.append(step.loss)
+        history.parts.append({k: float(v) for k, v in zip(names, step.parts, strict=True)})
+        history.images += step.images
         if on_step is not None:
-            on_step(step, history.losses[-1])
+            on_step(step.iteration, step.loss)
+
+    engine = Engine.create(model, recipe, loss_fn, batch=1, total_iters=total)
+    engine.on_step = record
+    start = time.perf_counter()
+    engine.run(itertools.islice(_batches(loader), total), 0)  # NonFiniteLoss is a FloatingPointError
     history.seconds = time.perf_counter() - start
     return history

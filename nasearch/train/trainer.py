@@ -1,9 +1,10 @@
 """Full training of one architecture (`nasearch train`): the YOLOv8-class recipe.
 
-SGD or AdamW with three parameter groups (decayed weights; norm weights and other vectors without
-decay; biases without decay and a high warm-up learning rate), linear warm-up then linear or cosine
-decay, gradient accumulation to a nominal batch of 64, EMA of weights, mosaic off for the last
-epochs, AMP on CUDA, DDP under torchrun, optional distillation from a teacher checkpoint.
+The full recipe of the training engine (`nasearch.train.engine`, built by `TrainConfig.recipe`): SGD or
+AdamW with three parameter groups (decayed weights; norm weights and other vectors without decay;
+biases without decay and a high warm-up learning rate), linear warm-up then linear or cosine decay,
+gradient accumulation to a nominal batch of 64, EMA of weights, AMP on CUDA. Around the engine: mosaic
+off for the last epochs, DDP under torchrun, optional distillation from a teacher checkpoint.
 Every epoch: COCO mAP of the EMA weights on val, `results.csv`, `results.png`, `last.pt`, `best.pt`.
 A run resumed from `last.pt` continues exactly (same weights as an uninterrupted run on the CPU).
 """
@@ -29,9 +30,9 @@ from nasearch.errors import InputError
 from nasearch.space import Architecture, build_model
 from nasearch.train import checkpoint as ckpt_io
 from nasearch.train.ema import ModelEMA, unwrap
-from nasearch.train.epoch import StepContext, train_epoch
+from nasearch.train.engine import Engine, Recipe
 from nasearch.train.plots import plot_results, write_csv
-from nasearch.train.schedule import Schedule, warmup_iterations
+from nasearch.train.schedule import warmup_iterations
 
 LAST, BEST, CSV, PNG = "last.pt", "best.pt", "results.csv", "results.png"
 RUNTIME_KEYS = ("device", "threads", "workers")  # may change when a run is resumed; the recipe may not
@@ -81,6 +82,17 @@ class TrainConfig(BaseModel):
 
     def initial_lr(self) -> float:
         return self.lr0 if self.lr0 is not None else (0.01 if self.optimizer == "sgd" else 0.001)
+
+    def recipe(self, iters_per_epoch: int) -> Recipe:
+        """The full recipe of the engine for a run of `iters_per_epoch` batches per epoch."""
+        total = self.epochs * iters_per_epoch
+        return Recipe(optimizer=self.optimizer, lr0=self.initial_lr(), lrf=self.lrf, schedule=self.schedule,
+                      warmup_iters=warmup_iterations(self.warmup_epochs, iters_per_epoch, total,
+                                                     self.min_warmup_iters),
+                      momentum=self.momentum, warmup_momentum=self.warmup_momentum,
+                      warmup_bias_lr=self.warmup_bias_lr, weight_decay=self.weight_decay, nbs=self.nbs,
+                      grad_clip=self.grad_clip, ema_decay=self.ema_decay if self.ema else None,
+                      ema_tau=self.ema_tau, amp=self.amp)
 
 
 @dataclass
@@ -144,39 +156,6 @@ class ShardedSampler(EpochSampler):
     def __iter__(self):  # type: ignore[override]
         keys: list[ItemKey] = list(super().__iter__())
         return iter(keys[self.rank::self.world])
-
-
-# -- optimizer --------------------------------------------------------------------------------------------
-NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm, nn.SyncBatchNorm)
-
-
-def param_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter], list[nn.Parameter]]:
-    """(weights that decay, norm weights and other non-matrix parameters, biases): no decay on the last two."""
-    decay, no_decay, biases = [], [], []
-    seen: set[int] = set()
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            if id(p) in seen or not p.requires_grad:
-                continue
-            seen.add(id(p))
-            if name == "bias":
-                biases.append(p)
-            elif isinstance(module, NORM_TYPES) or p.ndim <= 1:
-                no_decay.append(p)
-            else:
-                decay.append(p)
-    return decay, no_decay, biases
-
-
-def build_optimizer(model: nn.Module, kind: str, lr: float, momentum: float, weight_decay: float
-                    ) -> torch.optim.Optimizer:
-    """Group order matters: the schedule gives group 2 (biases) its own warm-up."""
-    decay, no_decay, biases = param_groups(model)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0},
-              {"params": biases, "weight_decay": 0.0}]
-    if kind == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999))
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
 
 
 # -- loss and validation (the project's loss and COCO evaluation) ----------------------------------------
@@ -284,44 +263,34 @@ class Trainer:
 
         torch.manual_seed(c.seed)
         model = build_model(arch).to(device)
-        accumulate = max(round(c.nbs / c.batch), 1)
-        weight_decay = c.weight_decay * c.batch * accumulate / c.nbs
-        optimizer = build_optimizer(model, c.optimizer, c.initial_lr(), c.momentum, weight_decay)
-        amp = c.amp and device.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda") if amp else None
-        ema = ModelEMA(model, c.ema_decay, c.ema_tau) if c.ema else None
-
         train_loader = self._loader(train_split, imgsz, c.batch // info.world, True, self._mosaic_on(0))
         iters_per_epoch = len(train_loader)
-        total = c.epochs * iters_per_epoch
-        schedule = Schedule(c.initial_lr(), c.lrf, total, warmup_iterations(c.warmup_epochs, iters_per_epoch,
-                            total, c.min_warmup_iters), c.schedule, c.momentum, c.warmup_momentum,
-                            c.warmup_bias_lr)
         distiller = None
         if c.teacher:
             from nasearch.train.distill import Distiller, load_teacher
 
             distiller = Distiller(load_teacher(c.teacher, train_split.nc, device), c.distill_weight,
                                   c.distill_temperature)
+        recipe = c.recipe(iters_per_epoch)
+        engine = Engine.create(model, recipe, make_loss(model, c, distiller, info.world), c.batch,
+                               c.epochs * iters_per_epoch, device)
+        optimizer, scaler, ema = engine.optimizer, engine.scaler, engine.ema
 
         start_epoch, iteration, best, best_epoch, history = 0, 0, -1.0, -1, []
         if self.resume_state is not None:
             start_epoch, iteration, best, best_epoch, history = self._restore(model, optimizer, scaler, ema)
             self.log(f"train: resuming at epoch {start_epoch + 1}/{c.epochs} from {self.out / LAST}")
 
-        wrapped: nn.Module = model
         if info.world > 1:
-            wrapped = nn.parallel.DistributedDataParallel(
+            engine.model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None)
-        ctx = StepContext(wrapped, make_loss(model, c, distiller, info.world), optimizer, schedule, device, accumulate,
-                          c.grad_clip, amp, scaler, ema)
         val_batch = c.val_batch or max(c.batch // info.world * 2, 1)
         if info.main:
             self.out.mkdir(parents=True, exist_ok=True)
             arch.save(self.out / "arch.yaml")
         self.log(f"train: {arch.name} ({arch.hash}) on {len(train_split)} train / {len(val_split)} val images, "
-                 f"{imgsz} px, batch {c.batch} x{accumulate} accumulation, {c.epochs} epochs, {c.optimizer} "
-                 f"lr0 {c.initial_lr():g}, {device.type}{' AMP' if amp else ''}"
+                 f"{imgsz} px, batch {c.batch} x{engine.accumulate} accumulation, {c.epochs} epochs, {c.optimizer} "
+                 f"lr0 {c.initial_lr():g}, {device.type}{' AMP' if engine.amp else ''}"
                  f"{f', DDP x{info.world}' if info.world > 1 else ''} -> {self.out}")
 
         metrics: dict[str, float] = {}
@@ -335,8 +304,8 @@ class Trainer:
             train_loader.set_epoch(epoch)
             t0 = time.perf_counter()
             with _Progress(self.info.main, f"epoch {epoch + 1}/{c.epochs}", iters_per_epoch, self._log) as bar:
-                ctx.on_batch = bar.update
-                losses, iteration = train_epoch(ctx, train_loader, iteration)
+                engine.on_batch = bar.update
+                losses, iteration = engine.run(train_loader, iteration)
             train_s = time.perf_counter() - t0
             row: dict[str, Any] = {"epoch": epoch + 1}
             row.update({f"train/{k}_loss": round(v, 6) for k, v in losses.items()})
