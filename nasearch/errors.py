@@ -6,8 +6,16 @@ Bad input is an `InputError`: the CLI prints its one line and exits 2, never a t
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from pathlib import Path
+
+_CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):[^@/\s]*@")
+
+
+def masked(text: str) -> str:
+    """`text` with the password of every URL in it (`scheme://user:secret@host`) shown as `***`."""
+    return _CREDENTIALS.sub(lambda m: f"{m['head']}:***@", text)
 
 
 def _short(value: object, limit: int = 60) -> str:
@@ -27,7 +35,7 @@ class InputError(Exception):
 
     def line(self) -> str:
         found = " ".join(self.found.split())
-        return f"error: {self.file}: {self.path}: expected {self.expected}, found {found}"
+        return masked(f"error: {self.file}: {self.path}: expected {self.expected}, found {found}")
 
     def with_file(self, file: str | Path) -> InputError:
         """The same error, attributed to a file (for errors raised before the file was known)."""

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from nasearch.errors import InputError
+from nasearch.errors import InputError, masked
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,7 +41,7 @@ def guarded(fn: F) -> F:
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
-            print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(masked(f"internal error: {type(exc).__name__}: {exc}"), file=sys.stderr)
             print("hint: rerun with --debug for the traceback, and report it if the input looks right",
                   file=sys.stderr)
             raise typer.Exit(1) from None

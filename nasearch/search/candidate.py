@@ -147,6 +147,16 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}"
 
 
+def rejection(space: Space, data: dict, rec: Recorder) -> Outcome | None:
+    """The `rejected` outcome of a resolution that breaks the space's own constraints (else None)."""
+    violations = space.violations(data)
+    if not violations:
+        return None
+    reason = f"space constraint: {violations[0]}"
+    rec.set("rejected", reason)
+    return Outcome("rejected", constraints={"space": float(len(violations))}, reason=reason)
+
+
 def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: promotion.RungBoard,
              preset: str | None = None, memo: Memo | None = None) -> Outcome:
     """Score one resolution of the space; never raises for a bad candidate.
@@ -157,11 +167,9 @@ def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: pro
     rec.set("attr_version", ATTR_VERSION)
     if preset:
         rec.set("preset", preset)
-    violations = ctx.space.violations(data)
-    if violations:
-        reason = f"space constraint: {violations[0]}"
-        rec.set("rejected", reason)
-        return Outcome("rejected", constraints={"space": float(len(violations))}, reason=reason)
+    rejected = rejection(ctx.space, data, rec)
+    if rejected is not None:
+        return rejected
     stage = "architecture"
     try:
         arch = ctx.architecture(data, preset)

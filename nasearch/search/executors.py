@@ -1,6 +1,6 @@
 """Running trials: in this process, or in N local processes sharing one storage (`--workers N`).
 
-Ray Tune lives in `ray_executor`. Every executor stops once the study holds `target` complete trials
+Ray tasks live in `ray_executor`. Every executor stops once the study holds `target` complete trials
 (several workers may overshoot by at most workers - 1), and gives up when more than `max_failures`
 candidates failed in this session (a broken backend must not loop forever), or when the sampler keeps
 proposing resolutions that break the space's constraints.

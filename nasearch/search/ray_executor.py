@@ -1,221 +1,95 @@
-"""Trials as Ray Tune trials (`--executor ray [--address …]`), on a local or remote Ray cluster.
+"""Trials as Ray tasks (`--executor ray [--address …]`), on a local Ray or a cluster of machines.
 
-The driver keeps the Optuna study: Ray Tune's `OptunaSearch` asks it for each trial (define-by-run
-over the space, the experiment's sampler, the same storage), so the study is the one a local search
-would write. Resolutions that break the space's constraints are told PRUNED on the driver and never
-reach a worker. Workers evaluate candidates (`candidate.evaluate`) with the per-trial resources of
-`executor.resources`, custom ones included (e.g. `{"CPU": 1, "T4": 1}` runs latency only on nodes that
-advertise a T4), and send back every attribute; the driver writes them on the trial before telling
-it. Promotion between rungs and the duplicate memo live in a Ray actor seeded from the study, so
-workers on other machines never need the storage. Paths in the experiment (dataset, latency
-database) must exist on the workers.
+The driver runs the Optuna study exactly as the local executor does: it asks the study for a trial,
+resolves the space (a resolution that breaks the space's constraints is told PRUNED here and never
+reaches a worker), and submits the trial as a plain Ray task with the per-trial resources of
+`executor.resources`, custom ones included (`{"CPU": 1, "T4": 1}` runs trials only on nodes that
+advertise a T4). The worker re-opens that trial in the study and evaluates it (`candidate.evaluate`),
+writing its attributes as it goes, so the promotion board and the duplicate memo are the study itself
+(`StorageBoard`): every worker and a restarted driver see the same rungs. The driver tells the result.
+Workers therefore reach the storage: on several machines that is a server (PostgreSQL), and paths in
+the experiment (dataset, latency database) must exist on the workers.
+
+A trial whose node or worker process dies is failed with the reason (`lost: …`) and its decisions are
+queued again (`retry_of`), so the budget is still met once the resource is back.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
 from nasearch.errors import InputError
-from nasearch.search.candidate import DictRecorder, Outcome, Prior, SearchContext, evaluate
+from nasearch.search.candidate import Outcome, SearchContext, evaluate, rejection
 from nasearch.search.chooser import OptunaChooser
-from nasearch.search.executors import Budget, SearchAborted, check_failures, counts
+from nasearch.search.compat import reopen_trial, trial_id
+from nasearch.search.executors import MAX_REJECTIONS_IN_A_ROW, Budget, SearchAborted, check_failures, should_stop
 from nasearch.search.experiment import LoadedExperiment, experiment_from_dict
-from nasearch.search.promotion import MemoryBoard, Point
-from nasearch.search.storage import open_storage
-from nasearch.search.study import RunInfo, enqueue_repair, session_sampler, tell
+from nasearch.search.resume import INTERRUPTED, retry
+from nasearch.search.study import (
+    RunInfo,
+    StorageBoard,
+    TrialRecorder,
+    enqueue_repair,
+    load_study,
+    quiet_optuna,
+    session_sampler,
+    tell,
+)
 from nasearch.space.decisions import ReplayChooser
 
-PAYLOAD = "nasearch_payload"
-METRICS = ["latency_ms", "accuracy"]
-MODES = ["min", "max"]
-MAX_REJECTIONS_PER_SUGGEST = 500
-ROUNDS = 50
+POLL_SECONDS = 1.0
+LOST = "lost: the Ray node or worker running this trial died"
+
+_WORKER_CACHE: dict[str, Any] = {}
 
 
-class Ledger:
-    """The state workers share through an actor: rung results for promotion, and finished results."""
-
-    def __init__(self, seed_points: dict[int, dict[str, Point]], priors: dict[str, Prior]) -> None:
-        self.board = MemoryBoard()
-        for rung, pts in seed_points.items():
-            for key, point in pts.items():
-                self.board.record(key, rung, point, True)
-        self.priors = dict(priors)
-
-    def points(self, rung: int) -> dict[str, Point]:
-        return self.board.points(rung)
-
-    def record(self, key: str, rung: int, point: Point, feasible: bool) -> None:
-        self.board.record(key, rung, point, feasible)
-
-    def lookup(self, arch_hash: str) -> Prior | None:
-        return self.priors.get(arch_hash)
-
-    def remember(self, arch_hash: str, prior: Prior) -> None:
-        self.priors.setdefault(arch_hash, prior)
+def _cached(key: str, make: Callable[[], Any]) -> Any:
+    if key not in _WORKER_CACHE:
+        _WORKER_CACHE[key] = make()
+    return _WORKER_CACHE[key]
 
 
-class _RemoteBoard:
-    """The worker's view of the ledger actor (promotion board and memo)."""
-
-    def __init__(self, actor: Any) -> None:
-        self.actor = actor
-
-    def points(self, rung: int) -> dict[str, Point]:
-        import ray
-
-        return ray.get(self.actor.points.remote(rung))
-
-    def record(self, key: str, rung: int, point: Point, feasible: bool) -> None:
-        import ray
-
-        ray.get(self.actor.record.remote(key, rung, point, feasible))
-
-    def lookup(self, arch_hash: str) -> Prior | None:
-        import ray
-
-        return ray.get(self.actor.lookup.remote(arch_hash))
-
-
-def _seed_ledger(study: optuna.Study) -> tuple[dict[int, dict[str, Point]], dict[str, Prior]]:
-    points: dict[int, dict[str, Point]] = {}
-    priors: dict[str, Prior] = {}
-    for t in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
-        for doc in t.user_attrs.get("rungs", []):
-            if doc.get("feasible") and "duplicate_of" not in t.user_attrs:
-                points.setdefault(int(doc["rung"]), {})[str(t.number)] = (float(doc["latency_ms"]),
-                                                                          float(doc["accuracy"]))
-        h = t.user_attrs.get("arch_hash")
-        if h and t.values is not None and h not in priors:
-            priors[h] = Prior(int(t.user_attrs.get("duplicate_of", t.number)), (t.values[0], t.values[1]),
-                              dict(t.constraints), dict(t.user_attrs))
-    return points, priors
-
-
-_WORKER_CTX: dict[str, SearchContext] = {}
-
-
-def _context(raw: dict, file: str) -> SearchContext:
-    key = repr((file, sorted(raw)))
-    if key not in _WORKER_CTX:
-        _WORKER_CTX[key] = SearchContext.create(experiment_from_dict(raw, file))
-    return _WORKER_CTX[key]
-
-
-def _trainable(config: dict, raw: dict, file: str, ledger: Any, threads: int) -> None:
-    """One Tune trial: replay the decisions, evaluate, report everything back to the driver."""
+def run_trial(raw: dict, file: str, url: str, study_name: str, tid: int, params: dict, preset: str | None,
+              threads: int) -> dict[str, Any]:
+    """One trial on a Ray worker: re-open it in the study, evaluate, return the outcome (attributes are
+    already in the study)."""
     import torch
-    from ray import tune
 
     torch.set_num_threads(max(1, threads))
-    started = time.time()
-    params = {k: v for k, v in config.items() if not k.startswith("__")}
-    rec = DictRecorder()
+    quiet_optuna()
+    ctx: SearchContext = _cached(repr(("ctx", file, sorted(raw))),
+                                 lambda: SearchContext.create(experiment_from_dict(raw, file)))
+    study: optuna.Study = _cached(repr(("study", url, study_name)), lambda: load_study(url, study_name))
+    trial = reopen_trial(study, tid)
+    rec = TrialRecorder(trial)
+    rec.set("worker", f"{socket.gethostname()}:{os.getpid()}")
+    rec.set("worker_started", time.time())
     try:
-        ctx = _context(raw, file)
         data = ctx.space.resolve(ReplayChooser(params))
-        board = _RemoteBoard(ledger)
-        outcome = evaluate(ctx, data, str(config["__number"]), rec, board, config.get("__preset"), memo=board)
+        board = StorageBoard(study)
+        outcome = evaluate(ctx, data, str(trial.number), rec, board, preset, memo=board)
     except InputError as exc:
         outcome = Outcome("fatal", reason=exc.line(), error=exc)
-    rec.set("worker", f"{socket.gethostname()}:{os.getpid()}")
-    rec.set("worker_started", started)
     rec.set("worker_finished", time.time())
-    values = outcome.values or (math.nan, math.nan)
     error = outcome.error
-    payload = {"state": outcome.state, "reason": outcome.reason, "attrs": rec.attrs,
-               "constraints": outcome.constraints,
-               "input_error": [error.file, error.path, error.expected, error.found] if error else None}
-    # one JSON string: Tune flattens nested result dicts
-    tune.report({"latency_ms": values[0], "accuracy": values[1], PAYLOAD: json.dumps(payload)})
+    return {"state": outcome.state, "values": list(outcome.values) if outcome.values else None,
+            "constraints": outcome.constraints, "reason": outcome.reason,
+            "input_error": [error.file, error.path, error.expected, error.found] if error else None}
 
 
-def _make_searcher(study: optuna.Study, ctx: SearchContext, ledger: Any, storage: Any,
-                   on_trial: Callable[[optuna.Study], None] | None) -> Any:
-    from ray.tune.search.optuna import OptunaSearch
-
-    class StudySearcher(OptunaSearch):
-        """OptunaSearch on our study: rejections stay on the driver; workers' attributes land on trials."""
-
-        fatal: InputError | None = None
-        aborted: str | None = None
-        hooks: dict[str, Any] = {}
-
-        def __getstate__(self) -> dict:
-            """Tune pickles its searcher for experiment restore; the live hooks stay on the driver."""
-            return {k: v for k, v in self.__dict__.items() if k not in ("hooks", "_space")}
-
-        def save(self, checkpoint_path: str) -> None:
-            """Nothing to checkpoint: the Optuna study is the state, and `--resume` restores from it."""
-            Path(checkpoint_path).write_text("state lives in the Optuna study\n")
-
-        def suggest(self, trial_id: str) -> dict | None:
-            for _ in range(MAX_REJECTIONS_PER_SUGGEST):
-                config = super().suggest(trial_id)
-                ot_trial = self._ot_trials[trial_id]
-                data = ctx.space.resolve(ReplayChooser(dict(ot_trial.params)))
-                violations = ctx.space.violations(data)
-                if not violations:
-                    config["__number"] = ot_trial.number
-                    config["__preset"] = ot_trial.user_attrs.get("preset")
-                    return config
-                ot_trial.set_user_attr("rejected", f"space constraint: {violations[0]}")
-                rejected = Outcome("rejected", constraints={"space": float(len(violations))})
-                frozen = tell(self._ot_study, ot_trial, rejected)
-                enqueue_repair(self._ot_study, ctx, frozen)
-                del self._ot_trials[trial_id]
-            self.aborted = "the sampler keeps proposing resolutions that break the space's constraints"
-            return None
-
-        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            if trial_id in self._completed_trials or trial_id not in self._ot_trials:
-                return
-            ot_trial = self._ot_trials[trial_id]
-            if result and PAYLOAD in result:
-                payload = json.loads(result[PAYLOAD])
-                for key, value in payload["attrs"].items():
-                    ot_trial.set_user_attr(key, value)
-                state = payload["state"]
-                values = (result["latency_ms"], result["accuracy"]) if state == "complete" else None
-                outcome = Outcome(state, values, dict(payload["constraints"]), payload["reason"])
-                if state == "fatal" and self.fatal is None:
-                    self.fatal = InputError(*payload["input_error"])
-            else:
-                ot_trial.set_user_attr("failure", "worker: the Ray trial ended without a result "
-                                                  "(see RUN_DIR/ray)")
-                outcome = Outcome("failed", reason="worker error")
-            frozen = tell(self._ot_study, ot_trial, outcome)
-            self._completed_trials.add(trial_id)
-            h = frozen.user_attrs.get("arch_hash")
-            if outcome.state == "complete" and h and frozen.values is not None:
-                import ray
-
-                prior = Prior(int(frozen.user_attrs.get("duplicate_of", frozen.number)),
-                              (frozen.values[0], frozen.values[1]), dict(frozen.constraints),
-                              dict(frozen.user_attrs))
-                ray.get(ledger.remember.remote(h, prior))
-            if self.hooks.get("on_trial") is not None:
-                self.hooks["on_trial"](study)
-
-    def space_fn(trial: Any) -> None:
-        ctx.space.resolve(OptunaChooser(trial))
-
-    searcher = StudySearcher(space=space_fn, metric=METRICS, mode=MODES, sampler=study.sampler,
-                             storage=storage, study_name=study.study_name)
-    searcher.hooks = {"on_trial": on_trial}
-    return searcher
+def _outcome(payload: dict[str, Any]) -> Outcome:
+    values = payload["values"]
+    error = InputError(*payload["input_error"]) if payload["input_error"] else None
+    return Outcome(payload["state"], tuple(values) if values else None, dict(payload["constraints"]),
+                   payload["reason"], error)
 
 
 def _check_resources(resources: dict[str, float], file: str) -> None:
@@ -227,6 +101,12 @@ def _check_resources(resources: dict[str, float], file: str) -> None:
             known = ", ".join(sorted(k for k in have if not k.startswith("node:")))
             raise InputError(file, f"executor.resources.{key}", f"a resource the Ray cluster has ({known})",
                              f"{key}: {amount} (the cluster has {have.get(key, 0.0)})")
+
+
+def concurrency(resources: dict[str, float], cluster: dict[str, float]) -> int:
+    """Trials that fit on the cluster at once: the scarcest resource decides."""
+    fits = [int(cluster.get(k, 0.0) // v) for k, v in resources.items() if v > 0]
+    return max(1, min(fits, default=int(cluster.get("CPU", 1))))
 
 
 @contextlib.contextmanager
@@ -250,41 +130,95 @@ def ray_session(exp: LoadedExperiment) -> Iterator[None]:
             ray.shutdown()
 
 
-def run_ray(exp: LoadedExperiment, study: optuna.Study, info: RunInfo, ctx: SearchContext, budget: Budget,
-            run_dir: Path, on_trial: Callable[[optuna.Study], None] | None = None) -> None:
-    """Run trials on Ray Tune (inside `ray_session`) until the study holds `budget.target` complete trials."""
-    import ray
-    from ray import tune
+class _Driver:
+    """The trials in flight: asked in the study, running as Ray tasks."""
 
-    ex = exp.spec.executor
-    resources = {k: float(v) for k, v in ex.resources.items()}
-    ledger_cls = ray.remote(num_cpus=0)(Ledger)
-    for _ in range(ROUNDS):
-        c = counts(study)
-        remaining = budget.target - c.get(TrialState.COMPLETE, 0)
-        if remaining <= 0:
-            break
-        ledger = ledger_cls.remote(*_seed_ledger(study))
-        study.sampler = session_sampler(exp, study)
-        searcher = _make_searcher(study, ctx, ledger, open_storage(info.storage), on_trial)
-        trainable = tune.with_parameters(_trainable, raw=exp.raw, file=exp.file, ledger=ledger,
-                                         threads=int(resources.get("CPU", 1) or 1))
-        trainable = tune.with_resources(trainable, tune.PlacementGroupFactory([resources]))
-        concurrent = ex.concurrent or max(1, int(ray.cluster_resources().get("CPU", 1)
-                                                 // max(resources.get("CPU", 1), 1)))
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
-                                        max_concurrent_trials=concurrent),
-            run_config=tune.RunConfig(name=f"{info.study_name}-{int(time.time())}",
-                                      storage_path=str((run_dir / "ray").resolve()), verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=0)),
-        )
-        with contextlib.redirect_stdout(sys.stderr):
-            tuner.fit()
-        ray.kill(ledger)
-        if searcher.fatal is not None:
-            raise searcher.fatal
-        if searcher.aborted:
-            raise SearchAborted(searcher.aborted)
-        check_failures(study, budget, None)
+    def __init__(self, exp: LoadedExperiment, study: optuna.Study, info: RunInfo, ctx: SearchContext,
+                 budget: Budget) -> None:
+        import ray
+
+        self.exp, self.study, self.info, self.ctx, self.budget = exp, study, info, ctx, budget
+        resources = {k: float(v) for k, v in exp.spec.executor.resources.items()}
+        self.threads = int(resources.get("CPU", 1) or 1)
+        custom = {k: v for k, v in resources.items() if k not in ("CPU", "GPU")}
+        self.task = ray.remote(run_trial).options(num_cpus=resources.get("CPU", 1.0),
+                                                  num_gpus=resources.get("GPU", 0.0), resources=custom,
+                                                  max_retries=0)
+        self.slots = exp.spec.executor.concurrent or concurrency(resources, ray.cluster_resources())
+        self.running: dict[Any, optuna.Trial] = {}
+        self.rejected_in_a_row = 0
+
+    def fill(self) -> None:
+        """Ask and submit trials until every slot is busy or the budget is covered."""
+        while len(self.running) < self.slots and not should_stop(self.study, self.budget):
+            trial = self.study.ask()
+            data = self.ctx.space.resolve(OptunaChooser(trial))
+            rejected = rejection(self.ctx.space, data, TrialRecorder(trial))
+            if rejected is not None:
+                enqueue_repair(self.study, self.ctx, tell(self.study, trial, rejected))
+                self.rejected_in_a_row += 1
+                if self.rejected_in_a_row > MAX_REJECTIONS_IN_A_ROW:
+                    raise SearchAborted(f"the sampler proposed {self.rejected_in_a_row} resolutions in a row "
+                                        f"that break the space's constraints (last: {rejected.reason})")
+                continue
+            self.rejected_in_a_row = 0
+            ref = self.task.remote(self.exp.raw, self.exp.file, self.info.storage, self.info.study_name,
+                                   trial_id(trial), dict(trial.params), trial.user_attrs.get("preset"),
+                                   self.threads)
+            self.running[ref] = trial
+
+    def collect(self, timeout: float) -> None:
+        """Tell every trial that finished (or was lost) within `timeout` seconds."""
+        import ray
+
+        done, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=timeout)
+        for ref in done:
+            trial = self.running.pop(ref)
+            try:
+                outcome = _outcome(ray.get(ref))
+            except ray.exceptions.RayTaskError as exc:  # our code raised on the worker: a failed candidate
+                reason = f"worker: {' '.join(str(exc.cause).split())[:300]}"
+                trial.set_user_attr("failure", reason)
+                outcome = Outcome("failed", reason=reason)
+            except ray.exceptions.RayError as exc:  # the node or the worker process died: run it again
+                reason = f"{LOST} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+                trial.set_user_attr("failure", reason)
+                tell(self.study, trial, Outcome("failed", reason=reason))
+                retry(self.study, trial)
+                check_failures(self.study, self.budget, Outcome("failed", reason=reason))
+                continue
+            tell(self.study, trial, outcome)
+            if outcome.error is not None:  # the experiment is broken (fatal): exit 2
+                raise outcome.error
+            if outcome.state == "failed":
+                check_failures(self.study, self.budget, outcome)
+
+    def abandon(self) -> None:
+        """Stop the tasks still running and fail their trials as interrupted (queued again, like a
+        local trial interrupted by Ctrl-C)."""
+        import ray
+
+        for ref, trial in list(self.running.items()):
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+            with contextlib.suppress(Exception):
+                trial.set_user_attr("failure", INTERRUPTED)
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                retry(self.study, trial)
+        self.running.clear()
+
+
+def run_ray(exp: LoadedExperiment, study: optuna.Study, info: RunInfo, ctx: SearchContext, budget: Budget,
+            on_trial: Callable[[optuna.Study], None] | None = None) -> None:
+    """Run trials as Ray tasks (inside `ray_session`) until the study holds `budget.target` complete trials."""
+    study.sampler = session_sampler(exp, study)
+    driver = _Driver(exp, study, info, ctx, budget)
+    try:
+        driver.fill()
+        while driver.running:
+            driver.collect(POLL_SECONDS)
+            driver.fill()
+            if on_trial is not None:
+                on_trial(study)
+    finally:
+        driver.abandon()

@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nasearch.errors import InputError
+from nasearch.search.compat import mark_failed
 
 LOCK_FILE = "search.lock"
 INTERRUPTED = "interrupted: the search stopped while this trial ran (retried on --resume)"
@@ -63,15 +64,18 @@ class RunLock:
 
 def recover_interrupted(study: optuna.Study) -> list[int]:
     """Mark trials left RUNNING as failed and enqueue each again; return the numbers of the originals."""
-    storage = study._storage
     retried = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        storage.set_trial_user_attr(t._trial_id, "failure", INTERRUPTED)
-        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        keep = {k: t.user_attrs[k] for k in ("preset",) if k in t.user_attrs}
-        study.enqueue_trial(t.params, user_attrs={**keep, "retry_of": t.number})
+        mark_failed(study, t, {"failure": INTERRUPTED})
+        retry(study, t)
         retried.append(t.number)
     return retried
+
+
+def retry(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> None:
+    """Enqueue the same decisions again (`retry_of` names the failed trial; a preset keeps its name)."""
+    keep = {k: trial.user_attrs[k] for k in ("preset",) if k in trial.user_attrs}
+    study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number})
 
 
 def interrupted_count(study: optuna.Study) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from nasearch.errors import InputError
+from nasearch.errors import InputError, masked
 from nasearch.search.candidate import SearchContext
 from nasearch.search.executors import Budget, failed_count, local_loop, multiprocess
 from nasearch.search.experiment import LoadedExperiment, load_experiment
@@ -96,7 +96,7 @@ def run_search(experiment: str | Path | LoadedExperiment, out: Path | None = Non
                 if ex.kind == "ray":
                     from nasearch.search.ray_executor import run_ray
 
-                    run_ray(exp, study, info, ctx, budget, run_dir, on_trial=progress.update)
+                    run_ray(exp, study, info, ctx, budget, on_trial=progress.update)
                 elif ex.workers > 1:
                     multiprocess(exp.raw, exp.file, info.storage, info.study_name, budget, ex.workers, study,
                                  on_poll=progress.update)
@@ -116,7 +116,7 @@ def run_search(experiment: str | Path | LoadedExperiment, out: Path | None = Non
 
 
 def summary(res: Results, run_dir: Path, info: RunInfo, retried: list[int], seconds: float) -> dict[str, Any]:
-    return {"run_dir": str(run_dir), "study": info.study_name, "storage": info.storage,
+    return {"run_dir": str(run_dir), "study": info.study_name, "storage": masked(info.storage),
             "trials": res.counts(), "retried": retried, "top_rung": res.rung,
             "front": front_doc(res, run_dir),
             "suite": [{"rank": i, "trial": e.trial, "target_ms": t, "latency_ms": e.latency_ms,

@@ -1,10 +1,12 @@
-"""The Optuna storage a search writes to, safe for several processes on one SQLite file.
+"""The Optuna storage a search writes to: a SQLite file or a PostgreSQL server, safe for many processes.
 
 Optuna hands a waiting (enqueued) trial to a process by reading its state and then writing RUNNING,
 relying on `SELECT … FOR UPDATE`. SQLite ignores that lock, so two processes of `--workers N` can both
 read WAITING and both run the same trial; the slower one then fails on telling a finished trial.
-`ClaimingRDBStorage` claims a waiting trial with one conditional UPDATE, which every database does
-atomically, so exactly one process gets it.
+`ClaimingRDBStorage` claims a waiting trial with one conditional UPDATE, which SQLite and PostgreSQL
+both do atomically (PostgreSQL re-checks the condition on the locked row), so exactly one process gets
+it. `postgresql://` URLs use the psycopg 3 driver (the `cluster` extra). A storage URL may carry a
+password: every message shows it through `errors.masked`.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from urllib.parse import quote
 
 import optuna
 import sqlalchemy
-from optuna.storages._rdb import models
 from optuna.trial import TrialState
 
-from nasearch.errors import InputError
+from nasearch.errors import InputError, masked
+from nasearch.search.compat import trial_table
 
 SCHEMA_RETRIES = 8
+CONNECT_TIMEOUT_S = 10
+_SERVER_SCHEMES = ("postgresql", "postgres")
 
 
 class ClaimingRDBStorage(optuna.storages.RDBStorage):
@@ -35,7 +39,7 @@ class ClaimingRDBStorage(optuna.storages.RDBStorage):
                                values: Sequence[float] | None = None) -> bool:
         if state != TrialState.RUNNING or values is not None:
             return super().set_trial_state_values(trial_id, state, values)
-        table = models.TrialModel.__table__
+        table = trial_table()
         claim = (sqlalchemy.update(table)
                  .where(table.c.trial_id == trial_id, table.c.state == TrialState.WAITING)
                  .values(state=TrialState.RUNNING, datetime_start=datetime.now()))
@@ -44,6 +48,18 @@ class ClaimingRDBStorage(optuna.storages.RDBStorage):
         if not claimed:  # taken by another process, or finished: the same answers as Optuna's own path
             self.check_trial_is_updatable(trial_id, self.get_trial(trial_id).state)
         return claimed
+
+
+def is_server_url(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] in _SERVER_SCHEMES
+
+
+def engine_url(url: str) -> str:
+    """The URL SQLAlchemy opens: `postgresql://` (and `postgres://`) through psycopg 3."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in _SERVER_SCHEMES:
+        return f"postgresql+psycopg://{rest}"
+    return url
 
 
 OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
@@ -124,28 +140,47 @@ def _prepare_sqlite(url: str, readonly: bool = False) -> str:
 
 def _schema_race(exc: Exception) -> bool:
     text = str(exc)
-    return "UNIQUE constraint failed" in text or "already exists" in text or "database is locked" in text
+    return ("UNIQUE constraint failed" in text or "already exists" in text or "database is locked" in text
+            or "duplicate key value" in text)
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 120}}
+    if is_server_url(url):  # an unreachable server is an error within seconds, not a hang
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
+    return {}
+
+
+def _driver_missing(url: str) -> InputError:
+    return InputError("storage", "storage", "a PostgreSQL driver for this URL: pip install 'nasearch[cluster]' "
+                      "(psycopg 3)", f"{masked(url)!r} and no psycopg module")
 
 
 def open_storage(url: str, readonly: bool = False) -> optuna.storages.BaseStorage:
-    """The storage at `url`; several processes may open a new SQLite file at once.
+    """The storage at `url`; several processes may open a new SQLite file or database at once.
 
     `readonly` (the commands that only read a run): an SQLite file is opened read-only and must exist;
-    no table, journal or folder is created.
+    no table, journal or folder is created (on a server, no table is created).
     """
-    target = _prepare_sqlite(url, readonly)
+    target = engine_url(_prepare_sqlite(url, readonly))
     kwargs: dict[str, Any] = {"skip_table_creation": True} if readonly else {}
-    if url.startswith("sqlite"):
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
+    kwargs["engine_kwargs"] = _engine_kwargs(url)
     error: Exception = RuntimeError("no attempt")
     for attempt in range(SCHEMA_RETRIES):
         try:
             return ClaimingRDBStorage(target, **kwargs)
+        except ModuleNotFoundError as exc:
+            if is_server_url(url) and "psycopg" in str(exc):
+                raise _driver_missing(url) from None
+            error = exc
+            break
         except Exception as exc:
             if _schema_race(exc) and attempt < SCHEMA_RETRIES - 1:
                 time.sleep(0.2 * (attempt + 1))  # another process is creating the schema right now
                 continue
             error = exc
             break
+    detail = masked(" ".join(str(error).split("\n(Background")[0].split()))[:200]
     raise InputError("storage", "storage", "a reachable Optuna storage URL (sqlite:///…, postgresql://…)",
-                     f"{url!r} ({type(error).__name__}: {' '.join(str(error).split())[:160]})") from None
+                     f"{masked(url)!r} ({type(error).__name__}: {detail})") from None

@@ -21,12 +21,12 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from nasearch.errors import InputError
+from nasearch.errors import InputError, masked
 from nasearch.search import promotion
 from nasearch.search.candidate import Outcome, Prior, SearchContext, evaluate
 from nasearch.search.chooser import OptunaChooser, repair
 from nasearch.search.experiment import LoadedExperiment
-from nasearch.search.resume import INTERRUPTED
+from nasearch.search.resume import INTERRUPTED, retry
 from nasearch.search.storage import open_storage, sqlite_file
 from nasearch.space.arch import load_presets, presets_dir
 from nasearch.space.space import Space, decision_values
@@ -164,7 +164,7 @@ def create_study(exp: LoadedExperiment, ctx: SearchContext, url: str, sampler: A
     storage = open_storage(url)
     name = exp.spec.name
     if any(s.study_name == name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)):
-        raise InputError(url, "storage", f"a storage without a study named {name!r} (or pass --resume)",
+        raise InputError(masked(url), "storage", f"a storage without a study named {name!r} (or pass --resume)",
                          "an existing study")
     study = optuna.create_study(storage=storage, study_name=name, directions=DIRECTIONS,
                                 sampler=sampler or experiment_sampler(exp))
@@ -180,7 +180,7 @@ def load_study(url: str, name: str, sampler: Any = None, readonly: bool = False)
     try:
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     except KeyError:
-        raise InputError(url, "storage", f"a storage holding the study {name!r}", "no such study") from None
+        raise InputError(masked(url), "storage", f"a storage holding the study {name!r}", "no such study") from None
 
 
 def enqueue_presets(study: optuna.Study, exp: LoadedExperiment, ctx: SearchContext) -> list[str]:
@@ -265,8 +265,7 @@ def run_one_trial(study: optuna.Study, ctx: SearchContext) -> tuple[optuna.trial
     except BaseException:  # an interrupt (or the storage failing): retried on --resume
         trial.set_user_attr("failure", INTERRUPTED)
         study.tell(trial, state=TrialState.FAIL)
-        keep = {k: trial.user_attrs[k] for k in ("preset",) if k in trial.user_attrs}
-        study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number})
+        retry(study, trial)
         raise
     frozen = tell(study, trial, outcome)
     if outcome.state == "rejected":
