@@ -10,7 +10,7 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 $(STAMP): pyproject.toml data-requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray,cluster]'
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r data-requirements.txt
 	@touch $(STAMP)
 

@@ -21,9 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 
 PG_USER = "nasearch"
 PG_PASSWORD = "s3cret-pw"
@@ -77,8 +79,8 @@ class PostgresServer:
         self.dir = Path(tempfile.mkdtemp(prefix="nasearch-pg-"))
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
-        self._owner = self._server_user()
         self._databases = 0
+        self._owner = self._server_user()
 
     @staticmethod
     def _server_user() -> pwd.struct_passwd | None:
@@ -96,6 +98,8 @@ class PostgresServer:
                                 **user, **kw)  # type: ignore[call-overload]
 
     def start(self) -> PostgresServer:
+        import psycopg  # noqa: F401 - the driver the storage uses (the `cluster` extra): missing is a failure
+
         if self._owner is not None:
             os.chown(self.dir, self._owner.pw_uid, self._owner.pw_gid)
         pwfile = self.dir / "pw"
@@ -223,3 +227,39 @@ class RayCluster:
                 if any(str(self.dir) in arg for arg in p.info["cmdline"] or []):
                     _kill_tree(p.info["pid"])
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the test session; each test takes a fresh database with `url()`."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except Unavailable as exc:
+        server.stop()
+        pytest.skip(f"PostgreSQL cannot start here: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """A head node (1 CPU) and a node `t4` (1 CPU and the custom resource T4), as separate processes."""
+    pytest.importorskip("ray")
+    cluster = RayCluster()
+    try:
+        cluster.start()
+        cluster.add_node("t4", {"T4": 1.0})
+        cluster.wait_for({"CPU": 2.0, "T4": 1.0})
+    except Unavailable as exc:
+        cluster.stop()
+        pytest.skip(f"a Ray cluster cannot start here: {exc}")
+    except BaseException:
+        cluster.stop()
+        raise
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -9,6 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "search_spaces"
 PRESETS = SPACES / "presets"
 
+pytest_plugins = ["tests.cluster"]  # the `postgres` and `ray_cluster` fixtures
+
 torch.set_num_threads(1)  # small tensors: one thread is faster and steadier than two
 
 

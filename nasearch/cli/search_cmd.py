@@ -36,6 +36,8 @@ def search(experiment: str = typer.Argument("quickstart", help="Experiment YAML,
            workers: int | None = typer.Option(None, "--workers", help="Local processes sharing the storage."),
            address: str | None = typer.Option(None, "--address", help="Ray cluster address (with "
                                               "--executor ray; default: a local Ray)."),
+           storage: str | None = typer.Option(None, "--storage", help="Optuna storage URL (sqlite:///FILE or "
+                                              "postgresql://USER:PASSWORD@HOST/DB; default RUN_DIR/study.db)."),
            sampler: str | None = typer.Option(None, "--sampler", help=" | ".join(SAMPLERS)),
            seed: int | None = typer.Option(None, "--seed", help="Sampler seed (same seed, same sequence)."),
            json_out: bool = typer.Option(False, "--json", help="Print one JSON summary document."),
@@ -54,7 +56,7 @@ def search(experiment: str = typer.Argument("quickstart", help="Experiment YAML,
     _check_positive(trials, "--trials")
     _check_positive(workers, "--workers")
     ov = Overrides(trials=trials, sampler=sampler, executor=executor, workers=workers, address=address,
-                   seed=seed)
+                   seed=seed, storage=storage)
     doc = run_search(experiment, out, resume, ov, show_progress=not no_progress)
     if json_out:
         emit_json(doc)

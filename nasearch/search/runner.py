@@ -38,12 +38,13 @@ class Overrides:
     workers: int | None = None
     address: str | None = None
     seed: int | None = None
+    storage: str | None = None
 
     def apply(self, exp: LoadedExperiment) -> LoadedExperiment:
         executor = {k: v for k, v in (("kind", self.executor), ("workers", self.workers),
                                       ("address", self.address)) if v is not None}
         return exp.with_overrides(trials=self.trials, sampler=self.sampler, seed=self.seed,
-                                  executor=executor or None)
+                                  storage=self.storage, executor=executor or None)
 
 
 def default_run_dir(exp: LoadedExperiment) -> Path:

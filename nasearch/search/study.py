@@ -153,7 +153,8 @@ def resolve_storage(url: str, run_dir: Path) -> str:
 
 def study_meta(exp: LoadedExperiment, ctx: SearchContext) -> dict[str, Any]:
     acc = exp.spec.objectives.accuracy
-    return {"experiment": exp.raw, "experiment_file": exp.file, "fingerprint": exp.fingerprint(),
+    raw = {**exp.raw, "storage": masked(exp.raw["storage"])} if exp.raw.get("storage") else exp.raw
+    return {"experiment": raw, "experiment_file": exp.file, "fingerprint": exp.fingerprint(),
             "space": str(exp.space_path), "space_name": ctx.space.name, "imgsz": ctx.imgsz, "nc": ctx.nc,
             "latency_imgsz": ctx.latency.imgsz, "rungs": [r.proxy for r in [acc.screen, *acc.rungs]],
             "constraints": exp.spec.constraints.limits(), "trials": exp.spec.trials}
