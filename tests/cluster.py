@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -171,7 +172,10 @@ class RayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.head: subprocess.Popen | None = None
         self.workers: dict[str, subprocess.Popen] = {}
-        self.env = {**os.environ, **RAY_FAST_HEALTH, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1",
+        # token authentication with a token of this cluster's own, for the nodes and every driver
+        self.client_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                           "RAY_USAGE_STATS_ENABLED": "0"}
+        self.env = {**os.environ, **RAY_FAST_HEALTH, **self.client_env, "OMP_NUM_THREADS": "1",
                     "RAY_DEDUP_LOGS": "0", "PYTHONPATH": os.pathsep.join(sys.path)}
 
     def _start(self, args: list[str], log: str) -> subprocess.Popen:
@@ -182,7 +186,8 @@ class RayCluster:
 
     def start(self) -> RayCluster:
         self.head = self._start(["--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
-                                 "--include-dashboard", "false", "--temp-dir", str(self.dir)], "head.log")
+                                 "--include-dashboard", "false", "--dashboard-port", str(free_port()),
+                                 "--temp-dir", str(self.dir)], "head.log")
         self.wait_for({"CPU": 1.0}, timeout=90)
         return self
 

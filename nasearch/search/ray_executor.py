@@ -116,18 +116,18 @@ def ray_session(exp: LoadedExperiment) -> Iterator[None]:
     import ray
 
     started_here = False
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-        with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr):  # Ray prints cluster events (a node died) on stdout
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_DEDUP_LOGS", "0")
             ray.init(address=exp.spec.executor.address, include_dashboard=False, log_to_driver=False,
                      logging_level="ERROR", configure_logging=True)
-        started_here = True
-    try:
-        _check_resources({k: float(v) for k, v in exp.spec.executor.resources.items()}, exp.file)
-        yield
-    finally:
-        if started_here:
-            ray.shutdown()
+            started_here = True
+        try:
+            _check_resources({k: float(v) for k, v in exp.spec.executor.resources.items()}, exp.file)
+            yield
+        finally:
+            if started_here:
+                ray.shutdown()
 
 
 class _Driver:
