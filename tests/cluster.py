@@ -35,6 +35,13 @@ RAY_FAST_HEALTH = {"RAY_health_check_initial_delay_ms": "0", "RAY_health_check_p
                    "RAY_health_check_timeout_ms": "500", "RAY_health_check_failure_threshold": "3"}
 
 
+# Token authentication with a token of this test session's own, for the nodes and every driver. Ray reads
+# it once per process, so it is set here, when the test session (or the benchmark) starts, before any Ray
+# import; a token in ~/.ray from another Ray on the machine then plays no part.
+RAY_CLIENT_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
+os.environ.update(RAY_CLIENT_ENV)
+
+
 class Unavailable(RuntimeError):
     """PostgreSQL or Ray cannot start on this machine; the message says why (the tests skip with it)."""
 
@@ -172,9 +179,7 @@ class RayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.head: subprocess.Popen | None = None
         self.workers: dict[str, subprocess.Popen] = {}
-        # token authentication with a token of this cluster's own, for the nodes and every driver
-        self.client_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-                           "RAY_USAGE_STATS_ENABLED": "0"}
+        self.client_env = dict(RAY_CLIENT_ENV)
         self.env = {**os.environ, **RAY_FAST_HEALTH, **self.client_env, "OMP_NUM_THREADS": "1",
                     "RAY_DEDUP_LOGS": "0", "PYTHONPATH": os.pathsep.join(sys.path)}
 

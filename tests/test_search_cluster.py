@@ -122,7 +122,7 @@ def test_a_lost_node_costs_one_trial_which_runs_again(tmp_path: Path, postgres: 
 
 
 def test_a_killed_driver_resumes_on_the_same_study(tmp_path: Path, postgres: PostgresServer,
-                                                   ray_cluster: RayCluster) -> None:
+                                                   ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch) -> None:
     url = postgres.url()
     exp = _experiment(tmp_path, url, f"{{kind: ray, address: '{ray_cluster.address}', resources: {{CPU: 1}}, "
                                      "concurrent: 2}")
@@ -139,7 +139,9 @@ def test_a_killed_driver_resumes_on_the_same_study(tmp_path: Path, postgres: Pos
     before = {t.number: (t.values, t.datetime_complete) for t in _trials(url) if t.state == TrialState.COMPLETE}
     running = [t.number for t in _trials(url) if t.state == TrialState.RUNNING]
     assert before and running
-    doc = _finish(_search(exp, run_dir, "--resume", env_extra=ray_cluster.client_env))
+    for key, value in ray_cluster.client_env.items():  # resumed in this process: one start-up less
+        monkeypatch.setenv(key, value)
+    doc = run_search(exp, run_dir, resume=True, show_progress=False)
     trials = _trials(url)
     _completed_each_once(trials)
     after = {t.number: (t.values, t.datetime_complete) for t in trials if t.state == TrialState.COMPLETE}
