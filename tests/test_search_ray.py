@@ -1,4 +1,4 @@
-"""The Ray Tune executor on a local 2-CPU Ray: trials run in Ray workers, per-trial custom resources are
+"""The Ray executor on a local 2-CPU Ray: trials run in Ray workers, per-trial custom resources are
 honoured, and everything lands in the same Optuna study a local search writes."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class OptunaChooser:
-    """Answers each decision by asking the trial (works on `optuna.Trial` and Ray Tune's wrapper)."""
+    """Answers each decision by asking the trial (an `optuna.Trial`)."""
 
     def __init__(self, trial: Any) -> None:
         self.trial = trial

@@ -40,7 +40,6 @@ from nasearch.search.study import (
     enqueue_repair,
     load_study,
     quiet_optuna,
-    session_sampler,
     tell,
 )
 from nasearch.space.decisions import ReplayChooser
@@ -211,7 +210,6 @@ class _Driver:
 def run_ray(exp: LoadedExperiment, study: optuna.Study, info: RunInfo, ctx: SearchContext, budget: Budget,
             on_trial: Callable[[optuna.Study], None] | None = None) -> None:
     """Run trials as Ray tasks (inside `ray_session`) until the study holds `budget.target` complete trials."""
-    study.sampler = session_sampler(exp, study)
     driver = _Driver(exp, study, info, ctx, budget)
     try:
         driver.fill()
