@@ -64,6 +64,9 @@ def train(arch: str = typer.Argument(..., help="Architecture YAML or preset name
     from nasearch.space import load_arch
     from nasearch.train.trainer import prepare_run, resume_run
 
+    from nasearch.space.memory import check_loader_workers
+
+    check_loader_workers(workers)
     flags = {"epochs": epochs, "imgsz": imgsz, "batch": batch, "device": device, "workers": workers,
              "threads": threads, "optimizer": optimizer, "lr0": lr0, "schedule": schedule,
              "close_mosaic": close_mosaic, "seed": seed, "patience": patience, "teacher": teacher,

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from nasearch.data.images import inside_root
 from nasearch.data.records import (
     DetectionSplit,
     ImageRecord,
@@ -104,6 +105,9 @@ def load_coco(ann_file: str | Path, image_dir: str | Path, name: str | None = No
             raise InputError(file, f"{where}.file_name", "a non-empty string", describe(fname))
         width = _int_field(img, "width", file, where, positive=True)
         height = _int_field(img, "height", file, where, positive=True)
+        if not inside_root(fname):
+            raise InputError(file, f"{where}.file_name", f"a file name relative to {image_root}, inside it",
+                             f"{fname!r} (outside the image folder)")
         path = image_root / fname
         if not path.is_file():
             raise InputError(file, f"{where}.file_name", f"an existing image file under {image_root}",

@@ -269,7 +269,7 @@ def run_one_trial(study: optuna.Study, ctx: SearchContext) -> tuple[optuna.trial
         study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number})
         raise
     frozen = tell(study, trial, outcome)
-    if outcome.state == "rejected":
+    if outcome.state == "rejected" and "space" in outcome.constraints:  # memory: nothing to repair
         enqueue_repair(study, ctx, frozen)
     return frozen, outcome
 
