@@ -181,6 +181,9 @@ class Walker:
                 value = default.model_dump() if isinstance(default, BaseModel) else default
             if value is not None or info.is_required():
                 out[name] = value  # optional fields left unset stay absent: one canonical form
+        if issubclass(model, Params) and not _has_decision(out):
+            for field, expected, found in model.model_validate(out).problems():
+                raise self.fail(_join(path, field), expected, found)
         return out
 
     def _leaf(self, node: Any, ann: Any, path: str, metadata: tuple) -> Any:
@@ -195,6 +198,16 @@ class Walker:
             msg = str(err.get("msg", "a valid value")).removeprefix("Input should be ").removeprefix("Value error, ")
             raise self.fail(path, msg, describe(node)) from None
         return value
+
+
+def _has_decision(node: Any) -> bool:
+    if dec.is_decision(node):
+        return True
+    if isinstance(node, dict):
+        return any(_has_decision(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_decision(v) for v in node)
+    return False
 
 
 def _type_name(ann: Any) -> str:
