@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nasearch import atomic
 from nasearch.data.images import inside_root
 from nasearch.data.records import (
     DetectionSplit,
@@ -183,17 +182,9 @@ def coco_dict(split: DetectionSplit, image_root: Path | None = None) -> dict[str
 
 def write_json_atomic(doc: Any, path: str | Path) -> None:
     """Write JSON through a temp file and os.replace, so a crash never leaves half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, separators=(",", ":"))
-            fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.staged(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        json.dump(doc, fh, separators=(",", ":"))
+        fh.write("\n")
 
 
 def write_coco(split: DetectionSplit, ann_file: str | Path, image_root: Path | None = None) -> None:
