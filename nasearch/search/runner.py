@@ -105,9 +105,9 @@ def run_search(experiment: str | Path | LoadedExperiment, out: Path | None = Non
         exp = overrides.apply(exp)
     run_dir = out or default_run_dir(exp)
     check_resources(exp, overrides)
+    ctx = SearchContext.create(exp)  # reads the space: a broken one is refused before anything is written
     check_dataset(exp)  # before the run directory or any trial exists
     with RunLock(run_dir), _executor_session(exp):
-        ctx = SearchContext.create(exp)
         study, info, retried = _open(exp, run_dir, resume, ctx)
         study.sampler = session_sampler(exp, study)
         budget = Budget(exp.spec.trials, exp.spec.max_failures if exp.spec.max_failures is not None
