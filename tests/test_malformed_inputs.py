@@ -53,6 +53,14 @@ CASES = {
     "deep_nesting": ("a: " + "[" * 200 + "]" * 200 + "\n", "<root>", "nesting"),
     "bad_imgsz": (V8N.replace("imgsz: 640", "imgsz: 650"), "imgsz", "multiple of 32"),
     "unknown_activation": (V8N.replace("act: silu", "act: swish"), "act", "relu"),
+    # issue 17: schema-valid once, then a torch traceback
+    "even_stem_kernel": (TINY_HEAD.replace("stem: {type: conv_stem, out: 8}", "stem: {type: conv_stem, out: 8, k: 4}"),
+                         "backbone.stem.k", "odd kernel"),
+    "even_pool_kernel": (TINY_HEAD.replace("context: {type: sppf, out: 32}", "context: {type: sppf, out: 32, k: 4}"),
+                         "backbone.context.k", "odd kernel"),
+    "zero_channels": (TINY_HEAD.replace("{type: c2f_stage, out: 16, blocks: 1}",
+                                        "{type: c2f_stage, out: 16, blocks: 1, e: 0.01}", 1),
+                      "backbone.stages[0].e", "at least one channel"),
 }
 
 SPACE_CASES = {
@@ -142,16 +150,6 @@ def test_valid_tiny_architecture_is_accepted(tmp_path):
 
 # --- issue 17: schema-valid architectures that crashed, leaks, checkpoints, outputs, datasets -------------
 
-CASES["even_stem_kernel"] = (TINY_HEAD.replace("stem: {type: conv_stem, out: 8}",
-                                               "stem: {type: conv_stem, out: 8, k: 4}"), "backbone.stem.k",
-                             "odd kernel")
-CASES["even_pool_kernel"] = (TINY_HEAD.replace("context: {type: sppf, out: 32}",
-                                               "context: {type: sppf, out: 32, k: 4}"), "backbone.context.k",
-                             "odd kernel")
-CASES["zero_channels"] = (TINY_HEAD.replace("{type: c2f_stage, out: 16, blocks: 1}",
-                                            "{type: c2f_stage, out: 16, blocks: 1, e: 0.01}", 1),
-                          "backbone.stages[0].e", "at least one channel")
-
 SECRET = "root:$6$s3cretsalt$hashhashhash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"
 
 
@@ -233,8 +231,8 @@ def test_output_locations_that_cannot_be_written_exit_2_naming_the_path(tmp_path
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert str(a_file) in result.output and len(result.output.strip().splitlines()) == 1
     exp = tmp_path / "exp.yaml"
-    exp.write_text(f"name: o\nspace: {tmp_path / 'tiny.yaml'}\nobjectives: {{accuracy: {{screen: {{proxy: params}}}}}}\n"
-                   "presets: false\ntrials: 1\n")
+    exp.write_text(f"name: o\nspace: {tmp_path / 'tiny.yaml'}\n"
+                   "objectives: {accuracy: {screen: {proxy: params}}}\npresets: false\ntrials: 1\n")
     for out in (a_file, a_file / "run"):
         result, _ = _run(["search", str(exp), "--out", str(out), "--no-progress"])
         assert result.exit_code == 2 and str(a_file) in result.output, result.output
