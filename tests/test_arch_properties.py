@@ -19,7 +19,8 @@ from torch import nn
 
 from nasearch.errors import InputError
 from nasearch.nn.registry import blocks_of_kind
-from nasearch.space import Architecture, build_model
+from nasearch.space import Architecture, build_model, load_space
+from tests.conftest import SPACES
 
 
 def _bounds(metadata: list[Any]) -> dict[str, Any]:
@@ -140,3 +141,14 @@ def test_known_crashes_are_refused_naming_the_field(field, value, needle):
     with pytest.raises(InputError) as info:
         Architecture.from_dict(data, "a.yaml")
     assert needle in info.value.line(), info.value.line()
+
+
+SHIPPED_SPACES = sorted(SPACES.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("space_file", SHIPPED_SPACES, ids=lambda p: p.stem)
+@settings(max_examples=2, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31 - 1))
+def test_every_architecture_a_shipped_space_samples_builds_and_runs(space_file, seed):
+    _builds_and_runs(load_space(space_file).sample(seed))
