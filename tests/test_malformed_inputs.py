@@ -302,3 +302,22 @@ def test_coco_images_are_checked_by_data_info_and_before_a_search(tmp_path, how,
     result, _ = _run(["search", str(exp), "--out", str(run), "--no-progress"])
     assert result.exit_code == 2 and needle in result.output, result.output
     assert not run.exists()  # refused before the run directory or any trial existed
+
+
+def test_a_failed_export_leaves_no_partial_files(tmp_path, monkeypatch):
+    """The ONNX step failing after the YAML and the checkpoint were written once left both behind."""
+    import nasearch.export.exporter as exporter
+
+    def tracer_fails(*_a, **_k):
+        raise RuntimeError("tracer failed\n" + "frame\n" * 50)
+
+    monkeypatch.setattr(exporter, "export_detector", tracer_fails)
+    (tmp_path / "tiny.yaml").write_text(TINY_HEAD)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "older.onnx").write_bytes(b"an earlier export")
+    result, _ = _run(["export", str(tmp_path / "tiny.yaml"), "--format", "yaml,torch,onnx", "--out", str(out)])
+    assert result.exit_code == 1 and "internal error: RuntimeError: tracer failed" in result.output
+    assert "frame" not in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["older.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tiny.yaml"]  # no staging folder left
