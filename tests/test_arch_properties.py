@@ -123,6 +123,7 @@ def test_every_schema_architecture_builds_or_is_refused_naming_a_field(data):
     ("sppf_k", 4, "backbone.context.k"),
     ("c2f_e", 0.01, "backbone.stages[1].e"),
     ("pan_e", 0.01, "neck.e"),
+    ("psa_e", 0.01, "backbone.context.psa_e"),  # found by the property test: a ZeroDivisionError in attention
 ])
 def test_known_crashes_are_refused_naming_the_field(field, value, needle):
     """Each once ended in a torch traceback (issue 17): now a refusal naming the field."""
@@ -134,6 +135,8 @@ def test_known_crashes_are_refused_naming_the_field(field, value, needle):
         data["backbone"]["stem"]["k"] = value
     elif field == "sppf_k":
         data["backbone"]["context"]["k"] = value
+    elif field == "psa_e":
+        data["backbone"]["context"] = {"type": "sppf_c2psa", "out": 32, "psa_e": value}
     elif field == "c2f_e":
         data["backbone"]["stages"][1]["e"] = value
     else:
