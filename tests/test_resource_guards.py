@@ -126,3 +126,21 @@ def test_search_candidate_over_the_limit_is_rejected_with_the_reason_not_built(t
     assert outcome.state == "rejected" and "memory" in outcome.constraints
     assert "GB" in rec.attrs["rejected"] and "build" in rec.attrs["rejected"]
     assert "params" not in rec.attrs  # never built, never counted
+
+
+def test_training_is_refused_on_its_estimate_before_the_model_is_built(tmp_path, monkeypatch):
+    """Weights fit, training at batch 64 and 640 px (saved activations) does not."""
+    from nasearch.data import generate_synthetic
+
+    data = tmp_path / "syn"
+    generate_synthetic(data, images=10, imgsz=64, seed=0)
+    est = estimate(load_arch("yolov8n"), 640)
+    limit_gb = (est.training_bytes(1) + est.training_bytes(64)) / 2 / 1e9  # between batch 1 and batch 64
+    monkeypatch.setenv(GUARD_ENV, f"{limit_gb:.3f}")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "yolov8n", "--data", str(data), "--epochs", "1", "--imgsz", "640",
+                                 "--batch", "64", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]  # after the progress line saying nc 80 -> 10
+    assert line.startswith("error: ") and "yolov8n" in line and "training at batch 64" in line, result.output
+    assert "3.14 M parameters" in line and "Traceback" not in result.output and not (out / "weights").exists()

@@ -115,7 +115,11 @@ def memory_limit() -> int | None:
 def _refuse(arch: Architecture, what: str, need: int, limit: int, params: int) -> MemoryLimitError:
     return MemoryLimitError(arch.source, "<architecture>",
                             f"at most {limit / GB:.1f} GB for {what} ({OVERRIDE_HINT})",
-                            f"an estimated {need / GB:.1f} GB ({params / 1e9:.2f} G parameters)")
+                            f"an estimated {need / GB:.1f} GB ({_count(params)} parameters)")
+
+
+def _count(params: int) -> str:
+    return f"{params / 1e9:.2f} G" if params >= 1e9 else f"{params / 1e6:.2f} M"
 
 
 def check_weights(arch: Architecture, params: int, copies: int = 1) -> None:
