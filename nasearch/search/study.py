@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from nasearch import atomic
 from nasearch.errors import InputError
 from nasearch.search import promotion
 from nasearch.search.candidate import Outcome, Prior, SearchContext, evaluate
@@ -103,11 +104,8 @@ class RunInfo:
 
     def save(self, run_dir: Path) -> None:
         """Write run.json with an SQLite storage relative to `run_dir`, so the run can be copied or moved."""
-        run_dir.mkdir(parents=True, exist_ok=True)
         doc = {**self.__dict__, "storage": relative_storage(self.storage, run_dir)}
-        tmp = run_dir / f".{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        tmp.replace(run_dir / RUN_FILE)
+        atomic.write_text(run_dir / RUN_FILE, json.dumps(doc, indent=2) + "\n")
 
     @classmethod
     def load(cls, run_dir: Path) -> RunInfo:
