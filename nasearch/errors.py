@@ -52,6 +52,29 @@ def describe(value: object) -> str:
     return f"{kind} {_short(value)}"
 
 
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,40}")
+
+
+def shown_key(key: object) -> str | None:
+    """A mapping key as an error may show it: only when it looks like a field name. Any other key is text of a
+    file that is probably no document of ours (`space: /etc/shadow` parses as a mapping of its lines)."""
+    return key if isinstance(key, str) and _FIELD_NAME.fullmatch(key) else None
+
+
+def unknown_key(key: object, known: Iterable[str]) -> tuple[str, str]:
+    """(how the key appears in the error's path, the `found` text) for a key that is not a field."""
+    name = shown_key(key)
+    if name is None:
+        return "<key>", "a key that is no field name (not shown)"
+    return name, f"unknown key {name!r}{did_you_mean(name, known)}"
+
+
+def foreign_mapping(node: dict, known: Iterable[str]) -> bool:
+    """A non-empty mapping none of whose keys is a field: another kind of file, not a mistyped one."""
+    names = set(known)
+    return bool(node) and not any(isinstance(k, str) and k in names for k in node)
+
+
 def did_you_mean(key: str, known: Iterable[str]) -> str:
     """A ' (did you mean X?)' suffix when a close match exists."""
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)

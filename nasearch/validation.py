@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from nasearch.errors import InputError, describe, did_you_mean
+from nasearch.errors import InputError, describe, foreign_mapping, unknown_key
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -22,6 +22,10 @@ def validate_model(model: type[M], data: Any, file: str) -> M:
     """`model.model_validate(data)`, turning the first pydantic error into an InputError."""
     if not isinstance(data, dict):
         raise InputError(file, "<root>", "a mapping", describe(data))
+    if foreign_mapping(data, model.model_fields):
+        raise InputError(file, "<root>", f"a {model.__name__} mapping (keys such as "
+                         f"{', '.join(list(model.model_fields)[:4])})",
+                         f"a mapping with none of those keys ({len(data)} others, not shown)")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -35,8 +39,8 @@ def validate_model(model: type[M], data: Any, file: str) -> M:
                 ann = field.annotation if field else None
                 parent = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
             known = list(parent.model_fields) if parent else []
-            raise InputError(file, path, f"one of the keys {', '.join(known)}",
-                             f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), known)}") from None
+            name, found = unknown_key(loc[-1], known)
+            raise InputError(file, _loc((*loc[:-1], name)), f"one of the keys {', '.join(known)}", found) from None
         if err.get("type") == "missing":
             raise InputError(file, path, "a value (required)", "nothing") from None
         msg = str(err.get("msg", "a valid value")).removeprefix("Input should be ").removeprefix("Value error, ")

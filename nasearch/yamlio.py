@@ -101,8 +101,10 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     """Read a YAML file whose top level must be a mapping."""
     data = load_file(path)
     if not isinstance(data, dict):
-        kind = "null" if data is None else type(data).__name__
-        raise InputError(str(path), "<root>", "a YAML mapping", f"{kind} {data!r}"[:80])
+        # the kind only, never the text: the path may name a file that is no YAML document at all (/etc/shadow)
+        kind = {type(None): "null", str: "a plain string", list: "a list"}.get(type(data), type(data).__name__)
+        raise InputError(str(path), "<root>", "a YAML mapping (is this the right file?)",
+                         f"{kind}, not a mapping")
     return data
 
 

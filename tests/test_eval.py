@@ -31,6 +31,7 @@ from nasearch.eval import (
 )
 from nasearch.export.onnx import export_detector
 from nasearch.space import Architecture, build_model
+from nasearch.train.checkpoint import save_checkpoint
 from nasearch.train.short import train_steps
 
 runner = CliRunner()
@@ -279,8 +280,8 @@ def _invoke(args: list[str]):
 def test_cli_evaluate_checkpoint_and_onnx(trained, synth, tmp_path):
     model = trained["model"]
     ckpt = tmp_path / "best.pt"
-    torch.save({"arch": trained["arch"].data, "model": model.state_dict(),
-                "train_args": {"imgsz": IMGSZ}}, ckpt)
+    save_checkpoint({"arch": trained["arch"].data, "model": model.state_dict(),
+                     "train_args": {"imgsz": IMGSZ}}, ckpt)
     result = _invoke(["evaluate", str(ckpt), "--data", str(synth), "--split", "train", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -317,12 +318,12 @@ def test_cli_evaluate_bad_models_exit_2(trained, synth, tmp_path):
     assert "bad.onnx" in _error_line(_invoke(["evaluate", str(bad_onnx), "--data", str(synth)]))
 
     no_arch = tmp_path / "no_arch.pt"
-    torch.save({"model": trained["model"].state_dict()}, no_arch)
+    save_checkpoint({"model": trained["model"].state_dict()}, no_arch)
     assert "arch" in _error_line(_invoke(["evaluate", str(no_arch), "--data", str(synth)]))
 
     other_nc = tmp_path / "nc3.pt"
     arch3 = Architecture.from_dict({**SMALL_ARCH, "nc": 3})
-    torch.save({"arch": arch3.data, "model": build_model(arch3).state_dict()}, other_nc)
+    save_checkpoint({"arch": arch3.data, "model": build_model(arch3).state_dict()}, other_nc)
     assert "classes" in _error_line(_invoke(["evaluate", str(other_nc), "--data", str(synth)]))
 
     onnx_path = export_detector(trained["model"], tmp_path / "m.onnx", IMGSZ, batch=1)

@@ -6,6 +6,7 @@ Exit 0 done; 2 bad input (one `error: FILE: path: expected …, found …` line,
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -39,14 +40,43 @@ def guarded(fn: F) -> F:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
         except Exception as exc:
+            path_error = location_error(exc)
+            if path_error is not None:
+                if os.environ.get(DEBUG_ENV):
+                    traceback.print_exc()
+                print(path_error.line(), file=sys.stderr)
+                raise typer.Exit(2) from None
             if os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
-            print(masked(f"internal error: {type(exc).__name__}: {exc}"), file=sys.stderr)
+            print(masked(f"internal error: {type(exc).__name__}: {first_line(exc)}"), file=sys.stderr)
             print("hint: rerun with --debug for the traceback, and report it if the input looks right",
                   file=sys.stderr)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# errors that say the user pointed at a location that cannot be used: read-only, not a directory, no access...
+LOCATION_ERRNOS = {errno.EROFS: "a read-only file system", errno.EACCES: "no permission",
+                   errno.EPERM: "an operation not permitted there", errno.ENOTDIR: "a path through a file",
+                   errno.EEXIST: "an existing file", errno.EISDIR: "a directory", errno.ENOENT: "no such path",
+                   errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota exceeded",
+                   errno.ENAMETOOLONG: "a name too long"}
+
+
+def location_error(exc: BaseException) -> InputError | None:
+    """An OSError about a path the user gave (an --out on a read-only mount, under a file, ...) as bad input."""
+    if not isinstance(exc, OSError) or exc.errno not in LOCATION_ERRNOS or exc.filename is None:
+        return None
+    return InputError(os.fsdecode(exc.filename), "<path>", "a location this command can read or write",
+                      LOCATION_ERRNOS[exc.errno])
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message cut to its first line: torch's can span pages (graphs, stack dumps)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def emit_json(doc: Any) -> None:

@@ -58,11 +58,13 @@ def info(data: str = typer.Argument(..., help="Dataset directory, data.yaml or C
          splits: str = typer.Option("train,val", "--splits", help="Comma-separated splits to read."),
          json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """Read and validate a dataset; report images, boxes and boxes per class of each split."""
+    from nasearch.data.images import check_split_images
     from nasearch.data.resolve import load_split
 
     report: dict[str, dict[str, object]] = {}
     for name in [s.strip() for s in splits.split(",") if s.strip()]:
         split = load_split(data, name)
+        check_split_images(split)
         counts = split.class_counts().tolist()
         report[name] = {
             "format": split.fmt, "source": str(split.source), "images": len(split),

@@ -37,6 +37,9 @@ def evaluate(model: str = typer.Argument(..., help="A training checkpoint (.pt) 
     if not 0.0 < iou <= 1.0:
         raise InputError("--iou", "iou", "an IoU threshold in (0, 1]", str(iou))
     nms = NMSConfig(conf=conf, iou=iou)
+    from nasearch.space.memory import check_loader_workers
+
+    check_loader_workers(workers)
     dataset = load_split(data, split)
     path = Path(model)
     if path.suffix.lower() == ".onnx":

@@ -7,6 +7,7 @@ import typer
 
 from nasearch.cli.common import emit_json, guarded, log
 from nasearch.errors import InputError
+from nasearch.space.memory import require
 
 latency_app = typer.Typer(help="Measure, profile and predict latency.", no_args_is_help=True)
 
@@ -100,6 +101,7 @@ def measure(
     a = load_arch(arch)
     size = imgsz or a.data["imgsz"]
     a = a if size == a.data["imgsz"] else a.with_overrides(imgsz=size)
+    require(a, batch=batch, imgsz=size, copies=2)  # the model and its fused copy
     be = _backend(backend, precision, batch, threads, clock, quick)
     fp = be.fingerprint()
     log(f"measuring {a.name} at {size} px with {fp.label()}")

@@ -9,6 +9,7 @@ from nasearch.cli.common import emit_json, guarded
 from nasearch.errors import InputError
 from nasearch.nn.inspect import count_flops, count_params, fused_copy, fusion_max_abs_diff, randomize_bn
 from nasearch.space import build_model, load_arch
+from nasearch.space.memory import GB, available_bytes, estimate, require
 
 model_app = typer.Typer(help="Inspect compiled architectures.", no_args_is_help=True)
 
@@ -45,10 +46,17 @@ def info(arch: str = typer.Argument(..., help="Architecture YAML or preset name.
         "gflops": round(count_flops(model, size) / 1e9, 3),
         "gflops_fused": round(count_flops(fused, size) / 1e9, 3),
     }
+    est = estimate(a, size)  # reported, not enforced: info allocates nothing
+    doc["memory_gb"] = {"weights": round(est.weights_bytes / GB, 3),
+                        "inference": round(est.inference_bytes() / GB, 3),
+                        "training_batch_1": round(est.training_bytes(1) / GB, 3),
+                        "available": round(available_bytes() / GB, 3)}
     if json_out:
         emit_json(doc)
     else:
         for key, value in doc.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v:g} GB" for k, v in value.items())
             typer.echo(f"{key:>13}: {value:,}" if isinstance(value, int) else f"{key:>13}: {value}")
 
 
@@ -61,6 +69,7 @@ def verify(arch: str = typer.Argument(..., help="Architecture YAML or preset nam
     """Training form against fused form on the same input (random weights and BN statistics, eval mode)."""
     _check_imgsz(imgsz)
     a = load_arch(arch)
+    require(a, imgsz=imgsz, copies=2)  # the model and its fused copy, refused before either is allocated
     torch.manual_seed(seed)
     model = randomize_bn(build_model(a), seed).eval()
     model.export_raw = True

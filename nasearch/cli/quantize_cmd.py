@@ -36,7 +36,9 @@ def quantize(ckpt: str = typer.Argument(..., help="Checkpoint written by `nasear
              json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """INT8 quantization to QDQ ONNX: post-training, hybrid (fewest float layers within --max-drop), or QAT."""
     from nasearch.quant.report import QuantizeOptions, run_quantize
+    from nasearch.space.memory import check_loader_workers
 
+    check_loader_workers(workers)
     out_dir = Path(out) if out else Path(ckpt).parent / f"quant-{mode}"
     opts = QuantizeOptions(mode=mode, data=data, out=out_dir, max_drop=max_drop, target=target,
                            method=calibration, ops=ops, calib_images=calib_images, imgsz=imgsz, threads=threads,

@@ -87,6 +87,10 @@ def pareto(run_dir: Path = typer.Argument(..., help="A search run directory."),
     quiet_optuna()
     if not run_dir.is_dir():
         raise InputError(run_dir, "<dir>", "a search run directory", "no such directory")
+    if plot is not None and not plot.parent.is_dir():  # a read command creates no folders
+        raise InputError(plot, "--plot", "a file in an existing folder", f"no folder {plot.parent}")
+    if plot is not None and plot.is_dir():
+        raise InputError(plot, "--plot", "a file name for the plot", "a directory")
     info = RunInfo.load(run_dir)
     study = load_study(info.storage, info.study_name, readonly=True)
     res = write_results(study, run_dir) if writable_run(run_dir) else collect(study)

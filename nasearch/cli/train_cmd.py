@@ -62,8 +62,10 @@ def train(arch: str = typer.Argument(..., help="Architecture YAML or preset name
           json_out: bool = typer.Option(False, "--json", help="Print one JSON document when done.")) -> None:
     """Train an architecture: SGD/AdamW, warm-up + decay, EMA, mosaic, per-epoch COCO mAP and checkpoints."""
     from nasearch.space import load_arch
+    from nasearch.space.memory import check_loader_workers
     from nasearch.train.trainer import prepare_run, resume_run
 
+    check_loader_workers(workers)
     flags = {"epochs": epochs, "imgsz": imgsz, "batch": batch, "device": device, "workers": workers,
              "threads": threads, "optimizer": optimizer, "lr0": lr0, "schedule": schedule,
              "close_mosaic": close_mosaic, "seed": seed, "patience": patience, "teacher": teacher,

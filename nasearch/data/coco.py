@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nasearch import atomic
+from nasearch.data.images import inside_root
 from nasearch.data.records import (
     DetectionSplit,
     ImageRecord,
@@ -104,6 +104,9 @@ def load_coco(ann_file: str | Path, image_dir: str | Path, name: str | None = No
             raise InputError(file, f"{where}.file_name", "a non-empty string", describe(fname))
         width = _int_field(img, "width", file, where, positive=True)
         height = _int_field(img, "height", file, where, positive=True)
+        if not inside_root(fname):
+            raise InputError(file, f"{where}.file_name", f"a file name relative to {image_root}, inside it",
+                             f"{fname!r} (outside the image folder)")
         path = image_root / fname
         if not path.is_file():
             raise InputError(file, f"{where}.file_name", f"an existing image file under {image_root}",
@@ -179,17 +182,9 @@ def coco_dict(split: DetectionSplit, image_root: Path | None = None) -> dict[str
 
 def write_json_atomic(doc: Any, path: str | Path) -> None:
     """Write JSON through a temp file and os.replace, so a crash never leaves half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, separators=(",", ":"))
-            fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.staged(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        json.dump(doc, fh, separators=(",", ":"))
+        fh.write("\n")
 
 
 def write_coco(split: DetectionSplit, ann_file: str | Path, image_root: Path | None = None) -> None:

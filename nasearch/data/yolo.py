@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from nasearch import yamlio
+from nasearch.data.images import image_size
 from nasearch.data.records import (
     DetectionSplit,
     ImageRecord,
@@ -26,7 +26,6 @@ from nasearch.data.records import (
 from nasearch.errors import InputError, describe
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-_EXIF_ORIENTATION = 0x0112
 ROW_FORM = "a row `cls cx cy w h` (normalized) or a polygon `cls x1 y1 x2 y2 x3 y3 ...`"
 
 
@@ -95,18 +94,6 @@ def _list_images(entry: str, root: Path, file: Path, where: str) -> list[Path]:
     raise InputError(file, where, "an image directory or a txt list of images", f"{entry!r} ({p} missing)")
 
 
-def _image_size(path: Path, file: Path, where: str) -> tuple[int, int]:
-    """(width, height) as labelled: Ultralytics labels are relative to the EXIF-rotated image."""
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-            orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise InputError(path, "<file>", f"a readable image ({where} of {file.name})",
-                         f"{type(exc).__name__}: {exc}") from None
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
 def read_label_file(label: Path, width: int, height: int, nc: int) -> tuple[np.ndarray, np.ndarray]:
     """Parse one label file into pixel xyxy boxes and class ids; bad rows name their line number."""
     boxes: list[np.ndarray] = []
@@ -171,7 +158,7 @@ def load_yolo(data_yaml: str | Path, split: str = "val") -> DetectionSplit:
                          "no label file for any image")
     records = []
     for image_id, path in zip(_image_ids(images), images, strict=True):
-        width, height = _image_size(path, file, split)
+        width, height = image_size(path, file, split)
         label = label_path_for(path)
         boxes, classes = read_label_file(label, width, height, len(names)) if label.is_file() else (
             stack_boxes([]), stack_classes([]))

@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ import onnx
 import torch
 from torch import nn
 
-from nasearch import yamlio
+from nasearch import atomic, yamlio
 from nasearch.errors import InputError
 from nasearch.export.nms import DETECTION_COLUMNS, DetectorWithNMS
 from nasearch.export.onnx import DECODED_OUTPUTS, export_detector, export_module
@@ -263,7 +265,41 @@ def export(source: Source, opts: ExportOptions, log: Log = _log) -> dict[str, An
     if imgsz < 32 or imgsz % 32:
         raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(imgsz))
     out = opts.out
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "--out", "a directory to export into", "an existing file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # every file is written into a staging folder beside `out` and moved in only when the export got through:
+    # a failure (a tracer error, non-finite outputs, an interrupt) leaves `out` as it was
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    try:
+        manifest, failures = _export_files(source, opts, stage, imgsz, lambda m: log(_moved(m, stage, out)))
+        out.mkdir(exist_ok=True)
+        for f in stage.iterdir():
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    manifest = _moved(manifest, stage, out)
+    atomic.write_text(out / "export.json", json.dumps(manifest, indent=2) + "\n")
+    if failures:
+        raise RuntimeError(f"exported {', '.join(failures)} outside the stated tolerance; see {out / 'export.json'}")
+    return manifest
+
+
+def _moved(obj: Any, stage: Path, out: Path) -> Any:
+    """Paths (in the manifest, in log lines) named where the files end up, not in the staging folder."""
+    if isinstance(obj, str):
+        return obj.replace(str(stage), str(out))
+    if isinstance(obj, dict):
+        return {k: _moved(v, stage, out) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_moved(v, stage, out) for v in obj]
+    return obj
+
+
+def _export_files(source: Source, opts: ExportOptions, out: Path, imgsz: int, log: Log
+                  ) -> tuple[dict[str, Any], list[str]]:
+    formats = opts.formats
+    arch = source.arch
     name = arch.name
     manifest: dict[str, Any] = {"arch": name, "hash": arch.hash, "source": source.origin, "trained": source.trained,
                                 "imgsz": imgsz, "batch": opts.batch, "opset": opts.opset, "files": {}}
@@ -316,12 +352,7 @@ def export(source: Source, opts: ExportOptions, log: Log = _log) -> dict[str, An
         manifest["files"].pop("onnx", None)
         float_onnx.unlink()
     manifest["ok"] = not failures
-    tmp = out / f".export.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, out / "export.json")
-    if failures:
-        raise RuntimeError(f"exported {', '.join(failures)} outside the stated tolerance; see {out / 'export.json'}")
-    return manifest
+    return manifest, failures
 
 
 def _save_torch(source: Source, path: Path) -> Path:
@@ -353,8 +384,6 @@ def _build_engine(onnx_path: Path, path: Path, precision: str, log: Log) -> dict
     from nasearch.latency.tensorrt_backend import build_serialized
 
     data = build_serialized(onnx_path, trt, precision)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic.write_bytes(path, data)
     log(f"export: {path} (TensorRT {trt.__version__}, {precision}, from {onnx_path.name})")
     return _file_entry(path, precision=precision, tensorrt=str(trt.__version__), built_from=str(onnx_path))

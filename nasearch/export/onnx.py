@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ import onnx
 import torch
 from torch import nn
 
+from nasearch import atomic
 from nasearch.nn.inspect import fused_copy
 
 MIN_OPSET = 17
@@ -52,10 +52,8 @@ def export_module(
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset}: at least {MIN_OPSET} is required")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     module = module.eval()
-    try:
+    with atomic.staged(path) as tmp:
         with (
             torch.no_grad(),
             warnings.catch_warnings(),
@@ -87,9 +85,6 @@ def export_module(
                 )
         if check:
             onnx.checker.check_model(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -15,10 +15,11 @@ Depth = Annotated[int, Field(ge=1, le=16)]
 Expansion = Annotated[float, Field(gt=0, le=1)]
 
 
-def _odd(k: int) -> int:
+def odd(k: int) -> int:
+    """An even kernel with padding k // 2 changes the feature size, and the levels no longer line up."""
     if k % 2 == 0:
-        raise ValueError("an odd kernel size (a stride-1 pool must keep the feature size)")
+        raise ValueError("an odd kernel size (padding k // 2 must keep the feature size)")
     return k
 
 
-OddKernel = Annotated[int, Field(ge=1, le=15), AfterValidator(_odd)]
+OddKernel = Annotated[int, Field(ge=1, le=15), AfterValidator(odd)]

@@ -32,6 +32,23 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def problems(self) -> list[tuple[str, str, str]]:
+        """What the fields' own bounds cannot see, as (field, expected, found); the validator reports the first.
+
+        By default: a hidden width int(out · e) must keep at least one channel (the block's own `out`, or
+        the `out` of each of its levels, e.g. a neck's `up1`)."""
+        e = getattr(self, "e", None)
+        if not isinstance(e, float):
+            return []
+        outs = {"out": self.out} if isinstance(getattr(self, "out", None), int) else {
+            f"{name}.out": level.out for name in type(self).model_fields
+            if isinstance(level := getattr(self, name), Params) and isinstance(getattr(level, "out", None), int)}
+        for name, out in outs.items():
+            if int(out * e) < 1:
+                return [("e", f"e >= {1 / out:.3g}, so that int({name} x e) keeps at least one channel",
+                         f"{e:g} (int({out} x {e:g}) = 0 channels)")]
+        return []
+
 
 @dataclass(frozen=True)
 class BuildContext:

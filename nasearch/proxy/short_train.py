@@ -24,6 +24,7 @@ from nasearch.eval import evaluate_model
 from nasearch.proxy.result import ProxyResult
 from nasearch.proxy.zero_cost import check_budget, fresh_model, resolve_imgsz
 from nasearch.space import Architecture
+from nasearch.space.memory import require
 from nasearch.train.short import train_steps
 
 DEFAULT_LR = 2e-3
@@ -74,7 +75,9 @@ def short_train_map(arch: Architecture, imgsz: int | None = None, data: str | Pa
     train_split, val_split = load_split(data, "train"), load_split(data, "val")
     subset = train_subset(train_split, budget.images, seed)
     val = val_split.head(budget.val_images)
-    model = fresh_model(arch.with_overrides(nc=train_split.nc), seed)
+    arch = arch.with_overrides(nc=train_split.nc)
+    require(arch, batch=budget.batch, imgsz=size, training=True)
+    model = fresh_model(arch, seed)
     loader = make_loader(subset, size, budget.batch, augment=True, mosaic=True, workers=0, seed=seed,
                          cache=True, drop_last=len(subset) > budget.batch)
     with torch.random.fork_rng(devices=[]):

@@ -7,14 +7,13 @@ explicit-precision INT8 consumes, and ONNX Runtime runs it on the CPU. What is q
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import onnx
 
+from nasearch import atomic
 from nasearch.quant.spec import QUANTIZED_OPS, Int8Spec, int8_spec
 
 Batch = np.ndarray | Mapping[str, np.ndarray]
@@ -89,9 +88,7 @@ def quantize_qdq(float_onnx: str | Path, out: str | Path, batches: Iterable[Batc
     model = onnx.load(str(float_onnx))
     input_name = model.graph.input[0].name
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / "model.onnx"
+    with atomic.staged(out) as staged:  # beside `out`: a failure never leaves a half-written model there
         quantize_static(
             str(float_onnx), str(staged), _Reader(input_name, batches),
             quant_format=QuantFormat.QDQ,
@@ -104,7 +101,6 @@ def quantize_qdq(float_onnx: str | Path, out: str | Path, batches: Iterable[Batc
             calibrate_method=method,
             extra_options=extra,
         )
-        os.replace(staged, out)  # a failure never leaves a half-written model at `out`
     return out
 
 

@@ -9,7 +9,6 @@ both latencies were measured on this machine's ONNX Runtime CPU provider.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasearch import atomic
 from nasearch.data import load_split, make_loader
 from nasearch.data.records import DetectionSplit
 from nasearch.errors import InputError
@@ -128,9 +128,7 @@ def measure_latencies(paths: Sequence[Path], threads: int, rounds: int = 3) -> l
 
 
 def _write_json(doc: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
 def _stderr(msg: str) -> None:

@@ -3,7 +3,8 @@
 Independent of Optuna: results go to a `Recorder` (an Optuna trial's user attributes, or a dict that a
 Ray worker sends back) and rung results to a `RungBoard` for promotion. A candidate that fails at any
 stage (build, export, measurement, NaN) comes back as `failed` with the stage and the reason; a
-resolution that breaks the space's own constraints comes back `rejected` without being built.
+resolution that breaks the space's own constraints, or whose model would not fit in memory (the resource
+guard), comes back `rejected` without being built.
 Configuration problems (`InputError`: a broken dataset, a missing latency model) are not the
 candidate's fault: they come back `fatal`, so the search stops with exit 2.
 """
@@ -31,6 +32,7 @@ from nasearch.search.objectives import (
     score_accuracy,
 )
 from nasearch.space import Architecture, Space, build_model, load_space
+from nasearch.space.memory import MemoryLimitError
 
 ATTR_VERSION = 1
 
@@ -185,7 +187,7 @@ def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: pro
             rec.set("seconds", round(time.perf_counter() - start, 3))
             return Outcome("complete", prior.values, constraints=dict(prior.constraints))
         stage = "build"
-        model = build_model(arch)
+        model = build_model(arch)  # refused (MemoryLimitError) before allocation when the weights cannot fit
         fused = fused_copy(model)
         params = count_params(model)
         gflops = count_flops(fused, ctx.latency.imgsz) / 1e9
@@ -237,6 +239,11 @@ def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: pro
         rec.set("seconds", round(time.perf_counter() - start, 3))
         values = (float(rungs[0]["latency_ms"]), float(screen_acc))
         return Outcome("complete", values, constraints=excess)
+    except MemoryLimitError as exc:  # the candidate's fault, not the configuration's: rejected, not fatal
+        reason = f"{stage}: {exc.line().removeprefix('error: ')}"
+        rec.set("rejected", reason)
+        rec.set("seconds", round(time.perf_counter() - start, 3))
+        return Outcome("rejected", constraints={"memory": 1.0}, reason=reason)
     except InputError as exc:
         rec.set("failure", f"{stage}: {exc.line()}")
         return Outcome("fatal", reason=f"{stage}: {exc.line()}", error=exc)

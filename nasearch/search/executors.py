@@ -159,7 +159,10 @@ def multiprocess(raw: dict, file: str, url: str, study_name: str, budget: Budget
             raise InputError(*payload)
         if kind == "aborted":
             raise SearchAborted(payload)
-        raise RuntimeError(f"a worker failed:\n{payload}")
+        lines = [ln for ln in str(payload).splitlines() if ln.strip()]
+        error = RuntimeError(f"a worker failed: {lines[-1].strip() if lines else 'no message'}")
+        error.add_note(str(payload))  # the worker's traceback, shown with --debug
+        raise error
     bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if bad:
         raise RuntimeError(f"worker processes ended with exit codes {bad}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from nasearch import atomic
 from nasearch.search.promotion import pareto_indices
 from nasearch.search.study import META_KEY
 from nasearch.search.suite import best_subset, best_under_targets, hypervolume, reference_point
@@ -32,10 +32,7 @@ MAX_RUNGS_COLUMNS = 8
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic.write_text(path, text)
 
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from nasearch.search.study import (
     session_sampler,
     storage_url,
 )
+from nasearch.space.memory import check_workers
 
 
 @dataclass
@@ -74,6 +75,27 @@ def _open(exp: LoadedExperiment, run_dir: Path, resume: bool, ctx: SearchContext
     return study, info, []
 
 
+def check_dataset(exp: LoadedExperiment) -> None:
+    """Read both splits of the experiment's dataset and open their images: a broken `dataset.path` is refused
+    before anything is written."""
+    if exp.dataset_path is None:
+        return
+    from nasearch.data.images import check_split_images
+    from nasearch.data.resolve import load_split
+
+    for name in ("train", "val"):
+        check_split_images(load_split(exp.dataset_path, name))
+
+
+def check_resources(exp: LoadedExperiment, overrides: Overrides | None) -> None:
+    """Local search processes bounded by the cores and the memory (each holds torch and a model)."""
+    ex = exp.spec.executor
+    if ex.kind == "local" and ex.workers > 1:
+        from_flag = overrides is not None and overrides.workers is not None
+        check_workers(ex.workers, "--workers" if from_flag else exp.file,
+                      "workers" if from_flag else "executor.workers")
+
+
 def run_search(experiment: str | Path | LoadedExperiment, out: Path | None = None, resume: bool = False,
                overrides: Overrides | None = None, show_progress: bool = True) -> dict[str, Any]:
     """Run (or continue) a search; return the summary that `--json` prints."""
@@ -83,8 +105,10 @@ def run_search(experiment: str | Path | LoadedExperiment, out: Path | None = Non
     if overrides is not None:
         exp = overrides.apply(exp)
     run_dir = out or default_run_dir(exp)
+    check_resources(exp, overrides)
+    ctx = SearchContext.create(exp)  # reads the space: a broken one is refused before anything is written
+    check_dataset(exp)  # before the run directory or any trial exists
     with RunLock(run_dir), _executor_session(exp):
-        ctx = SearchContext.create(exp)
         study, info, retried = _open(exp, run_dir, resume, ctx)
         study.sampler = session_sampler(exp, study)
         budget = Budget(exp.spec.trials, exp.spec.max_failures if exp.spec.max_failures is not None

@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from nasearch import atomic
 from nasearch.errors import InputError, masked
 from nasearch.search import promotion
 from nasearch.search.candidate import Outcome, Prior, SearchContext, evaluate
@@ -103,11 +104,8 @@ class RunInfo:
 
     def save(self, run_dir: Path) -> None:
         """Write run.json with an SQLite storage relative to `run_dir`, so the run can be copied or moved."""
-        run_dir.mkdir(parents=True, exist_ok=True)
         doc = {**self.__dict__, "storage": relative_storage(self.storage, run_dir)}
-        tmp = run_dir / f".{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        tmp.replace(run_dir / RUN_FILE)
+        atomic.write_text(run_dir / RUN_FILE, json.dumps(doc, indent=2) + "\n")
 
     @classmethod
     def load(cls, run_dir: Path) -> RunInfo:
@@ -269,7 +267,7 @@ def run_one_trial(study: optuna.Study, ctx: SearchContext) -> tuple[optuna.trial
         retry(study, trial)
         raise
     frozen = tell(study, trial, outcome)
-    if outcome.state == "rejected":
+    if outcome.state == "rejected" and "space" in outcome.constraints:  # memory: nothing to repair
         enqueue_repair(study, ctx, frozen)
     return frozen, outcome
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nasearch import yamlio
+from nasearch import atomic, yamlio
 from nasearch.errors import InputError
 from nasearch.space.schema import validate_arch
 
@@ -60,12 +60,7 @@ class Architecture:
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (a temp file then rename), so a kill never leaves half a file."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-        tmp.write_text(self.dumps())
-        os.replace(tmp, p)
-        return p
+        return atomic.write_text(path, self.dumps())
 
 
 def resolve_arch_path(ref: str | Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from nasearch.nn.detector import Detector
@@ -18,7 +19,20 @@ def build_block(spec: dict, ctx: BuildContext, c_in: Any) -> tuple[nn.Module, An
 
 
 def build_model(arch: Architecture, nc: int | None = None) -> Detector:
-    """A freshly initialised detector in training mode."""
+    """A freshly initialised detector in training mode.
+
+    Off the meta device, the weights are first counted on the meta device and the build is refused
+    (`MemoryLimitError`) when they would not fit in memory, so nothing large is allocated in vain."""
+    if torch.get_default_device().type != "meta":
+        from nasearch.space.memory import check_weights
+
+        with torch.device("meta"):
+            params = sum(p.numel() for p in _build(arch, nc).parameters())
+        check_weights(arch, params)
+    return _build(arch, nc)
+
+
+def _build(arch: Architecture, nc: int | None) -> Detector:
     data = arch.data
     ctx = BuildContext(act=data["act"], bn_eps=data["bn_eps"], bn_momentum=data["bn_momentum"],
                        nc=nc or data["nc"], reg_max=data["reg_max"])

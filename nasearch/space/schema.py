@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from nasearch.errors import InputError, describe, did_you_mean
+from nasearch.errors import InputError, describe, did_you_mean, foreign_mapping, unknown_key
 from nasearch.nn.common import ACTIVATIONS
 from nasearch.nn.registry import Params, blocks_of_kind
 from nasearch.space import decisions as dec
@@ -165,10 +165,13 @@ class Walker:
         if not isinstance(node, dict):
             raise self.fail(path, "a mapping", describe(node))
         fields = model.model_fields
+        if not path and foreign_mapping(node, fields):
+            raise self.fail("<root>", "an architecture or a search space (keys such as backbone, neck, head)",
+                            f"a mapping with none of those keys ({len(node)} others, not shown)")
         for key in node:
             if not isinstance(key, str) or key not in fields:
-                raise self.fail(_join(path, str(key)), f"one of the keys {', '.join(fields)}",
-                                f"unknown key {key!r}{did_you_mean(str(key), fields)}")
+                name, found = unknown_key(key, fields)
+                raise self.fail(_join(path, name), f"one of the keys {', '.join(fields)}", found)
         out: dict[str, Any] = {}
         for name, info in fields.items():
             sub = _join(path, name)
@@ -181,6 +184,9 @@ class Walker:
                 value = default.model_dump() if isinstance(default, BaseModel) else default
             if value is not None or info.is_required():
                 out[name] = value  # optional fields left unset stay absent: one canonical form
+        if issubclass(model, Params) and not _has_decision(out):
+            for field, expected, found in model.model_validate(out).problems():
+                raise self.fail(_join(path, field), expected, found)
         return out
 
     def _leaf(self, node: Any, ann: Any, path: str, metadata: tuple) -> Any:
@@ -195,6 +201,16 @@ class Walker:
             msg = str(err.get("msg", "a valid value")).removeprefix("Input should be ").removeprefix("Value error, ")
             raise self.fail(path, msg, describe(node)) from None
         return value
+
+
+def _has_decision(node: Any) -> bool:
+    if dec.is_decision(node):
+        return True
+    if isinstance(node, dict):
+        return any(_has_decision(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_decision(v) for v in node)
+    return False
 
 
 def _type_name(ann: Any) -> str:

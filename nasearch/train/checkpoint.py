@@ -14,7 +14,6 @@ reads it. Keys:
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import torch
 
+from nasearch import atomic
 from nasearch.errors import InputError, describe
 from nasearch.space import Architecture, build_model
 
@@ -33,15 +33,9 @@ REQUIRED = ("arch", "model")
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write via a temp file and a rename, so a crash or kill never leaves a truncated checkpoint."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    try:
+    with atomic.staged(path) as tmp:
         torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return p
+    return Path(path)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -75,6 +69,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise InputError(path, "<file>", EXPECTED_FILE, _first_line(exc)) from None
     if not isinstance(ckpt, dict):
         raise InputError(path, "<root>", "a mapping with 'arch' and 'model'", describe(ckpt))
+    fmt = ckpt.get("format")
+    if fmt != FORMAT:
+        raise InputError(path, "format", f"{FORMAT!r} (a checkpoint written by nasearch)",
+                         "no format field" if fmt is None else describe(fmt))
+    version = ckpt.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+        raise InputError(path, "version", f"a checkpoint version 1..{VERSION}", describe(version))
     for key in REQUIRED:
         if key not in ckpt:
             raise InputError(path, key, "present (the architecture and the weights)",
@@ -115,6 +116,11 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path:
             parts.append(f"{len(shapes)} of another shape (e.g. {k}: {tuple(weights[k].shape)} "
                          f"vs {tuple(own[k].shape)})")
         raise InputError(path, key, "weights that fit the architecture in 'arch'", "; ".join(parts))
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise InputError(path, f"{key}.{name}", "finite values (a diverged or damaged checkpoint is refused)",
+                             f"{bad} NaN or Inf of {tensor.numel()}")
     model.load_state_dict(weights)
 
 

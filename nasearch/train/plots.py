@@ -5,16 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+from nasearch import atomic
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
@@ -28,7 +23,7 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _fmt(row.get(k)) for k in columns})
-    _atomic_write_bytes(p, buf.getvalue().encode())
+    atomic.write_bytes(p, buf.getvalue().encode())
     return p
 
 
@@ -67,5 +62,5 @@ def plot_results(rows: Sequence[dict[str, Any]], path: str | Path) -> Path | Non
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    _atomic_write_bytes(p, buf.getvalue())
+    atomic.write_bytes(p, buf.getvalue())
     return p

@@ -28,6 +28,7 @@ from nasearch.data import AugmentConfig, load_split, make_loader
 from nasearch.data.loader import DetectionDataset, DetectionLoader, EpochSampler, ItemKey
 from nasearch.errors import InputError
 from nasearch.space import Architecture, build_model
+from nasearch.space.memory import require
 from nasearch.train import checkpoint as ckpt_io
 from nasearch.train.ema import ModelEMA, unwrap
 from nasearch.train.engine import Engine, Recipe
@@ -261,6 +262,8 @@ class Trainer:
         if c.batch % info.world:
             raise InputError("--batch", "batch", f"a multiple of the {info.world} processes", str(c.batch))
 
+        if device.type == "cpu":  # host memory: weights, optimizer state, EMA and saved activations
+            require(arch, batch=c.batch // info.world, imgsz=imgsz, training=True)
         torch.manual_seed(c.seed)
         model = build_model(arch).to(device)
         train_loader = self._loader(train_split, imgsz, c.batch // info.world, True, self._mosaic_on(0))

@@ -91,6 +91,14 @@ class SPPFC2PSAParams(Params):
     psa_e: Expansion = 0.5
     act: Act | None = None
 
+    def problems(self) -> list[tuple[str, str, str]]:
+        """The attention's inner width int(out · psa_e) needs 2 channels: its keys are half a head wide."""
+        inner = int(self.out * self.psa_e)
+        if inner >= 2:
+            return []
+        return [("psa_e", f"psa_e >= {2 / self.out:.3g}, so that int(out x psa_e) keeps the 2 channels attention "
+                 "needs", f"{self.psa_e:g} (int({self.out} x {self.psa_e:g}) = {inner} channels)")]
+
 
 @register("sppf_c2psa", "context", SPPFC2PSAParams)
 def build(p: SPPFC2PSAParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import torch
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from torch import nn
 
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.fields import Act
+from nasearch.nn.fields import Act, odd
 from nasearch.nn.registry import BuildContext, Params, register
 
 
@@ -31,7 +31,7 @@ class SPPF(nn.Module):
 
 class SPPFParams(Params):
     out: Annotated[int, Field(ge=8, le=4096)]
-    k: Annotated[int, Field(ge=3, le=13)] = 5
+    k: Annotated[int, Field(ge=3, le=13), AfterValidator(odd)] = 5
     hidden: Annotated[int, Field(ge=4, le=4096)] | None = None
     act: Act | None = None
 
