@@ -4,7 +4,8 @@ Independent of Optuna: results go to a `Recorder` (an Optuna trial's user attrib
 Ray worker sends back) and rung results to a `RungBoard` for promotion. A candidate that fails at any
 stage (build, export, measurement, NaN) comes back as `failed` with the stage and the reason; a
 resolution that breaks the space's own constraints, or whose model would not fit in memory (the resource
-guard), comes back `rejected` without being built.
+guard), comes back `rejected` without being built; one whose predicted latency is clearly over the limit
+comes back `screened` without being measured (`screen`).
 Configuration problems (`InputError`: a broken dataset, a missing latency model) are not the
 candidate's fault: they come back `fatal`, so the search stops with exit 2.
 """
@@ -22,7 +23,7 @@ from typing import Any, Literal, Protocol
 from nasearch.errors import InputError
 from nasearch.nn.inspect import count_flops, count_params, fused_copy
 from nasearch.proxy.result import ProxyResult
-from nasearch.search import promotion
+from nasearch.search import promotion, screen
 from nasearch.search.experiment import LoadedExperiment, ProxySpec
 from nasearch.search.objectives import (
     EvalContext,
@@ -55,9 +56,9 @@ class Memo(Protocol):
     def lookup(self, arch_hash: str) -> Prior | None: ...
 
 
-REUSED = ("arch_name", "params", "gflops", "screen_latency_ms", "screen_latency_measured", "latency_ms",
-          "latency_measured", "latency_method", "latency_details", "rungs", "accuracy", "accuracy_kind",
-          "fidelity", "feasible", "violations")
+REUSED = ("arch_name", "params", "gflops", "convs", "latency_screen", "screen_latency_ms",
+          "screen_latency_measured", "latency_ms", "latency_measured", "latency_method", "latency_details",
+          "rungs", "accuracy", "accuracy_kind", "fidelity", "feasible", "violations")
 
 
 class DictRecorder:
@@ -70,7 +71,7 @@ class DictRecorder:
 
 @dataclass
 class Outcome:
-    state: Literal["complete", "failed", "rejected", "fatal"]
+    state: Literal["complete", "failed", "rejected", "screened", "fatal"]
     values: tuple[float, float] | None = None  # (screening latency ms, screening accuracy)
     constraints: dict[str, float] = field(default_factory=dict)  # <= 0 feasible
     reason: str = ""
@@ -95,6 +96,13 @@ class SearchContext:
         nc = exp.spec.nc or int(space.tree["nc"])
         latency = LatencyEvaluator(exp.spec.objectives.latency, imgsz, exp.latency_db)
         return cls(exp, space, latency, dataset_provider(exp), imgsz, nc)
+
+    @property
+    def screens(self) -> bool:
+        """Whether the latency screen runs: a latency limit, latency measured here, and not turned off."""
+        spec = self.exp.spec
+        return (spec.latency_screen.enabled and spec.constraints.latency_ms is not None
+                and spec.objectives.latency.source == "measure")
 
     @property
     def rungs(self) -> list[ProxySpec]:
@@ -160,11 +168,16 @@ def rejection(space: Space, data: dict, rec: Recorder) -> Outcome | None:
 
 
 def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: promotion.RungBoard,
-             preset: str | None = None, memo: Memo | None = None) -> Outcome:
+             preset: str | None = None, memo: Memo | None = None,
+             history: screen.LatencyHistory | None = None) -> Outcome:
     """Score one resolution of the space; never raises for a bad candidate.
 
     An architecture already scored in this study (same content hash) is not scored again: the trial
-    reuses the earlier results and says so (`duplicate_of`)."""
+    reuses the earlier results and says so (`duplicate_of`). With a `history` of measured candidates (by
+    default the memo, when it keeps one: the study's board, locally and on Ray workers) or a latency
+    database, the latency screen may skip the measurement (`screened`); presets are always measured."""
+    if history is None and isinstance(memo, screen.LatencyHistory):
+        history = memo
     start = time.perf_counter()
     rec.set("attr_version", ATTR_VERSION)
     if preset:
@@ -193,6 +206,20 @@ def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: pro
         gflops = count_flops(fused, ctx.latency.imgsz) / 1e9
         rec.set("params", params)
         rec.set("gflops", round(gflops, 4))
+        convs = screen.conv_count(fused)
+        rec.set("convs", convs)
+        limits = ctx.exp.spec.constraints.limits()
+        if ctx.screens and not preset:
+            stage = "latency screen"
+            verdict = _screen(ctx, arch, gflops, convs, history)
+            rec.set("latency_screen", verdict.doc())
+            if verdict.skip:
+                assert verdict.predicted_ms is not None
+                rec.set("screened", verdict.reason)
+                rec.set("feasible", False)
+                rec.set("seconds", round(time.perf_counter() - start, 3))
+                return Outcome("screened", constraints=_limits_excess(limits, verdict.predicted_ms, params,
+                                                                      gflops), reason=verdict.reason)
         stage = "latency"
         lat = ctx.latency.screen(arch, fused)
         if not (math.isfinite(lat.ms) and lat.ms > 0):
@@ -200,7 +227,6 @@ def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: pro
         rec.set("screen_latency_ms", lat.ms)
         rec.set("screen_latency_measured", lat.measured)
         _set_latency(rec, lat)
-        limits = ctx.exp.spec.constraints.limits()
         excess = _limits_excess(limits, lat.ms, params, gflops)
         feasible = all(v <= 0 for v in excess.values())
         ectx = EvalContext(ctx.imgsz, ctx.nc, ctx.exp.spec.seed, ctx.dataset)
@@ -253,6 +279,20 @@ def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: pro
         rec.set("failure_trace", traceback.format_exc(limit=6)[-2000:])
         rec.set("seconds", round(time.perf_counter() - start, 3))
         return Outcome("failed", reason=reason)
+
+
+def _screen(ctx: SearchContext, arch: Architecture, gflops: float, convs: int,
+            history: screen.LatencyHistory | None) -> screen.Verdict:
+    spec = ctx.exp.spec.latency_screen
+    limit = ctx.exp.spec.constraints.latency_ms
+    assert limit is not None
+    try:
+        stored = ctx.latency.predict_stored(arch)
+    except InputError:  # a database that cannot predict this candidate: the online fit instead
+        stored = None
+    db = (stored.ms, stored.method) if stored is not None else None
+    return screen.decide(limit, gflops, convs, history.measured() if history is not None else [],
+                         spec.min_history, spec.min_margin, spec.max_margin, db)
 
 
 def _set_latency(rec: Recorder, lat: LatencyResult) -> None:

@@ -79,10 +79,10 @@ def local_loop(study: optuna.Study, ctx: SearchContext, budget: Budget,
         if outcome.state == "fatal":
             assert outcome.error is not None
             raise outcome.error
-        rejected_in_a_row = rejected_in_a_row + 1 if outcome.state == "rejected" else 0
+        rejected_in_a_row = rejected_in_a_row + 1 if outcome.state in ("rejected", "screened") else 0
         if rejected_in_a_row > MAX_REJECTIONS_IN_A_ROW:
-            raise SearchAborted(f"the sampler proposed {rejected_in_a_row} resolutions in a row that break "
-                                f"the space's constraints (last: {outcome.reason})")
+            raise SearchAborted(f"the sampler proposed {rejected_in_a_row} candidates in a row that break "
+                                f"the space's constraints or the latency screen (last: {outcome.reason})")
         if outcome.state == "failed":
             check_failures(study, budget, outcome)
         if on_trial is not None:

@@ -133,6 +133,16 @@ class ConstraintsSpec(Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class LatencyScreenSpec(Strict):
+    """Skip measuring candidates whose predicted latency is clearly over `constraints.latency_ms`
+    (`nasearch.search.screen`); on by default whenever that limit is set and latency is measured."""
+
+    enabled: bool = True
+    min_history: Annotated[int, Field(ge=3, le=10_000)] = 8  # measured candidates before anything is skipped
+    min_margin: Annotated[float, Field(ge=0, le=10)] = 0.15  # the margin never goes below this
+    max_margin: Annotated[float, Field(gt=0, le=100)] = 1.0  # a predictor needing more is not used
+
+
 class SamplerOptions(Strict):
     population_size: Annotated[int, Field(ge=2, le=10_000)] | None = None  # nsga2 / nsga3
     n_startup_trials: Annotated[int, Field(ge=0, le=10_000)] | None = None  # tpe / gp
@@ -174,6 +184,7 @@ class Experiment(Strict):
     dataset: DatasetSpec = DatasetSpec()
     objectives: ObjectivesSpec = ObjectivesSpec()
     constraints: ConstraintsSpec = ConstraintsSpec()
+    latency_screen: LatencyScreenSpec = LatencyScreenSpec()  # what gets measured: not in the fingerprint
     presets: bool | list[str] = True  # enqueue the presets inside the space first (all, none, or these)
     sampler: Literal[SAMPLERS] = DEFAULT_SAMPLER  # type: ignore[valid-type]
     sampler_options: SamplerOptions = SamplerOptions()

@@ -110,9 +110,10 @@ class LatencyEvaluator:
                                  {k: v for k, v in doc.items() if k in ("per_image_ms", "float_layers")})
         return self._predict_db(arch)
 
-    def _predict_db(self, arch: Architecture) -> LatencyResult:
+    def _predict_db(self, arch: Architecture, missing: str = "measure") -> LatencyResult:
         """Block sums plus the fitted overhead; blocks the database lacks are measured now when the
-        database's device is this machine (and stored, so later candidates reuse them)."""
+        database's device is this machine (and stored, so later candidates reuse them), or `estimate`d
+        from the stored blocks (nothing measured: the latency screen's prediction)."""
         from nasearch.latency.db import LatencyDB
         from nasearch.latency.predict import predict_from_db, select_fingerprint
 
@@ -125,9 +126,15 @@ class LatencyEvaluator:
         with LatencyDB(self.db, create=False) as database:
             fp = select_fingerprint(database, local.fingerprint() if local else None, s.precision, s.batch,
                                     s.backend, s.threads)
-            doc = predict_from_db(database, fp, arch, self.imgsz, local)
+            doc = predict_from_db(database, fp, arch, self.imgsz, local, missing)
         return LatencyResult(float(doc["predicted_ms"]), False, f"database {doc['method']} ({doc['device']})",
                              {"units_ms": doc["units_ms"], "units_measured_now": doc["units_measured_now"]})
+
+    def predict_stored(self, arch: Architecture) -> LatencyResult | None:
+        """A prediction from the latency database alone (nothing measured), if the experiment names one."""
+        if self.db is None or not self.db.exists():
+            return None
+        return self._predict_db(arch, missing="estimate")
 
     @property
     def confirms(self) -> bool:

@@ -52,6 +52,7 @@ class SearchProgress:
             counts[r["state"]] = counts.get(r["state"], 0) + 1
         entries, _, rung = front(rows)
         extra = (f"failed {counts.get('failed', 0)} · rejected {counts.get('rejected', 0)} · "
+                 f"screened {counts.get('screened', 0)} · "
                  f"front {len(entries)} (rung {rung})")
         self.progress.update(self.task, completed=min(counts.get("complete", 0), self.target), extra=extra)
         table = Table(title="best front so far", title_justify="left", box=None, pad_edge=False)
@@ -81,5 +82,5 @@ class SearchProgress:
             dup = f" (= trial {r['duplicate_of']})" if r["duplicate_of"] is not None else ""
             who = r["preset"] or r["arch_name"]
             return f"{head} {who}{dup}: {lat}, {acc}, rung {r['fidelity']} | {extra}"
-        reason = r["failure"] or r["rejected"]
+        reason = r["failure"] or r["rejected"] or r["screened"]
         return f"{head} {reason[:160]} | {extra}"

@@ -35,13 +35,20 @@ def _write_atomic(path: Path, text: str) -> None:
     atomic.write_text(path, text)
 
 
+def _state_name(t: optuna.trial.FrozenTrial) -> str:
+    """A skipped candidate (`screened`: told PRUNED by the latency screen) is named apart from a rejected one."""
+    if "screened" in t.user_attrs and t.state == TrialState.PRUNED:
+        return "screened"
+    return STATE_NAMES.get(t.state, t.state.name.lower())
+
+
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One flat record per trial, in trial order."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         row: dict[str, Any] = {
-            "trial": t.number, "state": STATE_NAMES.get(t.state, t.state.name.lower()),
+            "trial": t.number, "state": _state_name(t),
             "preset": a.get("preset", ""), "arch_name": a.get("arch_name", ""),
             "arch_hash": a.get("arch_hash", ""),
             "params": a.get("params"), "gflops": a.get("gflops"),
@@ -52,6 +59,8 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "accuracy": a.get("accuracy"), "accuracy_kind": a.get("accuracy_kind", ""),
             "fidelity": a.get("fidelity"), "feasible": a.get("feasible"),
             "violations": "; ".join(a.get("violations", [])), "rejected": a.get("rejected", ""),
+            "screened": a.get("screened", ""),
+            "latency_predicted_ms": (a.get("latency_screen") or {}).get("predicted_ms"),
             "failure": a.get("failure", ""), "duplicate_of": a.get("duplicate_of"),
             "retry_of": a.get("retry_of"), "repair_of": a.get("repair_of"),
             "seconds": a.get("seconds"),

@@ -5,7 +5,8 @@ candidate gets, so the sampler learns from all of them. Promoted rungs are recor
 (`rungs` user attribute) and the front is read at the highest rung (see `results`). Constraints are set
 with `Trial.set_constraint` (Optuna 5), which NSGA-II/III, TPE and GP all honour; a resolution that
 breaks the space's own constraints is told PRUNED with a positive `space` constraint, so TPE learns to
-avoid it without a made-up objective value.
+avoid it without a made-up objective value; a candidate the latency screen skipped (`screen`) is told
+PRUNED with its predicted latency excess, so TPE learns where the infeasible region is from it too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from optuna.trial import TrialState
 
 from nasearch import atomic
 from nasearch.errors import InputError, masked
-from nasearch.search import promotion
+from nasearch.search import promotion, screen
 from nasearch.search.candidate import Outcome, Prior, SearchContext, evaluate
 from nasearch.search.chooser import OptunaChooser, repair
 from nasearch.search.experiment import LoadedExperiment
@@ -232,6 +233,19 @@ class StorageBoard:
     def record(self, key: str, rung: int, point: promotion.Point, feasible: bool) -> None:
         """Nothing to do: the trial's recorder already wrote the rung into its attributes."""
 
+    def measured(self) -> list[screen.Measured]:
+        """The study's candidates with a latency measured at screening, oldest first (the screen's data)."""
+        out = []
+        for t in sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                        key=lambda t: t.number):
+            a = t.user_attrs
+            if "duplicate_of" in a or not a.get("screen_latency_measured") or "convs" not in a:
+                continue
+            seen = a.get("latency_screen") or {}
+            out.append(screen.Measured(float(a["gflops"]), int(a["convs"]), float(a["screen_latency_ms"]),
+                                       seen.get("predicted_ms"), str(seen.get("method", ""))))
+        return out
+
     def lookup(self, arch_hash: str) -> Prior | None:
         for t in sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                         key=lambda t: t.number):
@@ -247,7 +261,7 @@ def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> optuna.t
         trial.set_constraint(key, value)
     if outcome.state == "complete":
         return study.tell(trial, list(outcome.values or ()))
-    if outcome.state == "rejected":
+    if outcome.state in ("rejected", "screened"):
         return study.tell(trial, state=TrialState.PRUNED)
     return study.tell(trial, state=TrialState.FAIL)
 
