@@ -27,6 +27,8 @@ trials: 3
 CASES = {
     "unknown_key": (BASE.replace("trials: 3", "trails: 3"), "trails", "did you mean 'trials'"),
     "bad_sampler": (BASE + "sampler: cmaes\n", "sampler", "'nsga2'"),
+    "screen_history": (BASE + "latency_screen: {min_history: 1}\n", "latency_screen.min_history",
+                       "greater than or equal to 3"),
     "zero_trials": (BASE.replace("trials: 3", "trials: 0"), "trials", "greater than or equal to 1"),
     "db_without_path": (BASE.replace("source: measure", "source: database"), "objectives.latency",
                         "a `db` path"),
@@ -139,6 +141,11 @@ def test_fingerprint_ignores_budget_but_not_objectives(tmp_path: Path) -> None:
     assert a.with_overrides(trials=50, sampler="random").fingerprint() == a.fingerprint()
     changed = experiment_from_dict({**a.raw, "constraints": {"latency_ms": 3.0}}, a.file)
     assert changed.fingerprint() != a.fingerprint()
+    # the latency screen decides what is measured, not what a measurement is: a run started before it
+    # existed, or with it turned off, resumes under the same fingerprint
+    off = experiment_from_dict({**changed.raw, "latency_screen": {"enabled": False, "min_history": 12}}, a.file)
+    assert off.fingerprint() == changed.fingerprint()
+    assert changed.spec.latency_screen.enabled and not off.spec.latency_screen.enabled
 
 
 def _write(tmp_path: Path, text: str) -> Path:
