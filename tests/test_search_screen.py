@@ -43,7 +43,8 @@ def test_fit_recovers_a_linear_cost_and_its_margin_covers_the_errors() -> None:
     over = loo_overprediction(noisy)
     assert max(over) < 0.1  # 5% noise: the fit over-predicts by little
     assert learned_margin(over, 0.15) == 0.15
-    assert learned_margin([0.2, -0.1], 0.15) == pytest.approx(0.3)
+    assert learned_margin([0.2] * 9 + [-0.1], 0.15) == pytest.approx(0.3)
+    assert learned_margin([0.1] * 18 + [0.9] * 2, 0.15) == pytest.approx(1.5 * (0.1 + 0.1 * 0.8))  # one outlier
 
 
 def test_nothing_is_skipped_before_enough_history() -> None:

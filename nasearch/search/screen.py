@@ -7,9 +7,10 @@ nothing measured) or else from a robust fit on the candidates measured so far in
 `ms = c + a·GFLOPs + b·convolutions` (the fused model; Huber loss on relative errors, non-negative
 coefficients: compute plus a per-layer overhead). The candidate is skipped only when the prediction is over
 `limit × (1 + margin)`, with the margin learned from how far the predictor over-predicted the measured
-candidates (leave-one-out for the fit) so a feasible candidate is not lost to a prediction error. A skipped
-candidate is told infeasible with the predicted excess (labelled predicted), so the sampler learns from it;
-every candidate that passes is measured as before, and its measurement is the objective.
+candidates (leave-one-out for the fit: 1.5 × the 90th percentile) so a feasible candidate is not lost to a
+prediction error. A skipped candidate is told infeasible with the predicted excess (labelled predicted), so
+the sampler learns from it; every candidate that passes is measured as before, and its measurement is the
+objective.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from scipy.optimize import nnls
 from torch import nn
 
 MAX_HISTORY = 200  # the most recent measured candidates the fit uses (leave-one-out is O(n) fits)
-SAFETY = 1.5  # the margin is this many times the largest over-prediction seen
+SAFETY = 1.5  # the margin is this many times the over-prediction the predictor rarely exceeds …
+RARELY = 0.9  # … its 90th percentile over the measured candidates (one noisy measurement does not set it)
 HUBER = 0.05  # relative errors beyond this weigh less in the fit (robust to a few odd measurements)
 IRLS_STEPS = 8
 
@@ -115,7 +117,7 @@ def loo_overprediction(points: Sequence[Measured]) -> list[float]:
 
 
 def learned_margin(overpredictions: Sequence[float], floor: float) -> float:
-    return max(floor, SAFETY * max(0.0, *overpredictions))
+    return max(floor, SAFETY * float(np.quantile(overpredictions, RARELY)))
 
 
 def decide(limit_ms: float, gflops: float, convs: int, history: Sequence[Measured], min_history: int,
