@@ -116,11 +116,14 @@ def _trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
 
 @pytest.mark.slow
 def test_screen_spends_the_budget_on_feasible_candidates(tmp_path: Path, fake_latency: None) -> None:
-    """Same seeds, same budget of 12 measured candidates: with the screen, more of them meet the limit."""
+    """Same seeds, same budget of 12 measured candidates each: with the screen, more of them meet the limit.
+
+    Per seed the gain varies (seeds 0, 1, 2 gave 0 → 6, 5 → 6, 4 → 4 feasible when this was written); the
+    assertion is on the sum over the three, 9 → 16 of 36, with room for a trial or two to fall otherwise."""
     feasible = {}
     for screen in (False, True):
         total = 0
-        for seed in (0, 1):
+        for seed in (0, 1, 2):
             run = tmp_path / f"run-{screen}-{seed}"
             run_search(_experiment(tmp_path, screen, seed), out=run, show_progress=False)
             trials = _trials(run)
@@ -138,4 +141,4 @@ def test_screen_spends_the_budget_on_feasible_candidates(tmp_path: Path, fake_la
                 assert t.constraints["latency_ms"] > 0  # the sampler sees it as infeasible
                 assert "latency_ms" not in t.user_attrs  # nothing measured, nothing faked
         feasible[screen] = total
-    assert feasible[True] >= feasible[False] + 6, feasible
+    assert feasible[True] >= feasible[False] + 4, feasible
