@@ -22,6 +22,7 @@ from typing import Any
 
 import optuna
 
+from nasearch.errors import InputError
 from nasearch.search.experiment import load_experiment
 from nasearch.search.runner import run_search
 from nasearch.search.study import RunInfo, load_study
@@ -60,7 +61,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             exp = base.with_overrides(**raw)
             run_dir = args.out / f"screen-{'on' if enabled else 'off'}-seed{seed}"
             resume = (run_dir / "run.json").exists()
-            run_search(exp, out=run_dir, resume=resume, show_progress=False)
+            try:
+                run_search(exp, out=run_dir, resume=resume, show_progress=False)
+            except InputError as exc:  # no candidate met the limit: still a run to count
+                if "no trial did" not in exc.expected:
+                    raise
             c = count(run_dir)
             runs.append({"seed": seed, "run_dir": str(run_dir), **c})
             totals = {k: totals[k] + c[k] for k in totals}
