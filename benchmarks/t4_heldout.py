@@ -23,12 +23,12 @@ from scipy import stats
 
 from nasearch.errors import InputError
 from nasearch.latency.t4_model import REFERENCE_GENERATION, calibration_file, load_figures, model_file, predict_t4
+from nasearch.resources import shipped
 from nasearch.space import load_arch
-from nasearch.space.arch import repo_root
 
 
 def heldout_file() -> Path:
-    return repo_root() / "latency_db" / "t4_heldout.csv"
+    return shipped("latency_db", "t4_heldout.csv")
 
 
 def check(heldout: Path, calibration: Path, frozen: Path) -> dict:
@@ -56,7 +56,7 @@ def check(heldout: Path, calibration: Path, frozen: Path) -> dict:
     kept = [(a["published_ms"] < b["published_ms"]) == (a["predicted_ms"] < b["predicted_ms"]) for a, b in pairs]
     return {
         "model_file_sha256": hashlib.sha256(frozen.read_bytes()).hexdigest(),
-        "heldout": str(heldout.relative_to(repo_root())),
+        "heldout": str(heldout.relative_to(shipped())),
         "rows": rows,
         "not_checked": unchecked,
         "n": n,

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nasearch.cli.main import app
-from nasearch.search.experiment import load_experiment
+from nasearch.search.experiment import experiment_from_dict, load_experiment
 from tests.conftest import ROOT, SPACES
 
 runner = CliRunner()
@@ -116,6 +116,23 @@ def test_shipped_experiments_validate_and_resolve_by_name(tmp_path: Path,
     monkeypatch.setenv("COCO_DIR", str(tmp_path / "missing"))
     result = runner.invoke(app, ["search", "t4_coco", "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "dataset.path: expected an existing dataset" in result.output
+
+
+def test_shipped_data_resolves_by_bare_name_from_any_folder(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from nasearch.resources import shipped
+    from nasearch.space import load_arch, load_space
+
+    monkeypatch.chdir(tmp_path)
+    shipped_space = shipped("search_spaces", "tiny_space.yaml").resolve()
+    exp = experiment_from_dict({"name": "n", "space": "tiny_space", "trials": 1}, str(tmp_path / "e.yaml"))
+    assert exp.space_path == shipped_space
+    assert load_space("tiny_space").source == str(shipped("search_spaces", "tiny_space.yaml"))
+    assert load_arch("yolov8n").name == "yolov8n"
+    assert (ROOT / "search_spaces").resolve() == shipped("search_spaces").resolve()  # one copy, two paths
+    (tmp_path / "tiny_space").write_text("")  # a local file of that name wins over the shipped space
+    assert experiment_from_dict({"name": "n", "space": "tiny_space", "trials": 1, "presets": False},
+                                str(tmp_path / "e.yaml")).space_path == tmp_path / "tiny_space"
 
 
 def test_a_search_scores_int8_and_hybrid_t4_latency(tmp_path: Path) -> None:

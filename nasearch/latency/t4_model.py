@@ -37,8 +37,8 @@ import numpy as np
 from nasearch.errors import InputError
 from nasearch.latency.graph import Op, trace_ops
 from nasearch.latency.tensorrt_backend import builder_flag_names
+from nasearch.resources import shipped
 from nasearch.space import Architecture, load_arch
-from nasearch.space.arch import repo_root
 
 # NVIDIA T4 (Turing TU104): published peaks
 T4 = {"sms": 40, "fp16_tflops": 65.0, "int8_tops": 130.0, "fp32_tflops": 8.1, "bandwidth_gbs": 320.0}
@@ -70,11 +70,11 @@ PRIOR_WEIGHT = 0.05
 
 
 def model_file() -> Path:
-    return repo_root() / "latency_db" / "t4_model.json"
+    return shipped("latency_db", "t4_model.json")
 
 
 def calibration_file() -> Path:
-    return repo_root() / "latency_db" / "t4_calibration.csv"
+    return shipped("latency_db", "t4_calibration.csv")
 
 
 # ---------------------------------------------------------------- published figures
@@ -363,7 +363,7 @@ def fit_model(out: Path | None = None, calibration: Path | None = None) -> dict:
         "device": "NVIDIA T4 (TensorRT)",
         "predicts": f"{REFERENCE_GENERATION} (TensorRT 10)",
         "builder_flags": {p: list(builder_flag_names(p)) for p in PRECISIONS},
-        "calibration": str(path_in.relative_to(repo_root())) if path_in.is_relative_to(repo_root()) else str(path_in),
+        "calibration": str(path_in.relative_to(shipped())) if path_in.is_relative_to(shipped()) else str(path_in),
         "constants": {**T4, "tiles": [list(t) for t in TILES], "tile_k": TILE_K, "split_k": list(SPLIT_K),
                       "split_k_min": SPLIT_K_MIN, "split_k_eff": SPLIT_K_EFF,
                       "calibration_imgsz": CALIBRATION_IMGSZ},

@@ -3,7 +3,8 @@
 Every field is checked by pydantic through `nasearch.validation.validate_model`, so a malformed file ends
 in one `error: FILE: field.path: expected …, found …` line (exit 2). Relative paths inside an experiment
 (space, dataset, latency database, storage) are read relative to the experiment file's folder, falling
-back to the repository root for the shipped spaces. See `experiments/README.md` for the schema.
+back to the package's shipped data (`nasearch.resources`); `space:` may be a shipped space's bare name.
+See `experiments/README.md` for the schema.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nasearch import yamlio
 from nasearch.errors import InputError
-from nasearch.space.arch import repo_root
+from nasearch.resources import resolve_named, shipped
+from nasearch.space.space import resolve_space_path
 from nasearch.validation import validate_model
 
 SAMPLERS = ("nsga2", "nsga3", "tpe", "motpe", "gp", "random")
@@ -201,27 +203,24 @@ def _root_for(file: Path) -> Path:
 
 
 def resolve_path(ref: str, base: Path) -> Path:
-    """A path in an experiment: absolute, else relative to the experiment's folder, else to the repo."""
+    """A path in an experiment: absolute, else relative to the experiment's folder, else to the shipped data
+    (whose folders mirror a checkout's: `search_spaces/`, `experiments/`, `latency_db/`)."""
     p = Path(os.path.expanduser(os.path.expandvars(ref)))
     if p.is_absolute():
         return p
-    for root in (base, repo_root()):
+    for root in (base, shipped()):
         if (root / p).exists():
             return (root / p).resolve()
     return (base / p).resolve()
 
 
 def experiments_dir() -> Path:
-    return Path(os.environ.get(EXPERIMENTS_ENV, repo_root() / "experiments"))
+    return Path(os.environ.get(EXPERIMENTS_ENV, shipped("experiments")))
 
 
 def resolve_experiment_path(ref: str | Path) -> Path:
     """An experiment argument is a file, or the name of a shipped experiment (e.g. `quickstart`)."""
-    p = Path(ref)
-    if p.exists() or p.suffix in (".yaml", ".yml") or os.sep in str(ref):
-        return p
-    candidate = experiments_dir() / f"{ref}.yaml"
-    return candidate if candidate.exists() else p
+    return resolve_named(ref, experiments_dir())
 
 
 class LoadedExperiment:
@@ -233,7 +232,8 @@ class LoadedExperiment:
         self.raw = raw
         base = _root_for(Path(file)) if file != "<memory>" else Path.cwd()
         self.base = base
-        self.space_path = resolve_path(spec.space, base)
+        space = resolve_path(spec.space, base)
+        self.space_path = space if space.exists() else resolve_space_path(spec.space).resolve()
         data = spec.dataset.path
         self.dataset_path = resolve_path(data, base) if data else None
         trees = spec.dataset.trees

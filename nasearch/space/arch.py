@@ -11,17 +11,14 @@ from typing import Any
 
 from nasearch import atomic, yamlio
 from nasearch.errors import InputError
+from nasearch.resources import resolve_named, shipped
 from nasearch.space.schema import validate_arch
 
 PRESETS_ENV = "NASEARCH_PRESETS"
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
 def presets_dir() -> Path:
-    return Path(os.environ.get(PRESETS_ENV, repo_root() / "search_spaces" / "presets"))
+    return Path(os.environ.get(PRESETS_ENV, shipped("search_spaces", "presets")))
 
 
 def arch_hash(data: dict) -> str:
@@ -65,11 +62,7 @@ class Architecture:
 
 def resolve_arch_path(ref: str | Path) -> Path:
     """An architecture argument is a file path or the name of a preset (e.g. `yolov8n`)."""
-    p = Path(ref)
-    if p.exists() or p.suffix in (".yaml", ".yml") or os.sep in str(ref):
-        return p
-    candidate = presets_dir() / f"{ref}.yaml"
-    return candidate if candidate.exists() else p
+    return resolve_named(ref, presets_dir())
 
 
 def load_arch(ref: str | Path) -> Architecture:

@@ -10,6 +10,7 @@ from typing import Any
 
 from nasearch import yamlio
 from nasearch.errors import InputError, describe
+from nasearch.resources import resolve_named, shipped
 from nasearch.space import decisions as dec
 from nasearch.space.arch import Architecture, load_presets, presets_dir
 from nasearch.space.constraints import Constraint, parse_constraints
@@ -136,10 +137,20 @@ class Space:
         self.sample(0)
 
 
-def load_space(path: str | Path) -> Space:
+def spaces_dir() -> Path:
+    return shipped("search_spaces")
+
+
+def resolve_space_path(ref: str | Path) -> Path:
+    """A space argument is a file path or the name of a shipped space (e.g. `yolo_nas_space`)."""
+    return resolve_named(ref, spaces_dir())
+
+
+def load_space(ref: str | Path) -> Space:
+    path = resolve_space_path(ref)
     data = yamlio.load_mapping(path)
     space = Space.from_dict(data, str(path))
-    local = Path(path).parent / "presets"
+    local = path.parent / "presets"
     space._presets_dir = local if local.is_dir() else None
     return space
 
