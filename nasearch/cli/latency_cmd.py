@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 import typer
 
 from nasearch.cli.common import emit_json, guarded, log
 from nasearch.errors import InputError
-from nasearch.space.memory import require
 
 latency_app = typer.Typer(help="Measure, profile and predict latency.", no_args_is_help=True)
 
@@ -92,10 +90,13 @@ def measure(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Measure an architecture's latency end to end (fused deploy form, static shapes)."""
+    import torch
+
     from nasearch.latency.db import LatencyDB
     from nasearch.latency.profile import measure_network
     from nasearch.nn.inspect import fused_copy
     from nasearch.space import build_model, load_arch
+    from nasearch.space.memory import require
 
     _check_imgsz(imgsz)
     a = load_arch(arch)

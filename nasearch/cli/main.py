@@ -8,7 +8,6 @@ import sys
 import typer
 
 from nasearch.cli.common import DEBUG_ENV
-from nasearch.space.memory import GUARD_ENV
 
 app = typer.Typer(
     name="nasearch",
@@ -27,6 +26,10 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of 
                                                help="Build models without checking their memory first.")) -> None:
     if debug:
         os.environ[DEBUG_ENV] = "1"
+    if max_memory is None and not no_memory_guard:
+        return
+    from nasearch.space.memory import GUARD_ENV  # the guard's module loads torch: only when the option is given
+
     if max_memory is not None:
         if not max_memory > 0:
             print(f"error: --max-memory: max_memory: expected a positive number of GB, found {max_memory}",

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 import typer
 
 from nasearch.cli.common import emit_json, guarded
 from nasearch.errors import InputError
-from nasearch.nn.inspect import count_flops, count_params, fused_copy, fusion_max_abs_diff, randomize_bn
-from nasearch.space import build_model, load_arch
-from nasearch.space.memory import GB, available_bytes, estimate, require
 
 model_app = typer.Typer(help="Inspect compiled architectures.", no_args_is_help=True)
 
@@ -28,6 +24,12 @@ def info(arch: str = typer.Argument(..., help="Architecture YAML or preset name.
          nc: int | None = typer.Option(None, "--nc", help="Number of classes (default: the architecture's)."),
          json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """Parameters and GFLOPs, in training form and after fusion."""
+    import torch
+
+    from nasearch.nn.inspect import count_flops, count_params, fused_copy
+    from nasearch.space import build_model, load_arch
+    from nasearch.space.memory import GB, available_bytes, estimate
+
     _check_imgsz(imgsz)
     if nc is not None and nc < 1:
         raise InputError("--nc", "nc", "a positive integer", str(nc))
@@ -67,6 +69,12 @@ def verify(arch: str = typer.Argument(..., help="Architecture YAML or preset nam
            seed: int = typer.Option(0, "--seed", help="Seed of weights, BN statistics and input."),
            json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """Training form against fused form on the same input (random weights and BN statistics, eval mode)."""
+    import torch
+
+    from nasearch.nn.inspect import fusion_max_abs_diff, randomize_bn
+    from nasearch.space import build_model, load_arch
+    from nasearch.space.memory import require
+
     _check_imgsz(imgsz)
     a = load_arch(arch)
     require(a, imgsz=imgsz, copies=2)  # the model and its fused copy, refused before either is allocated

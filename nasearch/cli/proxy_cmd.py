@@ -8,8 +8,6 @@ import typer
 
 from nasearch.cli.common import emit_json, guarded, log
 from nasearch.errors import InputError
-from nasearch.proxy import registry
-from nasearch.space import load_arch
 
 proxy_app = typer.Typer(help="Score architectures with accuracy proxies (zero-cost or short training).",
                         no_args_is_help=True)
@@ -39,6 +37,8 @@ def parse_budget(items: list[str]) -> dict[str, int | float]:
 @guarded
 def list_proxies(json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """Every registered proxy, what its value means, and its budget keys with their defaults."""
+    from nasearch.proxy import registry
+
     docs = [{"name": n, "kind": p.kind, "zero_cost": p.zero_cost, "needs_data": p.needs_data,
              "budget": p.budget_keys, "description": p.description}
             for n, p in ((n, registry.get(n)) for n in registry.names())]
@@ -61,6 +61,9 @@ def score(arch: str = typer.Argument(..., help="Architecture YAML or preset name
           budget: list[str] = typer.Option([], "--budget", help="KEY=VALUE, repeatable (e.g. epochs=3)."),
           json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """Score one architecture with one proxy (higher is better for every proxy)."""
+    from nasearch.proxy import registry
+    from nasearch.space import load_arch
+
     entry = registry.get(proxy)
     a = load_arch(arch)
     kwargs: dict = {"imgsz": imgsz, "seed": seed, "nc": nc, **parse_budget(budget)}

@@ -10,16 +10,17 @@ from rich.table import Table
 
 from nasearch.cli.common import emit_json, guarded
 from nasearch.errors import InputError
-from nasearch.space import load_arch, load_space
 
 space_app = typer.Typer(help="Inspect and sample search spaces.", no_args_is_help=True)
 
 
 @space_app.command("info")
 @guarded
-def info(space: Path = typer.Argument(..., help="Search-space YAML."),
+def info(space: Path = typer.Argument(..., help="Search-space YAML, or a shipped space's name."),
          json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """Size of the space, its decisions, and which presets lie inside it."""
+    from nasearch.space import load_space
+
     s = load_space(space)
     decisions = s.decisions()
     fraction = s.feasible_fraction()
@@ -49,11 +50,13 @@ def _log10(x: float) -> float:
 
 @space_app.command("sample")
 @guarded
-def sample(space: Path = typer.Argument(..., help="Search-space YAML."),
+def sample(space: Path = typer.Argument(..., help="Search-space YAML, or a shipped space's name."),
            seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same architecture)."),
            out: Path | None = typer.Option(None, "--out", help="Write the architecture YAML here."),
            force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists.")) -> None:
     """Draw one architecture that satisfies the space's constraints."""
+    from nasearch.space import load_space
+
     if out is not None and out.is_dir():
         raise InputError(out, "--out", "a file path", "a directory")
     if out is not None and out.exists() and not force:
@@ -68,10 +71,12 @@ def sample(space: Path = typer.Argument(..., help="Search-space YAML."),
 
 @space_app.command("contains")
 @guarded
-def contains(space: Path = typer.Argument(..., help="Search-space YAML."),
+def contains(space: Path = typer.Argument(..., help="Search-space YAML, or a shipped space's name."),
              arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
              json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """Whether an architecture is a point of the space, and if not, why."""
+    from nasearch.space import load_arch, load_space
+
     inside, reason = load_space(space).contains(load_arch(arch))
     if json_out:
         emit_json({"inside": inside, "reason": reason})

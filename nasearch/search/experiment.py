@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from nasearch import yamlio
 from nasearch.errors import InputError
 from nasearch.resources import resolve_named, shipped
-from nasearch.space.space import resolve_space_path
 from nasearch.validation import validate_model
 
 SAMPLERS = ("nsga2", "nsga3", "tpe", "motpe", "gp", "random")
@@ -232,6 +231,8 @@ class LoadedExperiment:
         self.raw = raw
         base = _root_for(Path(file)) if file != "<memory>" else Path.cwd()
         self.base = base
+        from nasearch.space.space import resolve_space_path  # the space DSL loads the block registry (torch)
+
         space = resolve_path(spec.space, base)
         self.space_path = space if space.exists() else resolve_space_path(spec.space).resolve()
         data = spec.dataset.path
