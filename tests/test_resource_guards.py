@@ -128,6 +128,21 @@ def test_search_candidate_over_the_limit_is_rejected_with_the_reason_not_built(t
     assert "params" not in rec.attrs  # never built, never counted
 
 
+def test_search_candidate_whose_activations_do_not_fit_is_rejected_before_it_is_built(tmp_path, monkeypatch):
+    ctx = _context(tmp_path)
+    arch = ctx.space.sample(0)
+    data = arch.data
+    est = estimate(arch, ctx.latency.imgsz)
+    between = (est.weights_bytes + est.inference_bytes()) / 2  # the weights fit, inference does not
+    assert est.weights_bytes < between < est.inference_bytes()
+    monkeypatch.setenv(GUARD_ENV, repr(between / 1e9))
+    rec = DictRecorder()
+    outcome = evaluate(ctx, data, "0", rec, promotion.MemoryBoard())
+    assert outcome.state == "rejected" and "memory" in outcome.constraints
+    assert "inference" in rec.attrs["rejected"], rec.attrs["rejected"]
+    assert "params" not in rec.attrs
+
+
 def test_training_is_refused_on_its_estimate_before_the_model_is_built(tmp_path, monkeypatch):
     """Weights fit, training at batch 64 and 640 px (saved activations) does not."""
     from nasearch.data import generate_synthetic

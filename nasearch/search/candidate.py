@@ -34,6 +34,7 @@ from nasearch.search.objectives import (
 )
 from nasearch.space import Architecture, Space, build_model, load_space
 from nasearch.space.memory import MemoryLimitError
+from nasearch.space.memory import require as require_memory
 
 ATTR_VERSION = 1
 
@@ -200,7 +201,10 @@ def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: pro
             rec.set("seconds", round(time.perf_counter() - start, 3))
             return Outcome("complete", prior.values, constraints=dict(prior.constraints))
         stage = "build"
-        model = build_model(arch)  # refused (MemoryLimitError) before allocation when the weights cannot fit
+        # weights and inference activations at the latency resolution, estimated on the meta device: a
+        # candidate that would not fit is rejected before anything is allocated (training rungs check theirs)
+        require_memory(arch, imgsz=ctx.latency.imgsz)
+        model = build_model(arch)
         fused = fused_copy(model)
         params = count_params(model)
         gflops = count_flops(fused, ctx.latency.imgsz) / 1e9
