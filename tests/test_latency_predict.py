@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,6 +102,11 @@ def test_a_prediction_is_the_fitted_sum_of_stored_blocks(micro_db):
     assert {"target", "precision", "imgsz", "batch", "predicted_ms", "method", "measured"} <= set(doc)
 
 
+ISOLATED = "NASEARCH_TEST_ISOLATED"
+
+
+@pytest.mark.skipif(not os.environ.get(ISOLATED), reason="timed in a fresh interpreter by "
+                    "test_the_held_out_check_runs_in_a_fresh_interpreter")
 def test_a_held_out_network_is_predicted_within_a_quarter(micro_db):
     space_path, db_path, fp_id = micro_db
     backend = get_backend("onnxruntime", policy=TimingPolicy(min_runs=20, rtol=0.02))
@@ -160,3 +168,17 @@ def test_the_fingerprint_is_this_machine_or_the_only_match(tmp_path):
         with pytest.raises(InputError, match="2 matches"):
             select_fingerprint(db, None, "fp32", 1)
         assert select_fingerprint(db, None, "fp32", 1, threads=4) == other
+
+
+def test_the_held_out_check_runs_in_a_fresh_interpreter():
+    """The held-out check compares a database profiled now with a measurement taken now. Inside the whole suite's
+    long-lived process the profiled blocks came out about 70% slower than a fresh process measures them (no other
+    process was running), so the check runs in an interpreter of its own, with its assertions unchanged."""
+    if os.environ.get(ISOLATED):
+        pytest.skip("already in the fresh interpreter")
+    test = f"tests/{Path(__file__).name}::test_a_held_out_network_is_predicted_within_a_quarter"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                          cwd=Path(__file__).parents[1], env={**os.environ, ISOLATED: "1"},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout, done.stdout[-3000:]
