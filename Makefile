@@ -20,8 +20,10 @@ quickstart: $(STAMP)
 		$$(test -f runs/quickstart/run.json && echo --resume)
 	$(BIN)/nasearch pareto runs/quickstart
 
-test: $(STAMP)
+# CI runs this: lint and format checks first, then the suite.
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .

@@ -41,8 +41,14 @@ def time_command(args: list[str], runs: int) -> list[float]:
     seconds = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "nasearch.cli.main", *args], cwd=ROOT, env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "nasearch.cli.main", *args],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         seconds.append(time.perf_counter() - start)
     return seconds
 
@@ -61,15 +67,26 @@ def report(runs: int) -> dict:
     for name, (args, target) in COMMANDS.items():
         seconds = time_command(args, runs)
         median = location(seconds, "median")
-        rows[name] = {"command": "nasearch " + " ".join(args), "n": runs, "median_s": round(median.estimate, 3),
-                      "ci95_s": [round(median.low, 3), round(median.high, 3)], "min_s": round(min(seconds), 3),
-                      "max_s": round(max(seconds), 3), "target_s": target,
-                      "verdict": verdict(median.low, median.high, target),
-                      "seconds": [round(s, 3) for s in seconds]}
+        rows[name] = {
+            "command": "nasearch " + " ".join(args),
+            "n": runs,
+            "median_s": round(median.estimate, 3),
+            "ci95_s": [round(median.low, 3), round(median.high, 3)],
+            "min_s": round(min(seconds), 3),
+            "max_s": round(max(seconds), 3),
+            "target_s": target,
+            "verdict": verdict(median.low, median.high, target),
+            "seconds": [round(s, 3) for s in seconds],
+        }
     load_after = _load_per_core()
     loaded = max(load_before, load_after) > LOADED
-    return {"commands": rows, "load_per_core": [round(load_before, 2), round(load_after, 2)], "loaded": loaded,
-            "cpu_count": os.cpu_count(), "python": sys.version.split()[0]}
+    return {
+        "commands": rows,
+        "load_per_core": [round(load_before, 2), round(load_after, 2)],
+        "loaded": loaded,
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,12 +101,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(doc, indent=2))
         return 0
     for row in doc["commands"].values():
-        print(f"{row['command']}: median {row['median_s']:.2f} s [{row['ci95_s'][0]:.2f}, {row['ci95_s'][1]:.2f}] "
-              f"(n = {row['n']}, min {row['min_s']:.2f}, max {row['max_s']:.2f}); target <= {row['target_s']} s: "
-              f"{row['verdict']}")
+        print(
+            f"{row['command']}: median {row['median_s']:.2f} s [{row['ci95_s'][0]:.2f}, {row['ci95_s'][1]:.2f}] "
+            f"(n = {row['n']}, min {row['min_s']:.2f}, max {row['max_s']:.2f}); target <= {row['target_s']} s: "
+            f"{row['verdict']}"
+        )
     if doc["loaded"]:
-        print(f"machine loaded (load per core {doc['load_per_core']}, above {LOADED}): these figures describe the "
-              "shared machine, not nasearch; do not quote them", file=sys.stderr)
+        print(
+            f"machine loaded (load per core {doc['load_per_core']}, above {LOADED}): these figures describe the "
+            "shared machine, not nasearch; do not quote them",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -57,11 +57,21 @@ class Run:
 
 
 def _experiment(url: str, executor: dict, trials: int, seed: int) -> Any:
-    raw = {"name": "cluster-scaling", "space": str(ROOT / "search_spaces" / "tiny_space.yaml"), "imgsz": 64,
-           "objectives": {"latency": {"source": "measure", "backend": "onnxruntime", "threads": 1},
-                          "accuracy": {"screen": {"proxy": "flops"}}},
-           "presets": False, "sampler": "random", "trials": trials, "seed": seed, "storage": url,
-           "executor": executor}
+    raw = {
+        "name": "cluster-scaling",
+        "space": str(ROOT / "search_spaces" / "tiny_space.yaml"),
+        "imgsz": 64,
+        "objectives": {
+            "latency": {"source": "measure", "backend": "onnxruntime", "threads": 1},
+            "accuracy": {"screen": {"proxy": "flops"}},
+        },
+        "presets": False,
+        "sampler": "random",
+        "trials": trials,
+        "seed": seed,
+        "storage": url,
+        "executor": executor,
+    }
     return experiment_from_dict(raw)
 
 
@@ -80,8 +90,9 @@ def measure(postgres: PostgresServer, cluster: RayCluster, trials: int, repeats:
     with tempfile.TemporaryDirectory(prefix="nasearch-scaling-") as tmp:
         for r in range(repeats):
             for k, config in enumerate(CONFIGS):
-                runs.append(run_once(config, postgres.url(), cluster.address, trials, seed=r,
-                                     out=Path(tmp) / f"run{r}-{k}"))
+                runs.append(
+                    run_once(config, postgres.url(), cluster.address, trials, seed=r, out=Path(tmp) / f"run{r}-{k}")
+                )
     return runs
 
 
@@ -106,15 +117,16 @@ def _ratio_ci(num: list[float], den: list[float], seed: int = 0) -> tuple[float,
 
 def summarize(runs: list[Run]) -> dict[str, Any]:
     per = {c: [r.per_minute for r in runs if r.config == c] for c in CONFIGS}
-    doc: dict[str, Any] = {"n_runs": len(per["ray, 1 node"]), "trials_per_run": [r.trials for r in runs],
-                           "configs": {}}
+    doc: dict[str, Any] = {"n_runs": len(per["ray, 1 node"]), "trials_per_run": [r.trials for r in runs], "configs": {}}
     for config, values in per.items():
         mean, lo, hi = _mean_ci(values)
         doc["configs"][config] = {"trials_per_minute": mean, "ci95": [lo, hi], "runs": values}
-    doc["scaling_2_over_1"] = dict(zip(("ratio", "lo", "hi"), _ratio_ci(per["ray, 2 nodes"], per["ray, 1 node"]),
-                                       strict=True))
-    doc["local_over_ray_1"] = dict(zip(("ratio", "lo", "hi"), _ratio_ci(per["local, 1 worker"],
-                                                                          per["ray, 1 node"]), strict=True))
+    doc["scaling_2_over_1"] = dict(
+        zip(("ratio", "lo", "hi"), _ratio_ci(per["ray, 2 nodes"], per["ray, 1 node"]), strict=True)
+    )
+    doc["local_over_ray_1"] = dict(
+        zip(("ratio", "lo", "hi"), _ratio_ci(per["local, 1 worker"], per["ray, 1 node"]), strict=True)
+    )
     return doc
 
 

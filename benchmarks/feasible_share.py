@@ -33,9 +33,11 @@ def count(run_dir: Path) -> dict[str, int]:
     info = RunInfo.load(run_dir)
     trials = load_study(info.storage, info.study_name).get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    return {"complete": len(complete),
-            "infeasible": sum(1 for t in complete if not t.user_attrs.get("feasible", False)),
-            "screened": sum(1 for t in trials if "screened" in t.user_attrs)}
+    return {
+        "complete": len(complete),
+        "infeasible": sum(1 for t in complete if not t.user_attrs.get("feasible", False)),
+        "screened": sum(1 for t in trials if "screened" in t.user_attrs),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -47,17 +49,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=Path("runs/feasible_share"))
     args = ap.parse_args(argv)
     base = load_experiment(args.experiment)
-    out: dict[str, Any] = {"experiment": base.file, "trials": args.trials, "seeds": args.seeds,
-                           "rungs_kept": args.keep_rungs, "settings": {}}
+    out: dict[str, Any] = {
+        "experiment": base.file,
+        "trials": args.trials,
+        "seeds": args.seeds,
+        "rungs_kept": args.keep_rungs,
+        "settings": {},
+    }
     for enabled in (False, True):
         totals = {"complete": 0, "infeasible": 0, "screened": 0}
         runs = []
         for seed in args.seeds:
-            raw = {**base.raw, "seed": seed, "trials": args.trials,
-                   "latency_screen": {**base.raw.get("latency_screen", {}), "enabled": enabled}}
+            raw = {
+                **base.raw,
+                "seed": seed,
+                "trials": args.trials,
+                "latency_screen": {**base.raw.get("latency_screen", {}), "enabled": enabled},
+            }
             if not args.keep_rungs:
-                raw["objectives"] = {**raw["objectives"],
-                                     "accuracy": {**raw["objectives"]["accuracy"], "rungs": []}}
+                raw["objectives"] = {**raw["objectives"], "accuracy": {**raw["objectives"]["accuracy"], "rungs": []}}
             exp = base.with_overrides(**raw)
             run_dir = args.out / f"screen-{'on' if enabled else 'off'}-seed{seed}"
             resume = (run_dir / "run.json").exists()
@@ -71,10 +81,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             totals = {k: totals[k] + c[k] for k in totals}
         share = proportion(totals["infeasible"], totals["complete"])
         out["settings"]["screen" if enabled else "no_screen"] = {
-            **totals, "infeasible_share": share.estimate, "ci95": [share.low, share.high], "runs": runs}
-        print(f"latency screen {'on ' if enabled else 'off'}: {totals['infeasible']} of {totals['complete']} "
-              f"complete trials over the limit ({share.estimate:.0%}, 95% CI {share.low:.0%}–{share.high:.0%}), "
-              f"{totals['screened']} candidates skipped unmeasured", flush=True)
+            **totals,
+            "infeasible_share": share.estimate,
+            "ci95": [share.low, share.high],
+            "runs": runs,
+        }
+        print(
+            f"latency screen {'on ' if enabled else 'off'}: {totals['infeasible']} of {totals['complete']} "
+            f"complete trials over the limit ({share.estimate:.0%}, 95% CI {share.low:.0%}–{share.high:.0%}), "
+            f"{totals['screened']} candidates skipped unmeasured",
+            flush=True,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(out, indent=2) + "\n")
     return out

@@ -115,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             f"networks in {profile_seconds:.0f} s; coverage {100 * report.coverage:.1f}%",
             file=sys.stderr,
         )
-        tests = [
-            at_size(space.sample(args.seed + TEST_SEED_OFFSET + i), args.imgsz) for i in range(args.archs)
-        ]
+        tests = [at_size(space.sample(args.seed + TEST_SEED_OFFSET + i), args.imgsz) for i in range(args.archs)]
         # first, from the profile alone: blocks the database lacks are estimated (nothing is written)
         estimated = []
         for arch in tests:

@@ -95,8 +95,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--space", default=str(ROOT / "search_spaces" / "yolo_nas_space.yaml"))
     p.add_argument("--archs", type=int, default=30)
-    p.add_argument("--sample-seed", type=int, default=1000,
-                   help="arch i is Space.sample(sample_seed + i); 0..19 were used before the protocol was frozen")
+    p.add_argument(
+        "--sample-seed",
+        type=int,
+        default=1000,
+        help="arch i is Space.sample(sample_seed + i); 0..19 were used before the protocol was frozen",
+    )
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--depth", type=float, default=0.5)
     p.add_argument("--head-width", type=float, default=0.5, help="width multiplier of the head")
@@ -109,8 +113,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-3, help="AdamW peak learning rate of every training")
     p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--noise-archs", type=int, default=30,
-                   help="archs also trained long with seed + 1 (all of them: the target is the mean of both)")
+    p.add_argument(
+        "--noise-archs",
+        type=int,
+        default=30,
+        help="archs also trained long with seed + 1 (all of them: the target is the mean of both)",
+    )
     p.add_argument("--out", default=str(ROOT / "runs" / "proxy_trust"))
     p.add_argument("--readme", default=str(ROOT / "benchmarks" / "README.md"))
     p.add_argument("--tag", default="proxy-trust", help="README section between <!-- TAG:start/end -->")
@@ -118,12 +126,32 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data", default=None, help="dataset directory or data.yaml (default: the synthetic set)")
     p.add_argument("--report", action="store_true", help="only rebuild the table from the cache")
-    p.add_argument("--from-readme", default=None, metavar="TAG",
-                   help="with --report: recompute from the per-architecture table of README section TAG")
+    p.add_argument(
+        "--from-readme",
+        default=None,
+        metavar="TAG",
+        help="with --report: recompute from the per-architecture table of README section TAG",
+    )
     a = p.parse_args(argv)
-    s = Settings(a.space, a.archs, a.sample_seed, a.width, a.depth, a.head_width, a.imgsz, a.data_images,
-                 a.data_seed, a.long_epochs, parse_budget(a.short_a), parse_budget(a.short_b), a.batch, a.lr,
-                 a.seed, a.noise_archs, a.data)
+    s = Settings(
+        a.space,
+        a.archs,
+        a.sample_seed,
+        a.width,
+        a.depth,
+        a.head_width,
+        a.imgsz,
+        a.data_images,
+        a.data_seed,
+        a.long_epochs,
+        parse_budget(a.short_a),
+        parse_budget(a.short_b),
+        a.batch,
+        a.lr,
+        a.seed,
+        a.noise_archs,
+        a.data,
+    )
     return s, a
 
 
@@ -143,6 +171,7 @@ def upgrade_settings(stored: dict[str, Any]) -> dict[str, Any]:
 
 def same_measurements(stored: dict[str, Any], settings: Settings) -> bool:
     """Whether a cache holds measurements of these settings (how many archs get a second seed is not one)."""
+
     def key(d: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in d.items() if k != "noise_archs"}
 
@@ -185,8 +214,9 @@ def sample_archs(s: Settings, nc: int) -> list[Architecture]:
     space = load_space(s.space)
     out, seen, i = [], set(), 0
     while len(out) < s.archs:
-        arch = scale_arch(space.sample(s.sample_seed + i), s.width, s.depth, nc=nc, imgsz=s.imgsz,
-                          head_width=s.head_width)
+        arch = scale_arch(
+            space.sample(s.sample_seed + i), s.width, s.depth, nc=nc, imgsz=s.imgsz, head_width=s.head_width
+        )
         i += 1
         if arch.hash not in seen:
             seen.add(arch.hash)
@@ -194,8 +224,9 @@ def sample_archs(s: Settings, nc: int) -> list[Architecture]:
     return out
 
 
-def measure(cache: Cache, index: int, arch: Architecture, key: str, proxy: str, kwargs: dict[str, Any],
-            log: Any) -> None:
+def measure(
+    cache: Cache, index: int, arch: Architecture, key: str, proxy: str, kwargs: dict[str, Any], log: Any
+) -> None:
     """Score `arch` with `proxy` unless the cache has it; a failure is recorded, not raised."""
     if cache.get(arch, key) is not None:
         return
@@ -206,8 +237,10 @@ def measure(cache: Cache, index: int, arch: Architecture, key: str, proxy: str, 
         value = {"value": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
     cache.put(index, arch, key, value)
     v = value["value"]
-    log(f"[{index:02d}] {arch.name} {key}: {'failed: ' + value['error'] if v is None else f'{v:.4f}'}"
-        f" ({value.get('seconds', 0)} s)")
+    log(
+        f"[{index:02d}] {arch.name} {key}: {'failed: ' + value['error'] if v is None else f'{v:.4f}'}"
+        f" ({value.get('seconds', 0)} s)"
+    )
 
 
 def run_shard(s: Settings, args: argparse.Namespace, data: Path, archs: list[Architecture], log: Any) -> None:
@@ -217,8 +250,14 @@ def run_shard(s: Settings, args: argparse.Namespace, data: Path, archs: list[Arc
     for i, arch in mine:  # zero-cost first: cheap, and the table is useful early
         for name in ZERO_COST:
             measure(cache, i, arch, name, name, {"imgsz": s.imgsz, "seed": s.seed}, log)
-    train = {"data": str(data), "imgsz": s.imgsz, "seed": s.seed, "batch": s.batch, "lr": s.lr,
-             "val_images": s.data_images}
+    train = {
+        "data": str(data),
+        "imgsz": s.imgsz,
+        "seed": s.seed,
+        "batch": s.batch,
+        "lr": s.lr,
+        "val_images": s.data_images,
+    }
     long = {**train, "images": s.data_images, "epochs": s.long_epochs}  # images capped at the train split
     for i, arch in mine:
         for key, (images, epochs) in (("short_a", s.short_a), ("short_b", s.short_b)):
@@ -260,8 +299,9 @@ def correlate(xs: list[float | None], ys: list[float | None]) -> dict[str, Any]:
     return {"n": len(pairs), "spearman": fix(rho), "kendall": fix(tau), "p": fix(p)}
 
 
-def intervals(values: list[float | None], target: list[float | None],
-              baselines: dict[str, list[float | None]]) -> dict[str, Any] | None:
+def intervals(
+    values: list[float | None], target: list[float | None], baselines: dict[str, list[float | None]]
+) -> dict[str, Any] | None:
     """The protocol's intervals: Spearman, Kendall, and the paired Spearman difference against each baseline."""
     x, t = protocol.complete(values, target)
     if len(x) < 3:
@@ -290,32 +330,53 @@ def summarize(s: Settings, entries: list[dict[str, Any]]) -> dict[str, Any]:
     baselines = {b: columns[b] for b in BASELINES}
     for key, values in scored:
         secs = [v for v in ((e.get(key) or {}).get("seconds") for e in entries) if v is not None]
-        rows[key] = {**correlate(values, target),
-                     "median_seconds": round(sorted(secs)[len(secs) // 2], 2) if secs else None}
+        rows[key] = {
+            **correlate(values, target),
+            "median_seconds": round(sorted(secs)[len(secs) // 2], 2) if secs else None,
+        }
         if two_seeds:
             rows[key]["spearman_seed0"] = correlate(values, first)["spearman"]
             rows[key]["spearman_seed1"] = correlate(values, second)["spearman"]
         ci = intervals(values, target, baselines)
         rows[key]["intervals"] = ci
         # "beats" = the interval of the Spearman difference excludes zero against every baseline
-        rows[key]["beats_baselines"] = None if ci is None else key not in BASELINES and all(
-            ci[f"vs_{b}"]["verdict"] == "beats" for b in BASELINES)
+        rows[key]["beats_baselines"] = (
+            None if ci is None else key not in BASELINES and all(ci[f"vs_{b}"]["verdict"] == "beats" for b in BASELINES)
+        )
     noise = [(a, b) for a, b in zip(first, second, strict=True) if a is not None and b is not None]
     done = [v for v in target if v is not None]
     long_map = {"min": min(done), "max": max(done), "mean": round(sum(done) / len(done), 3)} if done else None
-    seed_noise = {"pairs": noise, "mean_abs_diff": round(sum(abs(a - b) for a, b in noise) / len(noise), 3),
-                  "spearman": correlate(first, second)["spearman"],
-                  "spearman_interval": protocol.correlation(*protocol.complete(first, second)).as_dict()
-                  if len(noise) >= 3 else None} if noise else None
-    return {"settings": s.as_dict(), "archs_long_trained": len(done), "archs_total": s.archs,
-            "protocol": {"module": "nasearch.stats", "version": protocol.PROTOCOL_VERSION,
-                         "method": "percentile bootstrap over architectures", "resamples": protocol.RESAMPLES,
-                         "seed": protocol.SEED, "confidence": protocol.CONFIDENCE},
-            "target_seeds": 2 if two_seeds else 1,
-            "target": f"mean of seeds {s.seed} and {s.seed + 1}" if two_seeds else f"seed {s.seed}",
-            "long_map": long_map, "seed_noise": seed_noise,
-            "proxies": rows,
-            "archs": [arch_row(e) for e in entries]}
+    seed_noise = (
+        {
+            "pairs": noise,
+            "mean_abs_diff": round(sum(abs(a - b) for a, b in noise) / len(noise), 3),
+            "spearman": correlate(first, second)["spearman"],
+            "spearman_interval": protocol.correlation(*protocol.complete(first, second)).as_dict()
+            if len(noise) >= 3
+            else None,
+        }
+        if noise
+        else None
+    )
+    return {
+        "settings": s.as_dict(),
+        "archs_long_trained": len(done),
+        "archs_total": s.archs,
+        "protocol": {
+            "module": "nasearch.stats",
+            "version": protocol.PROTOCOL_VERSION,
+            "method": "percentile bootstrap over architectures",
+            "resamples": protocol.RESAMPLES,
+            "seed": protocol.SEED,
+            "confidence": protocol.CONFIDENCE,
+        },
+        "target_seeds": 2 if two_seeds else 1,
+        "target": f"mean of seeds {s.seed} and {s.seed + 1}" if two_seeds else f"seed {s.seed}",
+        "long_map": long_map,
+        "seed_noise": seed_noise,
+        "proxies": rows,
+        "archs": [arch_row(e) for e in entries],
+    }
 
 
 def arch_row(entry: dict[str, Any]) -> dict[str, Any]:
@@ -336,21 +397,30 @@ def ci(interval: dict[str, Any] | None, digits: int = 3) -> str:
     """`0.864 [0.71, 0.95]` from an Interval's dict."""
     if not interval:
         return "–"
-    return (f"{interval['estimate']:.{digits}f} [{interval['low']:.2f}, {interval['high']:.2f}]")
+    return f"{interval['estimate']:.{digits}f} [{interval['low']:.2f}, {interval['high']:.2f}]"
 
 
 def render(summary: dict[str, Any], command: str, measured: str | None = None) -> str:
     s = summary["settings"]
     two = summary["target_seeds"] == 2
-    target = (f"the target is the mean of two trainings, seeds {s['seed']} and {s['seed'] + 1}" if two
-              else f"one training, seed {s['seed']}")
+    target = (
+        f"the target is the mean of two trainings, seeds {s['seed']} and {s['seed'] + 1}"
+        if two
+        else f"one training, seed {s['seed']}"
+    )
     pr = summary["protocol"]
-    data = (f"- Data: `{s['data']}`." if s.get("data") else
-            f"- Data: synthetic shapes dataset, {s['data_images']} images at {s['imgsz']} px "
-            f"(seed {s['data_seed']}, 85% train / 15% val).")
+    data = (
+        f"- Data: `{s['data']}`."
+        if s.get("data")
+        else f"- Data: synthetic shapes dataset, {s['data_images']} images at {s['imgsz']} px "
+        f"(seed {s['data_seed']}, 85% train / 15% val)."
+    )
     lines = [
-        measured or (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} CPU, 1 thread "
-                     f"(torch {torch.__version__}). Reproduce: `{command}`."),
+        measured
+        or (
+            f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} CPU, 1 thread "
+            f"(torch {torch.__version__}). Reproduce: `{command}`."
+        ),
         "",
         f"- Statistics: `{pr['module']}` protocol v{pr['version']}: {pr['method']}, {pr['resamples']} "
         f"resamples, seed {pr['seed']}, {pr['confidence']:.0%} intervals in brackets. A proxy beats a baseline "
@@ -373,21 +443,27 @@ def render(summary: dict[str, Any], command: str, measured: str | None = None) -
     if summary["seed_noise"]:
         n = summary["seed_noise"]
         rho = ci(n.get("spearman_interval")) if n.get("spearman_interval") else fmt(n["spearman"])
-        lines.append(f"- Seed noise: two long trainings of the same architecture (seeds {s['seed']} and "
-                     f"{s['seed'] + 1}) differ by {n['mean_abs_diff']:.2f} mAP50-95 points on average and rank "
-                     f"{len(n['pairs'])} architectures with Spearman {rho} against each other: "
-                     "the most a proxy can reach when judged by one training.")
-    header = ("| proxy | n | Spearman [95% CI] | Kendall [95% CI] | Δ Spearman vs FLOPs [95% CI] | "
-              "Δ Spearman vs #params [95% CI] | beats both |")
+        lines.append(
+            f"- Seed noise: two long trainings of the same architecture (seeds {s['seed']} and "
+            f"{s['seed'] + 1}) differ by {n['mean_abs_diff']:.2f} mAP50-95 points on average and rank "
+            f"{len(n['pairs'])} architectures with Spearman {rho} against each other: "
+            "the most a proxy can reach when judged by one training."
+        )
+    header = (
+        "| proxy | n | Spearman [95% CI] | Kendall [95% CI] | Δ Spearman vs FLOPs [95% CI] | "
+        "Δ Spearman vs #params [95% CI] | beats both |"
+    )
     header += " Spearman vs seed 0 only | vs seed 1 only |" if two else ""
     header += " median s/arch |"
     lines += ["", header, "|" + "---|" * (header.count("|") - 1)]
     for name, r in summary["proxies"].items():
         single = f" {fmt(r['spearman_seed0'])} | {fmt(r['spearman_seed1'])} |" if two else ""
         iv = r.get("intervals") or {}
-        lines.append(f"| {name} | {r['n']} | {ci(iv.get('spearman'))} | {ci(iv.get('kendall'))} | "
-                     f"{ci(iv.get('vs_flops'))} | {ci(iv.get('vs_params'))} | {fmt(r['beats_baselines'])} |"
-                     f"{single} {fmt(r['median_seconds'], 1)} |")
+        lines.append(
+            f"| {name} | {r['n']} | {ci(iv.get('spearman'))} | {ci(iv.get('kendall'))} | "
+            f"{ci(iv.get('vs_flops'))} | {ci(iv.get('vs_params'))} | {fmt(r['beats_baselines'])} |"
+            f"{single} {fmt(r['median_seconds'], 1)} |"
+        )
     return "\n".join([*lines, "", *arch_table(summary["archs"])])
 
 
@@ -395,11 +471,14 @@ def arch_table(archs: list[dict[str, Any]]) -> list[str]:
     """Every architecture's raw values, so a reader can recompute any correlation."""
     keys = [*ZERO_COST, "short_a", "short_b", "long", "long_seed2"]
     title = "Per-architecture values (params in M, flops in GFLOPs, mAP in percent points)"
-    rows = [f"<details><summary>{title}</summary>", "",
-            "| # | architecture | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    rows = [
+        f"<details><summary>{title}</summary>",
+        "",
+        "| # | architecture | " + " | ".join(keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
     for a in archs:
-        values = " | ".join(fmt(a[k], 3 if k in ("params", "flops", "short_a", "short_b") else 2)
-                            for k in keys)
+        values = " | ".join(fmt(a[k], 3 if k in ("params", "flops", "short_a", "short_b") else 2) for k in keys)
         rows.append(f"| {a['index']} | {a['name']} | {values} |")
     return [*rows, "", "</details>"]
 
@@ -467,16 +546,21 @@ def entries_from_readme(path: Path, tag: str) -> tuple[list[dict[str, Any]], str
 def write_report(s: Settings, args: argparse.Namespace, log: Any) -> None:
     out = Path(args.out)
     defaults = parse_args([])[0]
-    flags = [f"--{k.replace('_', '-')} {'x'.join(map(str, v)) if isinstance(v, list) else v}"
-             for k, v in s.as_dict().items() if v != defaults.as_dict()[k]]
+    flags = [
+        f"--{k.replace('_', '-')} {'x'.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in s.as_dict().items()
+        if v != defaults.as_dict()[k]
+    ]
     command = " ".join(["python benchmarks/proxy_trust.py", *flags])
     measured = None
     if args.from_readme:
         entries, first = entries_from_readme(Path(args.readme), args.from_readme)
         first = first.split(" Reproduce:", 1)[0]
-        measured = (f"{first} Reproduce: `{command}`. Intervals recomputed from the per-architecture table "
-                    f"below (its values as rounded there): `{command} --from-readme {args.from_readme} "
-                    f"--tag {args.tag} --report`.")
+        measured = (
+            f"{first} Reproduce: `{command}`. Intervals recomputed from the per-architecture table "
+            f"below (its values as rounded there): `{command} --from-readme {args.from_readme} "
+            f"--tag {args.tag} --report`."
+        )
         name = f"trust-{args.from_readme}.json"
     else:
         entries, name = load_all_entries(out, s), "trust.json"
@@ -501,8 +585,9 @@ def main(argv: list[str] | None = None) -> None:
         data = Path(s.data)
         nc = load_split(data, "val").nc
     else:
-        data = ensure_synthetic(out / f"data-{s.data_images}x{s.imgsz}-seed{s.data_seed}", s.data_images,
-                                s.imgsz, s.data_seed)
+        data = ensure_synthetic(
+            out / f"data-{s.data_images}x{s.imgsz}-seed{s.data_seed}", s.data_images, s.imgsz, s.data_seed
+        )
         nc = 10
     archs = sample_archs(s, nc=nc)
     for i, a in enumerate(archs):

@@ -64,18 +64,33 @@ def write(doc: dict[str, Any], path: Path) -> None:
 # -- QARepVGG vs RepVGG -----------------------------------------------------------------------------------
 def nano_nas(block: str, nc: int, imgsz: int) -> Architecture:
     """A small YOLO-NAS-style detector whose reparameterizable blocks are all `block` (stem, stages, up path)."""
-    stages = [{"type": "yolonas_stage", "out": out, "blocks": n, "hidden": hidden, "block": block}
-              for out, n, hidden in ((32, 1, 16), (64, 2, 32), (128, 2, 48), (256, 1, 64))]
-    return Architecture.from_dict({
-        "name": f"nas-nano-{block}", "nc": nc, "imgsz": imgsz, "reg_max": 16, "act": "relu",
-        "backbone": {"stem": {"type": "repvgg_stem", "out": 16, "variant": block}, "stages": stages,
-                     "context": {"type": "yolonas_spp", "out": 256, "hidden": 128}},
-        "neck": {"type": "yolonas_pan",
-                 "up1": {"out": 64, "blocks": 1, "hidden": 32, "block": block},
-                 "up2": {"out": 32, "blocks": 1, "hidden": 16, "block": block},
-                 "down1": {"out": 64, "blocks": 1, "hidden": 32}, "down2": {"out": 128, "blocks": 1, "hidden": 32}},
-        "head": {"type": "yolonas_head", "width_mult": 0.25},
-    }, f"<benchmark {block}>")
+    stages = [
+        {"type": "yolonas_stage", "out": out, "blocks": n, "hidden": hidden, "block": block}
+        for out, n, hidden in ((32, 1, 16), (64, 2, 32), (128, 2, 48), (256, 1, 64))
+    ]
+    return Architecture.from_dict(
+        {
+            "name": f"nas-nano-{block}",
+            "nc": nc,
+            "imgsz": imgsz,
+            "reg_max": 16,
+            "act": "relu",
+            "backbone": {
+                "stem": {"type": "repvgg_stem", "out": 16, "variant": block},
+                "stages": stages,
+                "context": {"type": "yolonas_spp", "out": 256, "hidden": 128},
+            },
+            "neck": {
+                "type": "yolonas_pan",
+                "up1": {"out": 64, "blocks": 1, "hidden": 32, "block": block},
+                "up2": {"out": 32, "blocks": 1, "hidden": 16, "block": block},
+                "down1": {"out": 64, "blocks": 1, "hidden": 32},
+                "down2": {"out": 128, "blocks": 1, "hidden": 32},
+            },
+            "head": {"type": "yolonas_head", "width_mult": 0.25},
+        },
+        f"<benchmark {block}>",
+    )
 
 
 def weight_outliers(model: torch.nn.Module) -> dict[str, float]:
@@ -90,8 +105,11 @@ def weight_outliers(model: torch.nn.Module) -> dict[str, float]:
             w = m.weight.detach().flatten(1).abs()
             ratios.append((w.amax(1) / w.mean(1).clamp_min(1e-12)).numpy())
     r = np.concatenate(ratios)
-    return {"median": round(float(np.median(r)), 3), "p99": round(float(np.percentile(r, 99)), 3),
-            "max": round(float(r.max()), 3)}
+    return {
+        "median": round(float(np.median(r)), 3),
+        "p99": round(float(np.percentile(r, 99)), 3),
+        "max": round(float(r.max()), 3),
+    }
 
 
 def train_variant(arch: Architecture, data: str, out: Path, config: TrainConfig) -> Path:
@@ -113,9 +131,18 @@ def qarepvgg(args: argparse.Namespace) -> dict[str, Any]:
     from nasearch.data import load_split
 
     nc = load_split(args.data, "val").nc
-    config = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=args.workers,
-                         threads=args.threads, close_mosaic=max(1, args.epochs // 4), seed=args.seed,
-                         optimizer=args.optimizer, lr0=args.lr0, nbs=args.nbs or args.batch)
+    config = TrainConfig(
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        workers=args.workers,
+        threads=args.threads,
+        close_mosaic=max(1, args.epochs // 4),
+        seed=args.seed,
+        optimizer=args.optimizer,
+        lr0=args.lr0,
+        nbs=args.nbs or args.batch,
+    )
     rows = []
     variants = [v for v in args.variants.split(",") if v]
     for block in variants:
@@ -123,28 +150,65 @@ def qarepvgg(args: argparse.Namespace) -> dict[str, Any]:
         ckpt = train_variant(arch, args.data, args.out / block, config)
         model = build_model(arch)
         model.load_state_dict(torch.load(ckpt, weights_only=True)["model"])
-        row: dict[str, Any] = {"variant": block, "params": count_params(model), "checkpoint": str(ckpt),
-                               "weight_outliers": weight_outliers(model.eval())}
+        row: dict[str, Any] = {
+            "variant": block,
+            "params": count_params(model),
+            "checkpoint": str(ckpt),
+            "weight_outliers": weight_outliers(model.eval()),
+        }
         for target in ("cpu", "tensorrt"):
-            opts = QuantizeOptions(mode="ptq", data=args.data, out=args.out / block / f"ptq-{target}", target=target,
-                                   method=args.calibration, calib_images=args.calib_images, threads=args.threads)
+            opts = QuantizeOptions(
+                mode="ptq",
+                data=args.data,
+                out=args.out / block / f"ptq-{target}",
+                target=target,
+                method=args.calibration,
+                calib_images=args.calib_images,
+                threads=args.threads,
+            )
             doc = run_quantize(ckpt, opts, log)
-            row[target] = {k: doc[k] for k in ("map_float", "map_int8", "drop", "latency_float_ms",
-                                               "latency_int8_ms", "speedup", "activations")}
+            row[target] = {
+                k: doc[k]
+                for k in (
+                    "map_float",
+                    "map_int8",
+                    "drop",
+                    "latency_float_ms",
+                    "latency_int8_ms",
+                    "speedup",
+                    "activations",
+                )
+            }
         rows.append(row)
-    result = {"part": "qarepvgg", "data": args.data, "imgsz": args.imgsz, "epochs": args.epochs,
-              "batch": args.batch, "optimizer": args.optimizer, "lr0": args.lr0, "nbs": args.nbs or args.batch,
-              "calibration": args.calibration, "calib_images": args.calib_images, "threads": args.threads,
-              "load_average": load_average(), "latency_measured": True, "rows": rows}
+    result = {
+        "part": "qarepvgg",
+        "data": args.data,
+        "imgsz": args.imgsz,
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "optimizer": args.optimizer,
+        "lr0": args.lr0,
+        "nbs": args.nbs or args.batch,
+        "calibration": args.calibration,
+        "calib_images": args.calib_images,
+        "threads": args.threads,
+        "load_average": load_average(),
+        "latency_measured": True,
+        "rows": rows,
+    }
     write(result, args.out / f"qarepvgg-{'-'.join(variants)}.json")
-    print("| variant | float mAP50-95 | INT8 mAP (u8) | drop | INT8 mAP (s8) | drop | weight max/mean p99 |"
-          " float ms | u8 ms | speed-up |")
+    print(
+        "| variant | float mAP50-95 | INT8 mAP (u8) | drop | INT8 mAP (s8) | drop | weight max/mean p99 |"
+        " float ms | u8 ms | speed-up |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         c, t = r["cpu"], r["tensorrt"]
-        print(f"| {r['variant']} | {c['map_float']:.2f} | {c['map_int8']:.2f} | {c['drop']:.2f} | {t['map_int8']:.2f} "
-              f"| {t['drop']:.2f} | {r['weight_outliers']['p99']:.1f} | {c['latency_float_ms']:.2f} "
-              f"| {c['latency_int8_ms']:.2f} | {c['speedup']:.2f}x |")
+        print(
+            f"| {r['variant']} | {c['map_float']:.2f} | {c['map_int8']:.2f} | {c['drop']:.2f} | {t['map_int8']:.2f} "
+            f"| {t['drop']:.2f} | {r['weight_outliers']['p99']:.1f} | {c['latency_float_ms']:.2f} "
+            f"| {c['latency_int8_ms']:.2f} | {c['speedup']:.2f}x |"
+        )
     return result
 
 
@@ -164,12 +228,29 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
                 s8 = quantize_qdq(f, Path(tmp) / "s8.onnx", calib, int8_spec("tensorrt"))
                 t = measure_latencies([f, u8, s8], args.threads, args.rounds)
             fp, a, b = (x["median_ms"] for x in t)
-            rows.append({"arch": arch.name, "imgsz": size, "float_ms": round(fp, 3), "int8_u8_ms": round(a, 3),
-                         "int8_s8_ms": round(b, 3), "speedup_u8": round(fp / a, 3), "speedup_s8": round(fp / b, 3)})
-            log(f"{arch.name} {size}px: float {fp:.2f} ms, INT8 u8 {a:.2f} ms (x{fp / a:.2f}), "
-                f"s8 {b:.2f} ms (x{fp / b:.2f}) -- measured")
-    result = {"part": "speed", "threads": args.threads, "rounds": args.rounds, "load_average": load_average(),
-              "latency_measured": True, "rows": rows}
+            rows.append(
+                {
+                    "arch": arch.name,
+                    "imgsz": size,
+                    "float_ms": round(fp, 3),
+                    "int8_u8_ms": round(a, 3),
+                    "int8_s8_ms": round(b, 3),
+                    "speedup_u8": round(fp / a, 3),
+                    "speedup_s8": round(fp / b, 3),
+                }
+            )
+            log(
+                f"{arch.name} {size}px: float {fp:.2f} ms, INT8 u8 {a:.2f} ms (x{fp / a:.2f}), "
+                f"s8 {b:.2f} ms (x{fp / b:.2f}) -- measured"
+            )
+    result = {
+        "part": "speed",
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "load_average": load_average(),
+        "latency_measured": True,
+        "rows": rows,
+    }
     write(result, args.out / "speed.json")
     return result
 
@@ -190,8 +271,11 @@ def ultralytics(args: argparse.Namespace) -> dict[str, Any]:
         cwd = Path.cwd()
         os.chdir(work)  # Ultralytics writes its export next to the model file (here: the YAML name)
         try:
-            theirs = Path(YOLO("yolov8n.yaml").export(format="onnx", imgsz=size, opset=17, simplify=args.simplify,
-                                                     dynamic=False, verbose=False))
+            theirs = Path(
+                YOLO("yolov8n.yaml").export(
+                    format="onnx", imgsz=size, opset=17, simplify=args.simplify, dynamic=False, verbose=False
+                )
+            )
         finally:
             os.chdir(cwd)
         theirs = theirs if theirs.is_absolute() else work / theirs
@@ -199,15 +283,31 @@ def ultralytics(args: argparse.Namespace) -> dict[str, Any]:
         os.replace(theirs, target)
         t = measure_latencies([ours, target], args.threads, args.rounds)
         a, b = t[0]["median_ms"], t[1]["median_ms"]
-        rows.append({"imgsz": size, "nasearch_ms": round(a, 3), "ultralytics_ms": round(b, 3),
-                     "ratio": round(a / b, 4), "nasearch_rounds": t[0]["rounds"], "ultralytics_rounds": t[1]["rounds"],
-                     "target_ratio": 1.05, "met": a / b <= 1.05})
+        rows.append(
+            {
+                "imgsz": size,
+                "nasearch_ms": round(a, 3),
+                "ultralytics_ms": round(b, 3),
+                "ratio": round(a / b, 4),
+                "nasearch_rounds": t[0]["rounds"],
+                "ultralytics_rounds": t[1]["rounds"],
+                "target_ratio": 1.05,
+                "met": a / b <= 1.05,
+            }
+        )
         log(f"yolov8n {size}px: nasearch {a:.2f} ms vs Ultralytics {b:.2f} ms -> ratio {a / b:.3f} (measured)")
     import ultralytics as ul
 
-    result = {"part": "ultralytics", "ultralytics": ul.__version__, "simplify": args.simplify,
-              "threads": args.threads, "rounds": args.rounds, "load_average": load_average(),
-              "latency_measured": True, "rows": rows}
+    result = {
+        "part": "ultralytics",
+        "ultralytics": ul.__version__,
+        "simplify": args.simplify,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "load_average": load_average(),
+        "latency_measured": True,
+        "rows": rows,
+    }
     write(result, args.out / "ultralytics.json")
     return result
 

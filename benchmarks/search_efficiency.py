@@ -67,27 +67,32 @@ class Cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS evals (objective TEXT, hash TEXT, doc TEXT, "
-                        "PRIMARY KEY (objective, hash))")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS evals (objective TEXT, hash TEXT, doc TEXT, PRIMARY KEY (objective, hash))"
+        )
         self.objective = objective
 
     def get(self, h: str) -> dict | None:
-        row = self.db.execute("SELECT doc FROM evals WHERE objective=? AND hash=?",
-                              (self.objective, h)).fetchone()
+        row = self.db.execute("SELECT doc FROM evals WHERE objective=? AND hash=?", (self.objective, h)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put(self, h: str, doc: dict) -> None:
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO evals VALUES (?, ?, ?)",
-                            (self.objective, h, json.dumps(doc)))
+            self.db.execute("INSERT OR REPLACE INTO evals VALUES (?, ?, ?)", (self.objective, h, json.dumps(doc)))
 
 
 def screening_key(exp: LoadedExperiment) -> str:
     """What the cached values depend on: the space, the candidate transform, latency and screening proxy."""
     spec = exp.spec
-    doc = {"space": exp.space_path.read_text(), "imgsz": spec.imgsz, "scale": spec.scale.model_dump(),
-           "nc": spec.nc, "latency": spec.objectives.latency.model_dump(),
-           "screen": spec.objectives.accuracy.screen.model_dump(), "seed": spec.seed}
+    doc = {
+        "space": exp.space_path.read_text(),
+        "imgsz": spec.imgsz,
+        "scale": spec.scale.model_dump(),
+        "nc": spec.nc,
+        "latency": spec.objectives.latency.model_dump(),
+        "screen": spec.objectives.accuracy.screen.model_dump(),
+        "seed": spec.seed,
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -103,8 +108,15 @@ def evaluate(ctx: SearchContext, data: dict, cache: Cache) -> dict:
         lat = ctx.latency.screen(arch, fused)
         ectx = EvalContext(ctx.imgsz, ctx.nc, ctx.exp.spec.seed, ctx.dataset)
         acc = score_accuracy(ctx.exp.spec.objectives.accuracy.screen, arch, ectx)
-        doc = {"ok": True, "latency_ms": lat.ms, "measured": lat.measured, "score": acc.value,
-               "kind": acc.kind, "params": params, "gflops": gflops}
+        doc = {
+            "ok": True,
+            "latency_ms": lat.ms,
+            "measured": lat.measured,
+            "score": acc.value,
+            "kind": acc.kind,
+            "params": params,
+            "gflops": gflops,
+        }
     except Exception as exc:  # a failing candidate is a failed trial, as in the search
         doc = {"ok": False, "reason": f"{type(exc).__name__}: {exc}"[:300]}
     cache.put(arch.hash, doc)
@@ -118,8 +130,7 @@ def sampler_for(label: str, seed: int) -> optuna.samplers.BaseSampler:
     return make_sampler(name, seed)
 
 
-def run(exp: LoadedExperiment, ctx: SearchContext, label: str, seed: int, trials: int, cache: Cache
-        ) -> list[dict]:
+def run(exp: LoadedExperiment, ctx: SearchContext, label: str, seed: int, trials: int, cache: Cache) -> list[dict]:
     """One search of `trials` evaluated candidates; rejections (repaired), failures as in the search."""
     study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler_for(label, seed))
     limits = exp.spec.constraints.limits()
@@ -142,14 +153,20 @@ def run(exp: LoadedExperiment, ctx: SearchContext, label: str, seed: int, trials
         for k, v in excess.items():
             trial.set_constraint(k, v)
         study.tell(trial, [doc["latency_ms"], doc["score"]])
-        seq.append({"latency_ms": doc["latency_ms"], "score": doc["score"],
-                    "feasible": all(v <= 0 for v in excess.values())})
+        seq.append(
+            {"latency_ms": doc["latency_ms"], "score": doc["score"], "feasible": all(v <= 0 for v in excess.values())}
+        )
     return seq
 
 
 def curves(runs: dict[str, dict[str, list[dict]]], limit: float | None) -> tuple[dict, tuple[float, float]]:
-    feasible = [(p["latency_ms"], p["score"]) for by_seed in runs.values() for seq in by_seed.values()
-                for p in seq if p["feasible"]]
+    feasible = [
+        (p["latency_ms"], p["score"])
+        for by_seed in runs.values()
+        for seq in by_seed.values()
+        for p in seq
+        if p["feasible"]
+    ]
     lat = [p[0] for p in feasible]
     acc = [p[1] for p in feasible]
     ref = (limit if limit else max(lat) + 0.1 * (max(lat) - min(lat)), min(acc) - 0.1 * (max(acc) - min(acc)))
@@ -176,23 +193,41 @@ def trials_to_reach(curve: list[float], goal: float) -> int:
     return next((i + 1 for i, v in enumerate(curve) if v >= goal - 1e-12), len(curve) + 1)
 
 
-def paired_statistics(hv: dict[str, dict[str, list[float]]], runs: dict[str, dict[str, list[dict]]],
-                      seeds: list[int], trials: int, random_trials: int) -> dict[str, Any]:
+def paired_statistics(
+    hv: dict[str, dict[str, list[float]]],
+    runs: dict[str, dict[str, list[dict]]],
+    seeds: list[int],
+    trials: int,
+    random_trials: int,
+) -> dict[str, Any]:
     """Per-seed values and the protocol's paired intervals (seeds present for both samplers only)."""
     keys = [str(s) for s in seeds]
     rand = hv.get("random", {})
-    out: dict[str, Any] = {"seeds": keys, "per_seed": {}, "vs_random": {}, "trials_to_random_hv": {},
-                           "infeasible_share": {}}
+    out: dict[str, Any] = {
+        "seeds": keys,
+        "per_seed": {},
+        "vs_random": {},
+        "trials_to_random_hv": {},
+        "infeasible_share": {},
+    }
     goal = {k: rand[k][random_trials - 1] for k in keys if len(rand.get(k, [])) >= random_trials}
     for label, by_seed in hv.items():
         mine = [k for k in keys if k in by_seed]
-        out["per_seed"][label] = {k: {"hv_at": {str(n): by_seed[k][min(n, len(by_seed[k])) - 1]
-                                                for n in sorted({20, 40, trials, random_trials})
-                                                if len(by_seed[k]) >= n}} for k in mine}
+        out["per_seed"][label] = {
+            k: {
+                "hv_at": {
+                    str(n): by_seed[k][min(n, len(by_seed[k])) - 1]
+                    for n in sorted({20, 40, trials, random_trials})
+                    if len(by_seed[k]) >= n
+                }
+            }
+            for k in mine
+        }
         seqs = [runs[label][k] for k in mine]
         evaluated = sum(len(q) for q in seqs)
-        out["infeasible_share"][label] = (sum(not p["feasible"] for q in seqs for p in q) / evaluated
-                                          if evaluated else None)
+        out["infeasible_share"][label] = (
+            sum(not p["feasible"] for q in seqs for p in q) / evaluated if evaluated else None
+        )
         reach = [trials_to_reach(by_seed[k], goal[k]) for k in mine if k in goal]
         if len(reach) >= 2:
             out["trials_to_random_hv"][label] = {"per_seed": reach, **protocol.location(reach, "median").as_dict()}
@@ -235,8 +270,13 @@ def plot(hv: dict, out: Path, trials: int, random_trials: int) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--experiment", default="quickstart")
-    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(100, 110)),
-                    help="search seeds (0, 1, 2 were used before the protocol was frozen)")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=list(range(100, 110)),
+        help="search seeds (0, 1, 2 were used before the protocol was frozen)",
+    )
     ap.add_argument("--trials", type=int, default=60)
     ap.add_argument("--random-trials", type=int, default=180)
     ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
@@ -261,13 +301,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             t0 = time.monotonic()
             runs.setdefault(label, {})[str(seed)] = run(exp, ctx, label, seed, n, cache)
             runs_file.write_text(json.dumps(runs))
-            print(f"{label} seed {seed}: {n} trials in {time.monotonic() - t0:.0f} s", file=sys.stderr,
-                  flush=True)
+            print(f"{label} seed {seed}: {n} trials in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     hv, ref = curves(runs, exp.spec.constraints.latency_ms)
-    summary: dict[str, Any] = {"experiment": exp.spec.name, "objective": objective, "reference": ref,
-                               "imgsz": ctx.imgsz, "screen": exp.spec.objectives.accuracy.screen.proxy,
-                               "latency": exp.spec.objectives.latency.model_dump(), "seeds": args.seeds,
-                               "default_sampler": DEFAULT_SAMPLER, "hypervolume": {}}
+    summary: dict[str, Any] = {
+        "experiment": exp.spec.name,
+        "objective": objective,
+        "reference": ref,
+        "imgsz": ctx.imgsz,
+        "screen": exp.spec.objectives.accuracy.screen.proxy,
+        "latency": exp.spec.objectives.latency.model_dump(),
+        "seeds": args.seeds,
+        "default_sampler": DEFAULT_SAMPLER,
+        "hypervolume": {},
+    }
     for label, by_seed in hv.items():
         row = {}
         for n in sorted({20, 40, args.trials, args.random_trials}):
@@ -283,8 +329,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary["paired"] = paired_statistics(hv, runs, args.seeds, args.trials, args.random_trials)
     paired = summary["paired"]["vs_random"].get("default", {}).get(f"{args.trials}_vs_{args.random_trials}")
     summary["default_vs_random_verdict"] = paired["verdict"] if paired else None
-    summary["protocol"] = {"module": "nasearch.stats", "version": protocol.PROTOCOL_VERSION, "unit": "seed",
-                           "resamples": protocol.RESAMPLES, "seed": protocol.SEED}
+    summary["protocol"] = {
+        "module": "nasearch.stats",
+        "version": protocol.PROTOCOL_VERSION,
+        "unit": "seed",
+        "resamples": protocol.RESAMPLES,
+        "seed": protocol.SEED,
+    }
     summary["seconds"] = round(time.monotonic() - start, 1)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot(hv, args.out / "hypervolume.png", args.trials, args.random_trials)

@@ -47,8 +47,15 @@ def check(heldout: Path, calibration: Path, frozen: Path) -> dict:
             unchecked.append(fig.model)
             continue
         pred = predict_t4(arch, "fp16", 640, fig.batch)["per_image_ms"]
-        rows.append({"model": fig.model, "family": fig.family, "published_ms": fig.ms, "predicted_ms": pred,
-                     "error_pct": round(100 * (pred / fig.ms - 1), 2)})
+        rows.append(
+            {
+                "model": fig.model,
+                "family": fig.family,
+                "published_ms": fig.ms,
+                "predicted_ms": pred,
+                "error_pct": round(100 * (pred / fig.ms - 1), 2),
+            }
+        )
     errs = np.array([abs(r["error_pct"]) for r in rows])
     n = len(errs)
     half = float(stats.t.ppf(0.975, n - 1) * errs.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
@@ -62,7 +69,8 @@ def check(heldout: Path, calibration: Path, frozen: Path) -> dict:
         "n": n,
         "mean_abs_error_pct": round(float(errs.mean()), 2) if n else None,
         "mean_abs_error_ci95_pct": [round(float(errs.mean()) - half, 2), round(float(errs.mean()) + half, 2)]
-        if n > 1 else None,
+        if n > 1
+        else None,
         "worst_abs_error_pct": round(float(errs.max()), 2) if n else None,
         "within_20pct": int((errs <= 20).sum()),
         "pairs_in_order": f"{sum(kept)}/{len(kept)}",
@@ -76,11 +84,15 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     doc = check(heldout_file(), calibration_file(), model_file())
     for r in doc["rows"]:
-        print(f"{r['model']:<10} published {r['published_ms']:6.2f} ms  predicted {r['predicted_ms']:6.2f} ms  "
-              f"{r['error_pct']:+6.1f}%")
-    print(f"n {doc['n']}, mean |error| {doc['mean_abs_error_pct']}% (95% CI {doc['mean_abs_error_ci95_pct']}), "
-          f"worst {doc['worst_abs_error_pct']}%, within 20%: {doc['within_20pct']}/{doc['n']}, "
-          f"order {doc['pairs_in_order']} pairs; not checked (no preset): {', '.join(doc['not_checked']) or 'none'}")
+        print(
+            f"{r['model']:<10} published {r['published_ms']:6.2f} ms  predicted {r['predicted_ms']:6.2f} ms  "
+            f"{r['error_pct']:+6.1f}%"
+        )
+    print(
+        f"n {doc['n']}, mean |error| {doc['mean_abs_error_pct']}% (95% CI {doc['mean_abs_error_ci95_pct']}), "
+        f"worst {doc['worst_abs_error_pct']}%, within 20%: {doc['within_20pct']}/{doc['n']}, "
+        f"order {doc['pairs_in_order']} pairs; not checked (no preset): {', '.join(doc['not_checked']) or 'none'}"
+    )
     print(f"frozen model sha256 {doc['model_file_sha256']}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

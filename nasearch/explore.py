@@ -47,9 +47,21 @@ class Run:
         return pd.DataFrame(front_doc(self.results, self.dir))
 
     def suite(self) -> pd.DataFrame:
-        return pd.DataFrame([{"rank": i, "target_ms": target, "trial": e.trial, "name": e.arch_name,
-                              "latency_ms": e.latency_ms, "accuracy": e.accuracy, "params": e.params,
-                              "gflops": e.gflops} for i, (e, target) in enumerate(self.results.suite, 1)])
+        return pd.DataFrame(
+            [
+                {
+                    "rank": i,
+                    "target_ms": target,
+                    "trial": e.trial,
+                    "name": e.arch_name,
+                    "latency_ms": e.latency_ms,
+                    "accuracy": e.accuracy,
+                    "params": e.params,
+                    "gflops": e.gflops,
+                }
+                for i, (e, target) in enumerate(self.results.suite, 1)
+            ]
+        )
 
     def presets(self) -> pd.DataFrame:
         """Each preset against the best model the search found at or below its latency (a proxy figure:
@@ -59,16 +71,26 @@ class Run:
         rows = []
         for p in preset_comparison(self.results.rows):
             best = p["best_found"] or {}
-            rows.append({"preset": p["preset"], "latency_ms": p["latency_ms"], "rung": p["rung"],
-                         "accuracy_kind": p["accuracy_kind"], "accuracy": p["accuracy"],
-                         "best_found_trial": best.get("trial"), "best_found_latency_ms": best.get("latency_ms"),
-                         "best_found_accuracy": best.get("accuracy"), "gain (proxy)": p["gain"],
-                         "status": p["status"]})
+            rows.append(
+                {
+                    "preset": p["preset"],
+                    "latency_ms": p["latency_ms"],
+                    "rung": p["rung"],
+                    "accuracy_kind": p["accuracy_kind"],
+                    "accuracy": p["accuracy"],
+                    "best_found_trial": best.get("trial"),
+                    "best_found_latency_ms": best.get("latency_ms"),
+                    "best_found_accuracy": best.get("accuracy"),
+                    "gain (proxy)": p["gain"],
+                    "status": p["status"],
+                }
+            )
         return pd.DataFrame(rows)
 
     def hypervolume(self) -> pd.DataFrame:
-        hv = pd.DataFrame({"trial": [r["trial"] for r in self.results.rows],
-                           "hypervolume_screen": self.results.hv_screen})
+        hv = pd.DataFrame(
+            {"trial": [r["trial"] for r in self.results.rows], "hypervolume_screen": self.results.hv_screen}
+        )
         if self.results.hv_final:
             hv["hypervolume_final"] = self.results.hv_final
         return hv
@@ -130,8 +152,9 @@ def compare_archs(a: Architecture, b: Architecture) -> pd.DataFrame:
     return pd.DataFrame(compare(a, b)).astype(object).fillna("")
 
 
-def latency_breakdown(arch: Architecture, db: str | Path, imgsz: int | None = None, threads: int = 1,
-                      quick: bool = True) -> pd.DataFrame:
+def latency_breakdown(
+    arch: Architecture, db: str | Path, imgsz: int | None = None, threads: int = 1, quick: bool = True
+) -> pd.DataFrame:
     """This machine's ONNX Runtime latency of `arch` block by block, from a latency database.
 
     Blocks the database lacks are measured now and stored (as `nasearch latency predict --missing
@@ -151,10 +174,25 @@ def latency_breakdown(arch: Architecture, db: str | Path, imgsz: int | None = No
         total = predict_from_db(database, fp, sized, size, backend, "measure")
         _, units = arch_units(sized, size, fp.batch)
         stored = database.units(fp.id, [u.signature for u in units])
-    rows = [{"unit": u.name, "kind": u.kind, "block": u.block_type, "median_ms": stored[u.signature].median_ms,
-             "source": "measured"} for u in units]
-    rows.append({"unit": "whole network (blocks + fitted overhead)", "kind": "total", "block": "",
-                 "median_ms": total["predicted_ms"], "source": f"predicted ({total['method']})"})
+    rows = [
+        {
+            "unit": u.name,
+            "kind": u.kind,
+            "block": u.block_type,
+            "median_ms": stored[u.signature].median_ms,
+            "source": "measured",
+        }
+        for u in units
+    ]
+    rows.append(
+        {
+            "unit": "whole network (blocks + fitted overhead)",
+            "kind": "total",
+            "block": "",
+            "median_ms": total["predicted_ms"],
+            "source": f"predicted ({total['method']})",
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -180,8 +218,9 @@ def deploy_data(imgsz: int, images: int = 240, seed: int = 0, dataset: str = "sy
     return ensure_synthetic(Path("runs/data") / f"synth-{images}-{imgsz}-{seed}", images, imgsz, seed)
 
 
-def trained_checkpoint(run: Run, arch: Architecture, data: Path, epochs: int = 3, batch: int = 16,
-                       threads: int | None = None) -> Path:
+def trained_checkpoint(
+    run: Run, arch: Architecture, data: Path, epochs: int = 3, batch: int = 16, threads: int | None = None
+) -> Path:
     """`best.pt` of the architecture under RUN_DIR/train/, training it briefly first when there is none."""
     from nasearch.train.trainer import TrainConfig, Trainer
 
@@ -189,8 +228,15 @@ def trained_checkpoint(run: Run, arch: Architecture, data: Path, epochs: int = 3
     best = out / "best.pt"
     if best.is_file():
         return best
-    config = TrainConfig(epochs=epochs, imgsz=arch.data["imgsz"], batch=batch, workers=0,
-                         close_mosaic=min(1, epochs), threads=threads, warmup_epochs=min(1.0, epochs / 3))
+    config = TrainConfig(
+        epochs=epochs,
+        imgsz=arch.data["imgsz"],
+        batch=batch,
+        workers=0,
+        close_mosaic=min(1, epochs),
+        threads=threads,
+        warmup_epochs=min(1.0, epochs / 3),
+    )
     Trainer(arch.with_overrides(nc=_dataset_classes(data)), str(data), out, config).fit()
     return best
 
@@ -208,20 +254,33 @@ def export_member(ckpt: Path, out: Path, formats: str = "yaml,torch,onnx") -> di
     return export(resolve_source(str(ckpt), None), ExportOptions(formats=parse_formats(formats), out=out))
 
 
-def quantize_member(ckpt: Path, data: Path, out: Path, mode: str = "ptq", max_drop: float = 0.5,
-                    target: str = "cpu", calib_images: int = 64) -> dict[str, Any]:
+def quantize_member(
+    ckpt: Path,
+    data: Path,
+    out: Path,
+    mode: str = "ptq",
+    max_drop: float = 0.5,
+    target: str = "cpu",
+    calib_images: int = 64,
+) -> dict[str, Any]:
     """`nasearch quantize CKPT --mode …`: float and INT8 mAP and measured ONNX Runtime latency."""
     from nasearch.quant.report import QuantizeOptions, run_quantize
 
-    opts = QuantizeOptions(mode=mode, data=str(data), out=out, max_drop=max_drop, target=target,
-                           calib_images=calib_images, workers=0)
+    opts = QuantizeOptions(
+        mode=mode, data=str(data), out=out, max_drop=max_drop, target=target, calib_images=calib_images, workers=0
+    )
     return run_quantize(ckpt, opts)
 
 
 def float_vs_int8(report: dict[str, Any]) -> pd.DataFrame:
     """The quantize report as a two-row table (float, INT8)."""
-    return pd.DataFrame([
-        {"model": "float", "mAP50-95": report["map_float"], "latency_ms (measured)": report["latency_float_ms"]},
-        {"model": f"INT8 ({report['mode']})", "mAP50-95": report["map_int8"],
-         "latency_ms (measured)": report["latency_int8_ms"]},
-    ]).set_index("model")
+    return pd.DataFrame(
+        [
+            {"model": "float", "mAP50-95": report["map_float"], "latency_ms (measured)": report["latency_float_ms"]},
+            {
+                "model": f"INT8 ({report['mode']})",
+                "mAP50-95": report["map_int8"],
+                "latency_ms (measured)": report["latency_int8_ms"],
+            },
+        ]
+    ).set_index("model")

@@ -91,8 +91,7 @@ def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (sx * sy).sum(axis=(1, 2)) / np.where(den > 0, den, 1.0), np.nan)
 
 
-ROWS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {"spearman": spearman_rows,
-                                                                   "kendall": kendall_rows}
+ROWS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {"spearman": spearman_rows, "kendall": kendall_rows}
 
 
 def _columns(*values: ArrayLike) -> list[np.ndarray]:
@@ -105,8 +104,14 @@ def _columns(*values: ArrayLike) -> list[np.ndarray]:
     return cols
 
 
-def bootstrap(statistic: Callable[..., np.ndarray], *values: ArrayLike, name: str, seed: int = SEED,
-              resamples: int = RESAMPLES, confidence: float = CONFIDENCE) -> Interval:
+def bootstrap(
+    statistic: Callable[..., np.ndarray],
+    *values: ArrayLike,
+    name: str,
+    seed: int = SEED,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> Interval:
     """Percentile bootstrap of `statistic` over paired units.
 
     `statistic(*rows)` receives one [B, n] array per input (row b = resample b of the units, the same
@@ -125,33 +130,58 @@ def bootstrap(statistic: Callable[..., np.ndarray], *values: ArrayLike, name: st
     stats = np.concatenate(draws)
     ok = stats[np.isfinite(stats)]
     alpha = (1 - confidence) / 2
-    low, high = (np.quantile(ok, [alpha, 1 - alpha]) if len(ok) else (np.nan, np.nan))
-    return Interval(statistic=name, estimate=estimate, low=float(low), high=float(high), n=n,
-                    confidence=confidence, resamples=resamples, dropped=int(len(stats) - len(ok)), seed=seed)
+    low, high = np.quantile(ok, [alpha, 1 - alpha]) if len(ok) else (np.nan, np.nan)
+    return Interval(
+        statistic=name,
+        estimate=estimate,
+        low=float(low),
+        high=float(high),
+        n=n,
+        confidence=confidence,
+        resamples=resamples,
+        dropped=int(len(stats) - len(ok)),
+        seed=seed,
+    )
 
 
-def correlation(x: ArrayLike, y: ArrayLike, method: Method = "spearman", seed: int = SEED,
-                resamples: int = RESAMPLES) -> Interval:
+def correlation(
+    x: ArrayLike, y: ArrayLike, method: Method = "spearman", seed: int = SEED, resamples: int = RESAMPLES
+) -> Interval:
     """Rank correlation of x with y and its interval, resampling the (x, y) pairs."""
     return bootstrap(ROWS[method], x, y, name=method, seed=seed, resamples=resamples)
 
 
-def correlation_difference(target: ArrayLike, a: ArrayLike, b: ArrayLike, method: Method = "spearman",
-                           seed: int = SEED, resamples: int = RESAMPLES) -> Interval:
+def correlation_difference(
+    target: ArrayLike,
+    a: ArrayLike,
+    b: ArrayLike,
+    method: Method = "spearman",
+    seed: int = SEED,
+    resamples: int = RESAMPLES,
+) -> Interval:
     """corr(a, target) − corr(b, target) on the same resampled units: does signal a rank the target better?"""
     rows = ROWS[method]
-    return bootstrap(lambda t, x, z: rows(x, t) - rows(z, t), target, a, b, name=f"{method} difference",
-                     seed=seed, resamples=resamples)
+    return bootstrap(
+        lambda t, x, z: rows(x, t) - rows(z, t),
+        target,
+        a,
+        b,
+        name=f"{method} difference",
+        seed=seed,
+        resamples=resamples,
+    )
 
 
 def paired_difference(a: ArrayLike, b: ArrayLike, seed: int = SEED, resamples: int = RESAMPLES) -> Interval:
     """Mean of a_i − b_i over paired units (e.g. the same search seeds): is a better than b?"""
-    return bootstrap(lambda x, z: (x - z).mean(axis=1), a, b, name="mean paired difference", seed=seed,
-                     resamples=resamples)
+    return bootstrap(
+        lambda x, z: (x - z).mean(axis=1), a, b, name="mean paired difference", seed=seed, resamples=resamples
+    )
 
 
-def location(values: ArrayLike, statistic: Literal["mean", "median"] = "median", seed: int = SEED,
-             resamples: int = RESAMPLES) -> Interval:
+def location(
+    values: ArrayLike, statistic: Literal["mean", "median"] = "median", seed: int = SEED, resamples: int = RESAMPLES
+) -> Interval:
     """The mean or median of one sample (e.g. trials to reach a hypervolume, over seeds) and its interval."""
     fn = {"mean": lambda x: x.mean(axis=1), "median": lambda x: np.median(x, axis=1)}[statistic]
     return bootstrap(fn, values, name=statistic, seed=seed, resamples=resamples)
@@ -160,8 +190,17 @@ def location(values: ArrayLike, statistic: Literal["mean", "median"] = "median",
 def proportion(hits: int, n: int, confidence: float = CONFIDENCE) -> Interval:
     """A share of n independent units (e.g. architectures predicted within ±5%) with its Wilson interval."""
     ci = binomtest(hits, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return Interval(statistic="proportion (Wilson)", estimate=hits / n, low=float(ci.low), high=float(ci.high), n=n,
-                    confidence=confidence, resamples=0, dropped=0, seed=0)
+    return Interval(
+        statistic="proportion (Wilson)",
+        estimate=hits / n,
+        low=float(ci.low),
+        high=float(ci.high),
+        n=n,
+        confidence=confidence,
+        resamples=0,
+        dropped=0,
+        seed=0,
+    )
 
 
 def complete(*columns: Sequence[float | None]) -> list[list[float]]:

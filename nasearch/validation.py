@@ -23,9 +23,12 @@ def validate_model(model: type[M], data: Any, file: str) -> M:
     if not isinstance(data, dict):
         raise InputError(file, "<root>", "a mapping", describe(data))
     if foreign_mapping(data, model.model_fields):
-        raise InputError(file, "<root>", f"a {model.__name__} mapping (keys such as "
-                         f"{', '.join(list(model.model_fields)[:4])})",
-                         f"a mapping with none of those keys ({len(data)} others, not shown)")
+        raise InputError(
+            file,
+            "<root>",
+            f"a {model.__name__} mapping (keys such as {', '.join(list(model.model_fields)[:4])})",
+            f"a mapping with none of those keys ({len(data)} others, not shown)",
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -103,8 +103,7 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         # the kind only, never the text: the path may name a file that is no YAML document at all (/etc/shadow)
         kind = {type(None): "null", str: "a plain string", list: "a list"}.get(type(data), type(data).__name__)
-        raise InputError(str(path), "<root>", "a YAML mapping (is this the right file?)",
-                         f"{kind}, not a mapping")
+        raise InputError(str(path), "<root>", "a YAML mapping (is this the right file?)", f"{kind}, not a mapping")
     return data
 
 

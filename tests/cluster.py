@@ -31,8 +31,12 @@ import pytest
 PG_USER = "nasearch"
 PG_PASSWORD = "s3cret-pw"
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's minimum is about 75 MB; the trials pass tiny objects
-RAY_FAST_HEALTH = {"RAY_health_check_initial_delay_ms": "0", "RAY_health_check_period_ms": "500",
-                   "RAY_health_check_timeout_ms": "500", "RAY_health_check_failure_threshold": "3"}
+RAY_FAST_HEALTH = {
+    "RAY_health_check_initial_delay_ms": "0",
+    "RAY_health_check_period_ms": "500",
+    "RAY_health_check_timeout_ms": "500",
+    "RAY_health_check_failure_threshold": "3",
+}
 
 
 # Token authentication with a token of this test session's own, for the nodes and every driver. Ray reads
@@ -100,10 +104,12 @@ class PostgresServer:
         raise Unavailable("running as root and neither a `postgres` nor a `nobody` user to run PostgreSQL as")
 
     def _run(self, args: list[str], **kw: object) -> subprocess.Popen:
-        user = {} if self._owner is None else {"user": self._owner.pw_uid, "group": self._owner.pw_gid,
-                                                "extra_groups": []}
-        return subprocess.Popen(args, cwd=self.dir, env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"},
-                                **user, **kw)  # type: ignore[call-overload]
+        user = (
+            {} if self._owner is None else {"user": self._owner.pw_uid, "group": self._owner.pw_gid, "extra_groups": []}
+        )
+        return subprocess.Popen(
+            args, cwd=self.dir, env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"}, **user, **kw
+        )  # type: ignore[call-overload]
 
     def start(self) -> PostgresServer:
         import psycopg  # noqa: F401 - the driver the storage uses (the `cluster` extra): missing is a failure
@@ -115,16 +121,53 @@ class PostgresServer:
         if self._owner is not None:
             os.chown(pwfile, self._owner.pw_uid, self._owner.pw_gid)
         log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - the server's log for the test session
-        init = self._run([str(self.bindir / "initdb"), "-D", "data", "-U", PG_USER, "--pwfile", "pw",
-                          "--auth", "scram-sha-256", "--locale", "C", "-E", "UTF8", "--no-sync"],
-                         stdout=log, stderr=subprocess.STDOUT)
+        init = self._run(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                "data",
+                "-U",
+                PG_USER,
+                "--pwfile",
+                "pw",
+                "--auth",
+                "scram-sha-256",
+                "--locale",
+                "C",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         if init.wait(timeout=120) != 0:
             raise Unavailable(f"initdb failed: {(self.dir / 'server.log').read_text()[-400:]}")
-        self.proc = self._run([str(self.bindir / "postgres"), "-D", "data", "-p", str(self.port),
-                               "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
-                               "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                               "-c", "shared_buffers=16MB", "-c", "max_connections=200"],
-                              stdout=log, stderr=subprocess.STDOUT)
+        self.proc = self._run(
+            [
+                str(self.bindir / "postgres"),
+                "-D",
+                "data",
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={self.dir}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "shared_buffers=16MB",
+                "-c",
+                "max_connections=200",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -139,8 +182,15 @@ class PostgresServer:
     def _admin(self, sql: str) -> None:
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=PG_USER, password=PG_PASSWORD,
-                             dbname="postgres", autocommit=True, connect_timeout=5) as conn:
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user=PG_USER,
+            password=PG_PASSWORD,
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=5,
+        ) as conn:
             conn.execute(sql)
 
     def url(self) -> str:
@@ -180,19 +230,54 @@ class RayCluster:
         self.head: subprocess.Popen | None = None
         self.workers: dict[str, subprocess.Popen] = {}
         self.client_env = dict(RAY_CLIENT_ENV)
-        self.env = {**os.environ, **RAY_FAST_HEALTH, **self.client_env, "OMP_NUM_THREADS": "1",
-                    "RAY_DEDUP_LOGS": "0", "PYTHONPATH": os.pathsep.join(sys.path)}
+        self.env = {
+            **os.environ,
+            **RAY_FAST_HEALTH,
+            **self.client_env,
+            "OMP_NUM_THREADS": "1",
+            "RAY_DEDUP_LOGS": "0",
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        }
 
     def _start(self, args: list[str], log: str) -> subprocess.Popen:
         out = open(self.dir / log, "ab")  # noqa: SIM115 - the node's log for the test session
-        return subprocess.Popen([self.ray, "start", "--block", "--num-cpus", "1", "--num-gpus", "0",
-                                 "--object-store-memory", str(OBJECT_STORE_BYTES), "--disable-usage-stats",
-                                 *args], env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.dir)
+        return subprocess.Popen(
+            [
+                self.ray,
+                "start",
+                "--block",
+                "--num-cpus",
+                "1",
+                "--num-gpus",
+                "0",
+                "--object-store-memory",
+                str(OBJECT_STORE_BYTES),
+                "--disable-usage-stats",
+                *args,
+            ],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=self.dir,
+        )
 
     def start(self) -> RayCluster:
-        self.head = self._start(["--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
-                                 "--include-dashboard", "false", "--dashboard-port", str(free_port()),
-                                 "--temp-dir", str(self.dir)], "head.log")
+        self.head = self._start(
+            [
+                "--head",
+                "--node-ip-address",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--include-dashboard",
+                "false",
+                "--dashboard-port",
+                str(free_port()),
+                "--temp-dir",
+                str(self.dir),
+            ],
+            "head.log",
+        )
         self.wait_for({"CPU": 1.0}, timeout=90)
         return self
 
@@ -208,10 +293,13 @@ class RayCluster:
 
     def resources(self) -> dict[str, float]:
         """The cluster's alive resources, asked through a short-lived driver process."""
-        code = (f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False); "
-                "print(json.dumps(ray.cluster_resources()))")
-        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
-                             timeout=120, check=False)
+        code = (
+            f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False); "
+            "print(json.dumps(ray.cluster_resources()))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=120, check=False
+        )
         if out.returncode != 0:
             return {}
         return json.loads(out.stdout.strip().splitlines()[-1])

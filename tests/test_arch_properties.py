@@ -58,8 +58,10 @@ def _leaf(ann: Any, metadata: list[Any]) -> st.SearchStrategy:
         return st.one_of(st.sampled_from([lo, min(hi, 256)]), st.integers(lo, min(hi, lo + 64)))
     if ann is float:
         lo, hi = b.get("ge", b.get("gt", 0.0)), b.get("le", b.get("lt", 1.0))
-        return st.one_of(st.sampled_from([hi, lo + 1e-6, 0.01, 0.05]),
-                         st.floats(lo, hi, exclude_min="gt" in b, exclude_max="lt" in b))
+        return st.one_of(
+            st.sampled_from([hi, lo + 1e-6, 0.01, 0.05]),
+            st.floats(lo, hi, exclude_min="gt" in b, exclude_max="lt" in b),
+        )
     if ann is str:
         return st.text(max_size=5)
     raise AssertionError(f"no strategy for {ann!r}")
@@ -76,19 +78,26 @@ def _params(model: type[BaseModel]) -> st.SearchStrategy:
 def _block(kind: str) -> st.SearchStrategy:
     known = blocks_of_kind(kind)
     return st.sampled_from(sorted(known)).flatmap(
-        lambda name: _params(known[name].params).map(lambda p: {"type": name, **p}))
+        lambda name: _params(known[name].params).map(lambda p: {"type": name, **p})
+    )
 
 
-ARCHS = st.fixed_dictionaries({
-    "nc": st.sampled_from([1, 3, 80]),
-    "imgsz": st.sampled_from([32, 64, 96, 4096]),
-    "reg_max": st.sampled_from([0, 1, 16, 64]),
-    "backbone": st.fixed_dictionaries({"stem": _block("stem"), "stages": st.lists(_block("stage"), min_size=4,
-                                                                                   max_size=4),
-                                       "context": _block("context")}),
-    "neck": _block("neck"),
-    "head": _block("head"),
-})
+ARCHS = st.fixed_dictionaries(
+    {
+        "nc": st.sampled_from([1, 3, 80]),
+        "imgsz": st.sampled_from([32, 64, 96, 4096]),
+        "reg_max": st.sampled_from([0, 1, 16, 64]),
+        "backbone": st.fixed_dictionaries(
+            {
+                "stem": _block("stem"),
+                "stages": st.lists(_block("stage"), min_size=4, max_size=4),
+                "context": _block("context"),
+            }
+        ),
+        "neck": _block("neck"),
+        "head": _block("head"),
+    }
+)
 
 
 def _builds_and_runs(arch: Architecture) -> None:
@@ -104,8 +113,12 @@ def _builds_and_runs(arch: Architecture) -> None:
 
 
 # no shrinking: a meta build per example makes it take minutes; the failing example is printed as drawn
-@settings(max_examples=12, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=12,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(data=ARCHS)
 def test_every_schema_architecture_builds_or_is_refused_naming_a_field(data):
     try:
@@ -118,13 +131,16 @@ def test_every_schema_architecture_builds_or_is_refused_naming_a_field(data):
     _builds_and_runs(arch)
 
 
-@pytest.mark.parametrize("field,value,needle", [
-    ("stem_k", 4, "backbone.stem.k"),
-    ("sppf_k", 4, "backbone.context.k"),
-    ("c2f_e", 0.01, "backbone.stages[1].e"),
-    ("pan_e", 0.01, "neck.e"),
-    ("psa_e", 0.01, "backbone.context.psa_e"),  # found by the property test: a ZeroDivisionError in attention
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("stem_k", 4, "backbone.stem.k"),
+        ("sppf_k", 4, "backbone.context.k"),
+        ("c2f_e", 0.01, "backbone.stages[1].e"),
+        ("pan_e", 0.01, "neck.e"),
+        ("psa_e", 0.01, "backbone.context.psa_e"),  # found by the property test: a ZeroDivisionError in attention
+    ],
+)
 def test_known_crashes_are_refused_naming_the_field(field, value, needle):
     """Each once ended in a torch traceback (issue 17): now a refusal naming the field."""
     from nasearch import yamlio
@@ -150,8 +166,12 @@ SHIPPED_SPACES = sorted(SPACES.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("space_file", SHIPPED_SPACES, ids=lambda p: p.stem)
-@settings(max_examples=2, deadline=None, phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=2,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_every_architecture_a_shipped_space_samples_builds_and_runs(space_file, seed):
     _builds_and_runs(load_space(space_file).sample(seed))

@@ -35,8 +35,14 @@ def boxes_around(points: torch.Tensor, half: float) -> torch.Tensor:
     return torch.cat((points - half, points + half), -1)
 
 
-def run(gt: list[list[float]], labels: list[int], pred_boxes: torch.Tensor | None = None,
-        scores: torch.Tensor | None = None, mask: list[bool] | None = None, topk: int = 10):
+def run(
+    gt: list[list[float]],
+    labels: list[int],
+    pred_boxes: torch.Tensor | None = None,
+    scores: torch.Tensor | None = None,
+    mask: list[bool] | None = None,
+    topk: int = 10,
+):
     a = anchors()
     n = len(a)
     gt_boxes = torch.tensor([gt], dtype=torch.float32).reshape(1, -1, 4)
@@ -65,9 +71,14 @@ def test_gt_covering_anchors_gets_exactly_those_anchors():
 
 def test_no_gts_means_all_background():
     a = anchors()
-    empty = TaskAlignedAssigner()(torch.rand(2, len(a), NC), boxes_around(a, 6.0)[None].repeat(2, 1, 1), a,
-                                  torch.zeros(2, 0, dtype=torch.long), torch.zeros(2, 0, 4),
-                                  torch.zeros(2, 0, dtype=torch.bool))
+    empty = TaskAlignedAssigner()(
+        torch.rand(2, len(a), NC),
+        boxes_around(a, 6.0)[None].repeat(2, 1, 1),
+        a,
+        torch.zeros(2, 0, dtype=torch.long),
+        torch.zeros(2, 0, 4),
+        torch.zeros(2, 0, dtype=torch.bool),
+    )
     assert not empty.foreground.any()
     assert empty.scores.abs().sum() == 0
     padded_only = run([[16.0, 16.0, 40.0, 40.0]], [1], mask=[False])
@@ -144,8 +155,9 @@ def test_batched_with_padding_matches_one_image_at_a_time():
     batched = TaskAlignedAssigner()(scores, pred, a, gt_labels, gt_boxes, gt_mask)
     for i in range(2):
         own_mask = torch.ones(1, len(labels[i]), dtype=torch.bool)
-        single = TaskAlignedAssigner()(scores[i:i + 1], pred[i:i + 1], a, torch.tensor([labels[i]]),
-                                       torch.tensor([gts[i]]), own_mask)
+        single = TaskAlignedAssigner()(
+            scores[i : i + 1], pred[i : i + 1], a, torch.tensor([labels[i]]), torch.tensor([gts[i]]), own_mask
+        )
         assert torch.equal(batched.foreground[i], single.foreground[0])
         assert torch.allclose(batched.scores[i], single.scores[0])
         fg = single.foreground[0]

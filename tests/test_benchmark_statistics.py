@@ -37,10 +37,13 @@ def test_committed_proxy_trust_table_reproduces_and_vote_does_not_beat_flops():
 def test_search_efficiency_pairs_by_seed():
     se = _script("search_efficiency")
     assert se.trials_to_reach([1.0, 2.0, 3.0], 2.0) == 2 and se.trials_to_reach([1.0], 5.0) == 2
-    hv = {"random": {"0": [1.0, 2.0, 3.0, 4.0], "1": [1.0, 1.5, 2.0, 3.0], "2": [0.5, 1.0, 2.0, 2.5]},
-          "default": {"0": [2.0, 4.0], "1": [1.5, 3.5], "2": [1.0, 2.0]}}
-    runs = {label: {k: [{"feasible": i % 2 == 0} for i in range(len(c))] for k, c in by.items()}
-            for label, by in hv.items()}
+    hv = {
+        "random": {"0": [1.0, 2.0, 3.0, 4.0], "1": [1.0, 1.5, 2.0, 3.0], "2": [0.5, 1.0, 2.0, 2.5]},
+        "default": {"0": [2.0, 4.0], "1": [1.5, 3.5], "2": [1.0, 2.0]},
+    }
+    runs = {
+        label: {k: [{"feasible": i % 2 == 0} for i in range(len(c))] for k, c in by.items()} for label, by in hv.items()
+    }
     out = se.paired_statistics(hv, runs, [0, 1, 2], trials=2, random_trials=4)
     d = out["vs_random"]["default"]["2_vs_4"]
     assert d["estimate"] == pytest.approx(((4 - 4) + (3.5 - 3) + (2 - 2.5)) / 3) and d["verdict"] == "not shown"

@@ -19,12 +19,12 @@ def _convs(m: nn.Module) -> list[nn.Conv2d]:
 
 
 CASES = [  # c_in, c_out, stride, identity, alpha_1x1
-    (16, 16, 1, True, False),   # identity branch present
+    (16, 16, 1, True, False),  # identity branch present
     (16, 16, 1, False, False),  # identity switched off
-    (8, 16, 1, True, False),    # channels differ: no identity
-    (16, 16, 2, True, False),   # stride 2: no identity
-    (16, 16, 1, True, True),    # learnable 1×1 weight
-    (3, 12, 2, False, True),    # stem-like
+    (8, 16, 1, True, False),  # channels differ: no identity
+    (16, 16, 2, True, False),  # stride 2: no identity
+    (16, 16, 1, True, True),  # learnable 1×1 weight
+    (3, 12, 2, False, True),  # stem-like
 ]
 
 

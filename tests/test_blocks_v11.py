@@ -96,25 +96,32 @@ def test_c3_and_c3k2_stages_downsample_and_fuse():
     c3, c_out = blocks["c3_stage"].build(blocks["c3_stage"].params(out=24, blocks=2), CTX, 16)
     assert c_out == 24
     assert assert_fuses(c3, torch.randn(1, 16, 12, 12))(torch.randn(1, 16, 12, 12)).shape == (1, 24, 6, 6)
-    stage, c_out = blocks["c3k2_stage"].build(blocks["c3k2_stage"].params(out=32, down=16, blocks=1, e=0.25),
-                                              CTX, 8)
+    stage, c_out = blocks["c3k2_stage"].build(blocks["c3k2_stage"].params(out=32, down=16, blocks=1, e=0.25), CTX, 8)
     assert c_out == 32 and stage[0].conv.out_channels == 16 and isinstance(stage[1], C3k2)
     assert assert_fuses(stage, torch.randn(1, 8, 12, 12))(torch.randn(1, 8, 12, 12)).shape == (1, 32, 6, 6)
 
 
 def _feats(levels):
-    return tuple(torch.randn(1, c, 32 // 2 ** i, 32 // 2 ** i) for i, c in enumerate(levels))
+    return tuple(torch.randn(1, c, 32 // 2**i, 32 // 2**i) for i, c in enumerate(levels))
 
 
 def test_necks_fuse():
     levels = [8, 16, 24, 32]
-    v11 = V11PanParams(up1=C3k2Level(out=24, blocks=1), up2=C3k2Level(out=16, blocks=1),
-                       down1=C3k2Level(out=24, blocks=1), down2=C3k2Level(out=32, blocks=1, c3k=True))
+    v11 = V11PanParams(
+        up1=C3k2Level(out=24, blocks=1),
+        up2=C3k2Level(out=16, blocks=1),
+        down1=C3k2Level(out=24, blocks=1),
+        down2=C3k2Level(out=32, blocks=1, c3k=True),
+    )
     neck, out = load_blocks()["v11_pan"].build(v11, CTX, levels)
     assert out == [16, 24, 32] and isinstance(neck.bu2, C3k2) and isinstance(neck.bu2.m[0], C3)
     assert_fuses(neck, _feats(levels), as_list=True)
-    v5 = V5PanParams(up1=V5UpLevel(out=24, blocks=1, lateral=20), up2=V5UpLevel(out=16, blocks=2, lateral=12),
-                     down1=PanLevel(out=24, blocks=1), down2=PanLevel(out=32, blocks=1))
+    v5 = V5PanParams(
+        up1=V5UpLevel(out=24, blocks=1, lateral=20),
+        up2=V5UpLevel(out=16, blocks=2, lateral=12),
+        down1=PanLevel(out=24, blocks=1),
+        down2=PanLevel(out=32, blocks=1),
+    )
     neck = V5Pan(v5, CTX, levels)
     assert neck.bu1.cv1.conv.in_channels == 16 + 12 and neck.bu2.cv1.conv.in_channels == 24 + 20
     outs = assert_fuses(neck, _feats(levels), as_list=True)(list(_feats(levels)))
@@ -134,10 +141,16 @@ def test_v11_head_class_branch_is_depthwise_separable_and_fuses():
 # Ultralytics 8.4.190, `DetectionModel("<name>.yaml")`, every nn.Parameter counted (DFL's fixed 1×1 projection
 # included), and its docs' fused GFLOPs at 640 (YOLO11: docs/en/models/yolo11.md; YOLOv5u: docs/en/models/yolov5.md).
 PUBLISHED = {
-    "yolo11n": (2_624_080, 6.5), "yolo11s": (9_458_752, 21.5), "yolo11m": (20_114_688, 68.0),
-    "yolo11l": (25_372_160, 86.9), "yolo11x": (56_966_176, 194.9),
-    "yolov5nu": (2_654_816, 7.7), "yolov5su": (9_153_152, 24.0), "yolov5mu": (25_111_456, 64.2),
-    "yolov5lu": (53_225_024, 135.0), "yolov5xu": (97_276_448, 246.4),
+    "yolo11n": (2_624_080, 6.5),
+    "yolo11s": (9_458_752, 21.5),
+    "yolo11m": (20_114_688, 68.0),
+    "yolo11l": (25_372_160, 86.9),
+    "yolo11x": (56_966_176, 194.9),
+    "yolov5nu": (2_654_816, 7.7),
+    "yolov5su": (9_153_152, 24.0),
+    "yolov5mu": (25_111_456, 64.2),
+    "yolov5lu": (53_225_024, 135.0),
+    "yolov5xu": (97_276_448, 246.4),
 }
 
 

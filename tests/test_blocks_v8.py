@@ -52,18 +52,25 @@ def test_sppf_fuses():
 
 
 def test_pan_and_head_fuse():
-    p = V8PanParams(up1=PanLevel(out=24, blocks=1), up2=PanLevel(out=16, blocks=2),
-                    down1=PanLevel(out=24, blocks=1), down2=PanLevel(out=32, blocks=1))
+    p = V8PanParams(
+        up1=PanLevel(out=24, blocks=1),
+        up2=PanLevel(out=16, blocks=2),
+        down1=PanLevel(out=24, blocks=1),
+        down2=PanLevel(out=32, blocks=1),
+    )
     levels = [8, 16, 24, 32]
-    feats = [torch.randn(1, c, 64 // 2 ** i, 64 // 2 ** i) for i, c in enumerate(levels)]
+    feats = [torch.randn(1, c, 64 // 2**i, 64 // 2**i) for i, c in enumerate(levels)]
     _check(V8Pan(p, CTX, levels), *feats)
     head = V8Head([16, 24, 32], CTX, 32, 16)
     _check(head, *[torch.randn(1, c, s, s) for c, s in zip([16, 24, 32], [16, 8, 4], strict=True)])
 
 
 PUBLISHED = {  # Ultralytics: parameters (every nn.Parameter), fused GFLOPs at 640
-    "yolov8n": (3_157_200, 8.7), "yolov8s": (11_166_560, 28.6), "yolov8m": (25_902_640, 78.9),
-    "yolov8l": (43_691_520, 165.2), "yolov8x": (68_229_648, 257.8),
+    "yolov8n": (3_157_200, 8.7),
+    "yolov8s": (11_166_560, 28.6),
+    "yolov8m": (25_902_640, 78.9),
+    "yolov8l": (43_691_520, 165.2),
+    "yolov8x": (68_229_648, 257.8),
 }
 
 

@@ -95,8 +95,7 @@ def test_spp_fuses_and_pools_in_parallel():
 
 def test_spp_rejects_even_kernels_as_input_error():
     data = load_arch("yolo_nas_s").data
-    bad = {**data, "backbone": {**data["backbone"], "context": {"type": "yolonas_spp", "out": 768,
-                                                                 "kernels": [5, 8]}}}
+    bad = {**data, "backbone": {**data["backbone"], "context": {"type": "yolonas_spp", "out": 768, "kernels": [5, 8]}}}
     with pytest.raises(InputError) as err:
         Architecture.from_dict(bad, "bad.yaml")
     assert err.value.path == "backbone.context.kernels[1]"
@@ -135,7 +134,7 @@ def test_pan_neck_fuses_and_wires_levels():
     entry = load_blocks()["yolonas_pan"]
     neck, outs = entry.build(_pan_params(), CTX, levels)
     assert isinstance(neck, YoloNASPan) and outs == [16, 24, 32]
-    feats = tuple(torch.randn(1, c, 32 // 2 ** i, 32 // 2 ** i) for i, c in enumerate(levels))  # strides 4..32
+    feats = tuple(torch.randn(1, c, 32 // 2**i, 32 // 2**i) for i, c in enumerate(levels))  # strides 4..32
     fused = assert_fuses(neck, feats, as_list=True)
     p3, p4, p5 = fused(list(feats))
     assert p3.shape == (1, 16, 16, 16) and p4.shape == (1, 24, 8, 8) and p5.shape == (1, 32, 4, 4)

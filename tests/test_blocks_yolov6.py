@@ -132,9 +132,16 @@ def test_bic_fuses_three_resolutions():
 
 
 def _neck_params(csp: bool, block: str) -> V6RepBiFPANParams:
-    return V6RepBiFPANParams(up1=NeckLevel(out=16, blocks=2), up2=NeckLevel(out=8, blocks=1),
-                             down1=NeckLevel(out=16, blocks=1), down2=NeckLevel(out=24, blocks=2),
-                             csp=csp, e=0.5, block=block, act="silu")
+    return V6RepBiFPANParams(
+        up1=NeckLevel(out=16, blocks=2),
+        up2=NeckLevel(out=8, blocks=1),
+        down1=NeckLevel(out=16, blocks=1),
+        down2=NeckLevel(out=24, blocks=2),
+        csp=csp,
+        e=0.5,
+        block=block,
+        act="silu",
+    )
 
 
 @pytest.mark.parametrize(("csp", "block"), [(False, "repvgg"), (True, "repvgg"), (True, "conv"), (False, "qarepvgg")])
@@ -147,7 +154,7 @@ def test_repbifpan_fuses_and_wires_levels(csp, block):
     assert isinstance(neck.reduce0.act, nn.ReLU) and isinstance(neck.bic0.cv3.act, nn.ReLU)  # fuse_act
     n5_in = neck.n5.cv1.conv.in_channels if csp else _in(neck.n5[0])
     assert n5_in == 16 + 16  # down1 output ‖ the reduced P5 (up1 width)
-    feats = tuple(torch.randn(1, c, 32 // 2 ** i, 32 // 2 ** i) for i, c in enumerate(levels))  # strides 4..32
+    feats = tuple(torch.randn(1, c, 32 // 2**i, 32 // 2**i) for i, c in enumerate(levels))  # strides 4..32
     fused = assert_fuses(neck, feats, as_list=True)
     with torch.no_grad():
         p3, p4, p5 = fused(list(feats))

@@ -32,8 +32,15 @@ print(json.dumps({"code": code, "loaded": sorted(m for m in heavy if m in sys.mo
 def imported_by(*args: str) -> tuple[int, list[str]]:
     """Run `nasearch ARGS` in a fresh interpreter; its exit code and which HEAVY modules it imported."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     doc = json.loads(out.stdout.strip().splitlines()[-1])
     return doc["code"], doc["loaded"]
 

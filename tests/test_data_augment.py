@@ -31,7 +31,7 @@ def _canvas(h: int, w: int, rects: list[tuple[int, int, int, int]]) -> tuple[np.
 
 def _pixel_box(img: np.ndarray, color: tuple[int, int, int], tol: int = 60) -> np.ndarray | None:
     """Tight pixel-edge box of the pixels close to a colour."""
-    mask = (np.abs(img.astype(int) - np.array(color)).max(axis=2) < tol)
+    mask = np.abs(img.astype(int) - np.array(color)).max(axis=2) < tol
     if not mask.any():
         return None
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
@@ -56,7 +56,7 @@ def test_letterbox_places_pixels_where_the_boxes_go():
     img, labels = _canvas(120, 200, [(20, 30, 90, 100), (150, 10, 190, 50)])
     out, meta = letterbox(img, 96)
     assert out.shape == (96, 96, 3) and (meta.pad_x, meta.pad_y) == (0, 19)
-    assert (out[:meta.pad_y] == 114).all() and (out[-meta.pad_y:] == 114).all()
+    assert (out[: meta.pad_y] == 114).all() and (out[-meta.pad_y :] == 114).all()
     boxes = letterbox_boxes(labels.boxes, meta)
     _assert_boxes_on_objects(out, Labels(boxes, labels.classes), atol=1.0)
 

@@ -26,18 +26,36 @@ def _one_error_line(args: list[str]) -> str:
 
 
 COCO_CASES = {
-    "box_outside": (lambda d: d["annotations"][0].update(bbox=[90, 20, 30, 40]), "annotations[0].bbox",
-                    "inside the 100x80 image"),
-    "zero_width": (lambda d: d["annotations"][2].update(bbox=[5, 5, 0, 4]), "annotations[2].bbox",
-                   "positive width and height"),
-    "negative_height": (lambda d: d["annotations"][1].update(bbox=[5, 5, 4, -2]), "annotations[1].bbox",
-                        "positive width and height"),
-    "unknown_category": (lambda d: d["annotations"][1].update(category_id=5), "annotations[1].category_id",
-                         "one of the category ids [3, 7]"),
-    "unknown_image": (lambda d: d["annotations"][3].update(image_id=99), "annotations[3].image_id",
-                      "the id of an entry in images"),
-    "bad_bbox": (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), "annotations[0].bbox",
-                 "[x, y, width, height] numbers"),
+    "box_outside": (
+        lambda d: d["annotations"][0].update(bbox=[90, 20, 30, 40]),
+        "annotations[0].bbox",
+        "inside the 100x80 image",
+    ),
+    "zero_width": (
+        lambda d: d["annotations"][2].update(bbox=[5, 5, 0, 4]),
+        "annotations[2].bbox",
+        "positive width and height",
+    ),
+    "negative_height": (
+        lambda d: d["annotations"][1].update(bbox=[5, 5, 4, -2]),
+        "annotations[1].bbox",
+        "positive width and height",
+    ),
+    "unknown_category": (
+        lambda d: d["annotations"][1].update(category_id=5),
+        "annotations[1].category_id",
+        "one of the category ids [3, 7]",
+    ),
+    "unknown_image": (
+        lambda d: d["annotations"][3].update(image_id=99),
+        "annotations[3].image_id",
+        "the id of an entry in images",
+    ),
+    "bad_bbox": (
+        lambda d: d["annotations"][0].update(bbox=[1, 2, 3]),
+        "annotations[0].bbox",
+        "[x, y, width, height] numbers",
+    ),
     "empty_split": (lambda d: d.update(images=[], annotations=[]), "images", "at least one image"),
     "duplicate_image_id": (lambda d: d["images"][1].update(id=11), "images[1].id", "a unique image id"),
     "no_categories": (lambda d: d.pop("categories"), "categories", "a list"),

@@ -22,8 +22,11 @@ def synth(tmp_path_factory) -> Path:
     return out
 
 
-def _rect_dataset(root: Path, sizes: list[tuple[int, int]], colors: list[tuple[int, int, int]] | None = None,
-                  ) -> Path:
+def _rect_dataset(
+    root: Path,
+    sizes: list[tuple[int, int]],
+    colors: list[tuple[int, int, int]] | None = None,
+) -> Path:
     """Images of the given (w, h) with one white rectangle each (or a plain colour), as COCO."""
     images, annotations = [], []
     (root / "images").mkdir(parents=True)
@@ -37,11 +40,11 @@ def _rect_dataset(root: Path, sizes: list[tuple[int, int]], colors: list[tuple[i
             arr[:] = colors[i]
         Image.fromarray(arr).save(root / "images" / f"{i}.png")
         images.append({"id": 100 + i, "file_name": f"{i}.png", "width": w, "height": h})
-        annotations.append({"id": i + 1, "image_id": 100 + i, "category_id": 1,
-                            "bbox": [x1, y1, x2 - x1, y2 - y1]})
+        annotations.append({"id": i + 1, "image_id": 100 + i, "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1]})
     ann = root / "instances_val.json"
-    ann.write_text(json.dumps({"images": images, "annotations": annotations,
-                               "categories": [{"id": 1, "name": "thing"}]}))
+    ann.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "thing"}]})
+    )
     return ann
 
 
@@ -103,8 +106,7 @@ def test_mosaic_switch_reaches_persistent_workers(tmp_path):
 
     def colours_per_image() -> list[int]:
         images = (next(iter(loader)).images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        return [sum(bool((np.abs(img.astype(int) - c).max(axis=2) < 8).sum() > 20) for c in colors)
-                for img in images]
+        return [sum(bool((np.abs(img.astype(int) - c).max(axis=2) < 8).sum() > 20) for c in colors) for img in images]
 
     assert max(colours_per_image()) >= 2  # mosaics mix several source images
     loader.mosaic = False

@@ -14,8 +14,9 @@ from nasearch.data.yolo import label_path_for
 from nasearch.errors import InputError
 
 
-def write_image(path: Path, width: int, height: int, color: tuple[int, int, int] = (90, 90, 90),
-                exif_orientation: int | None = None) -> Path:
+def write_image(
+    path: Path, width: int, height: int, color: tuple[int, int, int] = (90, 90, 90), exif_orientation: int | None = None
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.new("RGB", (width, height), color)
     if exif_orientation is None:
@@ -30,9 +31,11 @@ def write_image(path: Path, width: int, height: int, color: tuple[int, int, int]
 def coco_doc() -> dict:
     """Two images (100x80 and 60x40); category ids 3 and 7 (not contiguous); one crowd region."""
     return {
-        "images": [{"id": 11, "file_name": "a.jpg", "width": 100, "height": 80},
-                   {"id": 12, "file_name": "sub/b.png", "width": 60, "height": 40},
-                   {"id": 13, "file_name": "c.jpg", "width": 50, "height": 50}],
+        "images": [
+            {"id": 11, "file_name": "a.jpg", "width": 100, "height": 80},
+            {"id": 12, "file_name": "sub/b.png", "width": 60, "height": 40},
+            {"id": 13, "file_name": "c.jpg", "width": 50, "height": 50},
+        ],
         "annotations": [
             {"id": 1, "image_id": 11, "category_id": 7, "bbox": [10, 20, 30, 40], "iscrowd": 0},
             {"id": 2, "image_id": 11, "category_id": 3, "bbox": [0, 0, 100, 80], "iscrowd": 0},

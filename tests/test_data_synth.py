@@ -108,8 +108,9 @@ def test_every_class_differs_by_outline_or_texture():
     background = np.zeros((64, 64, 3), dtype=np.uint8)
     drawings = []
     for cls in range(len(CLASS_NAMES)):
-        spec = ShapeSpec(cls=cls, cx=32, cy=32, size=48, aspect=2.0, color=(200, 200, 200),
-                         color2=(40, 40, 40), period=8)
+        spec = ShapeSpec(
+            cls=cls, cx=32, cy=32, size=48, aspect=2.0, color=(200, 200, 200), color2=(40, 40, 40), period=8
+        )
         drawings.append(render_scene(background, [spec]).image[..., 0].astype(int))
     for i in range(len(drawings)):
         for j in range(i):
@@ -123,8 +124,11 @@ def test_cli_synth_json_and_summary_line(tmp_path):
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["images"] == 8 and doc["train_images"] + doc["val_images"] == 8 and doc["classes"] == 10
-    assert doc["boxes"] == sum(doc["boxes_per_class"]) == load_split(out, "train").num_boxes() + load_split(
-        out, "val").num_boxes()
+    assert (
+        doc["boxes"]
+        == sum(doc["boxes_per_class"])
+        == load_split(out, "train").num_boxes() + load_split(out, "val").num_boxes()
+    )
     summary = [ln for ln in result.stderr.splitlines() if ln.startswith("synth:")]
     assert len(summary) == 1 and "8 images" in summary[0]
     again = runner.invoke(app, ["data", "synth", "--out", str(out), "--images", "6", "--imgsz", "96"])

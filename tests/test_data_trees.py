@@ -33,18 +33,29 @@ runner = CliRunner()
 
 # scene -> (width, height, boxes); the validation scene has the same name as the real one.
 FAKE = {
-    "train_a": (256, 256, [(10, 10, 40, 40),        # inside tile (0, 0)
-                           (100, 20, 150, 40),      # 28 of 50 px left of x=128: kept, clipped to 100..128
-                           (118, 118, 138, 138)]),  # a quarter in each of four tiles: dropped
+    "train_a": (
+        256,
+        256,
+        [
+            (10, 10, 40, 40),  # inside tile (0, 0)
+            (100, 20, 150, 40),  # 28 of 50 px left of x=128: kept, clipped to 100..128
+            (118, 118, 138, 138),
+        ],
+    ),  # a quarter in each of four tiles: dropped
     VAL_SCENE: (200, 128, [(5, 5, 25, 25), (150, 100, 190, 125)]),
 }
 
 
 def _voc(width: int, height: int, boxes: list[tuple[int, int, int, int]], name: str = "Tree") -> bytes:
-    objects = "".join(f"<object><name>{name}</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax>"
-                      f"<ymax>{d}</ymax></bndbox></object>" for a, b, c, d in boxes)
-    return (f"<annotation><size><width>{width}</width><height>{height}</height><depth>3</depth></size>"
-            f"{objects}</annotation>").encode()
+    objects = "".join(
+        f"<object><name>{name}</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax>"
+        f"<ymax>{d}</ymax></bndbox></object>"
+        for a, b, c, d in boxes
+    )
+    return (
+        f"<annotation><size><width>{width}</width><height>{height}</height><depth>3</depth></size>"
+        f"{objects}</annotation>"
+    ).encode()
 
 
 def _png(width: int, height: int, seed: int) -> bytes:

@@ -38,14 +38,23 @@ runner = CliRunner()
 
 # A small YOLOv8-style detector (~90k parameters) for the learning test.
 SMALL_ARCH = {
-    "name": "small_v8", "nc": 10, "imgsz": 96, "reg_max": 8, "act": "silu",
+    "name": "small_v8",
+    "nc": 10,
+    "imgsz": 96,
+    "reg_max": 8,
+    "act": "silu",
     "backbone": {
         "stem": {"type": "conv_stem", "out": 8},
         "stages": [{"type": "c2f_stage", "out": c, "blocks": 1} for c in (16, 16, 32, 32)],
         "context": {"type": "sppf", "out": 32},
     },
-    "neck": {"type": "v8_pan", "up1": {"out": 16, "blocks": 1}, "up2": {"out": 16, "blocks": 1},
-             "down1": {"out": 16, "blocks": 1}, "down2": {"out": 32, "blocks": 1}},
+    "neck": {
+        "type": "v8_pan",
+        "up1": {"out": 16, "blocks": 1},
+        "up2": {"out": 16, "blocks": 1},
+        "down1": {"out": 16, "blocks": 1},
+        "down2": {"out": 32, "blocks": 1},
+    },
     "head": {"type": "v8_head", "box_width": 16, "cls_width": 16},
 }
 TRAIN_STEPS = 250
@@ -122,19 +131,36 @@ def _random_coco(seed: int) -> tuple[dict, list[dict]]:
             x, y = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
             cat = int(rng.choice(cats))
             crowd = int(rng.random() < 0.05)
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cat,
-                         "bbox": [x, y, bw, bh], "area": bw * bh, "iscrowd": crowd})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "category_id": cat,
+                    "bbox": [x, y, bw, bh],
+                    "area": bw * bh,
+                    "iscrowd": crowd,
+                }
+            )
             if rng.random() < 0.8:  # a detection near the truth
                 jitter = rng.normal(0, 0.08, 4) * [bw, bh, bw, bh]
-                dets.append({"image_id": image_id, "category_id": cat if rng.random() < 0.9 else 5,
-                             "bbox": [x + jitter[0], y + jitter[1], bw + jitter[2], bh + jitter[3]],
-                             "score": float(rng.uniform(0.2, 1.0))})
+                dets.append(
+                    {
+                        "image_id": image_id,
+                        "category_id": cat if rng.random() < 0.9 else 5,
+                        "bbox": [x + jitter[0], y + jitter[1], bw + jitter[2], bh + jitter[3]],
+                        "score": float(rng.uniform(0.2, 1.0)),
+                    }
+                )
         for _ in range(int(rng.integers(0, 4))):  # false positives
-            dets.append({"image_id": image_id, "category_id": int(rng.choice(cats)),
-                         "bbox": [rng.uniform(0, w / 2), rng.uniform(0, h / 2), rng.uniform(3, 40),
-                                  rng.uniform(3, 40)], "score": float(rng.uniform(0.0, 0.6))})
-    gt = {"images": images, "annotations": anns,
-          "categories": [{"id": c, "name": f"c{c}"} for c in cats]}
+            dets.append(
+                {
+                    "image_id": image_id,
+                    "category_id": int(rng.choice(cats)),
+                    "bbox": [rng.uniform(0, w / 2), rng.uniform(0, h / 2), rng.uniform(3, 40), rng.uniform(3, 40)],
+                    "score": float(rng.uniform(0.0, 0.6)),
+                }
+            )
+    gt = {"images": images, "annotations": anns, "categories": [{"id": c, "name": f"c{c}"} for c in cats]}
     return gt, dets
 
 
@@ -166,8 +192,11 @@ def test_coco_map_agrees_with_pycocotools(seed):
 
 def test_coco_map_bounds():
     gt, _ = _random_coco(3)
-    perfect = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
-               for a in gt["annotations"] if not a["iscrowd"]]
+    perfect = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+        for a in gt["annotations"]
+        if not a["iscrowd"]
+    ]
     assert coco_map(gt, perfect).map == pytest.approx(100.0)
     assert coco_map(gt, []).map == 0.0
     assert coco_map({**gt, "annotations": []}, perfect[:1]).map50 == 0.0
@@ -185,10 +214,17 @@ def _write_nonsquare_dataset(root: Path) -> Path:
         for k in range(3):
             bw, bh = 10 + 5 * k, 12 + 3 * k
             x, y = 5 + 17 * k, 3 + 21 * k
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 3 + 4 * (k % 2),
-                         "bbox": [x, y, bw, bh], "area": bw * bh, "iscrowd": 0})
-    doc = {"images": images, "annotations": anns,
-           "categories": [{"id": 3, "name": "a"}, {"id": 7, "name": "b"}]}
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "category_id": 3 + 4 * (k % 2),
+                    "bbox": [x, y, bw, bh],
+                    "area": bw * bh,
+                    "iscrowd": 0,
+                }
+            )
+    doc = {"images": images, "annotations": anns, "categories": [{"id": 3, "name": "a"}, {"id": 7, "name": "b"}]}
     path = root / "instances_val.json"
     path.write_text(json.dumps(doc))
     return path
@@ -242,8 +278,15 @@ def trained(synth):
     history = train_steps(model, loader, steps=TRAIN_STEPS, lr=5e-3, seed=0)
     seconds = time.perf_counter() - start
     after = evaluate_model(model, split, IMGSZ, batch=16)
-    return {"model": model.eval(), "arch": arch, "split": split, "before": before, "after": after,
-            "history": history, "seconds": seconds}
+    return {
+        "model": model.eval(),
+        "arch": arch,
+        "split": split,
+        "before": before,
+        "after": after,
+        "history": history,
+        "seconds": seconds,
+    }
 
 
 def test_short_training_learns_the_synthetic_set(trained):
@@ -253,9 +296,11 @@ def test_short_training_learns_the_synthetic_set(trained):
     above chance: it fails if assignment, loss, decoding, NMS or the coordinate mapping is broken.
     """
     before, after, history = trained["before"], trained["after"], trained["history"]
-    print(f"\nlearning test: {TRAIN_STEPS} steps in {trained['seconds']:.1f} s, mAP {after.map:.1f}, "
-          f"mAP50 {after.map50:.1f} (untrained {before.map:.2f}), loss {history.losses[0]:.1f} -> "
-          f"{history.mean_loss():.1f}")
+    print(
+        f"\nlearning test: {TRAIN_STEPS} steps in {trained['seconds']:.1f} s, mAP {after.map:.1f}, "
+        f"mAP50 {after.map50:.1f} (untrained {before.map:.2f}), loss {history.losses[0]:.1f} -> "
+        f"{history.mean_loss():.1f}"
+    )
     assert before.map50 < 1.0
     assert after.map50 > 40.0 and after.map > 20.0
     assert history.mean_loss() < 0.5 * history.losses[0]
@@ -280,8 +325,7 @@ def _invoke(args: list[str]):
 def test_cli_evaluate_checkpoint_and_onnx(trained, synth, tmp_path):
     model = trained["model"]
     ckpt = tmp_path / "best.pt"
-    save_checkpoint({"arch": trained["arch"].data, "model": model.state_dict(),
-                     "train_args": {"imgsz": IMGSZ}}, ckpt)
+    save_checkpoint({"arch": trained["arch"].data, "model": model.state_dict(), "train_args": {"imgsz": IMGSZ}}, ckpt)
     result = _invoke(["evaluate", str(ckpt), "--data", str(synth), "--split", "train", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)

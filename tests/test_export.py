@@ -41,8 +41,15 @@ def trained(tmp_path_factory, tiny_space_path):
     arch = load_space(tiny_space_path).sample(1).with_overrides(nc=10)
     torch.manual_seed(0)
     model = randomize_bn(build_model(arch), seed=1)
-    ckpt = save_checkpoint({"arch": arch.data, "model": model.state_dict(), "train_args": {"imgsz": IMGSZ},
-                            "class_names": [f"c{i}" for i in range(10)]}, root / "best.pt")
+    ckpt = save_checkpoint(
+        {
+            "arch": arch.data,
+            "model": model.state_dict(),
+            "train_args": {"imgsz": IMGSZ},
+            "class_names": [f"c{i}" for i in range(10)],
+        },
+        root / "best.pt",
+    )
     return ckpt, ensure_synthetic(root / "synth", images=12, imgsz=IMGSZ, seed=4)
 
 
@@ -58,8 +65,19 @@ def _run(path, x: np.ndarray) -> list[np.ndarray]:
 
 def test_checkpoint_to_every_cpu_format(trained, tmp_path):
     ckpt, data = trained
-    doc = _export([str(ckpt), "--format", "yaml,torch,onnx,onnx-int8", "--data", str(data), "--calib-images", "6",
-                   "--out", str(tmp_path)])
+    doc = _export(
+        [
+            str(ckpt),
+            "--format",
+            "yaml,torch,onnx,onnx-int8",
+            "--data",
+            str(data),
+            "--calib-images",
+            "6",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     files = doc["files"]
     assert set(files) == {"yaml", "torch", "onnx", "onnx-int8"} and doc["ok"] and doc["trained"]
     assert json.loads((tmp_path / "export.json").read_text()) == doc
@@ -93,8 +111,9 @@ def test_checkpoint_to_every_cpu_format(trained, tmp_path):
 
 def test_architecture_yaml_with_nms(tiny_space_path, tmp_path):
     arch_file = load_space(tiny_space_path).sample(2).save(tmp_path / "a.yaml")
-    doc = _export([str(arch_file), "--format", "onnx", "--nms", "--conf", "0.0001", "--imgsz", "96", "--out",
-                   str(tmp_path / "o")])
+    doc = _export(
+        [str(arch_file), "--format", "onnx", "--nms", "--conf", "0.0001", "--imgsz", "96", "--out", str(tmp_path / "o")]
+    )
     assert doc["trained"] is False and doc["imgsz"] == 96 and set(doc["files"]) == {"onnx", "onnx-nms"}
     nms = doc["files"]["onnx-nms"]
     proto = onnx.load(nms["path"])

@@ -29,12 +29,28 @@ def test_measured_and_exported_int8_graphs_quantize_the_same_nodes(tmp_path, mon
     torch.manual_seed(0)
     arch = load_arch("yolov6n").with_overrides(nc=10)  # its neck upsamples with transposed convolutions
     model = randomize_bn(build_model(arch), seed=1).eval()  # BN statistics as training leaves them
-    ckpt = save_checkpoint({"arch": arch.data, "model": model.state_dict(), "train_args": {"imgsz": IMGSZ}},
-                           tmp_path / "best.pt")
+    ckpt = save_checkpoint(
+        {"arch": arch.data, "model": model.state_dict(), "train_args": {"imgsz": IMGSZ}}, tmp_path / "best.pt"
+    )
     data = ensure_synthetic(tmp_path / "synth", images=6, imgsz=IMGSZ, seed=3)
-    result = CliRunner().invoke(app, ["export", str(ckpt), "--format", "onnx-int8", "--data", str(data),
-                                      "--calib-images", "4", "--imgsz", str(IMGSZ), "--out", str(tmp_path / "out"),
-                                      "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            str(ckpt),
+            "--format",
+            "onnx-int8",
+            "--data",
+            str(data),
+            "--calib-images",
+            "4",
+            "--imgsz",
+            str(IMGSZ),
+            "--out",
+            str(tmp_path / "out"),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     exported = json.loads(result.stdout)["files"]["onnx-int8"]
 

@@ -95,9 +95,7 @@ def test_measure_json_is_labelled_measured(arch_path, tmp_path):
     assert info["integrity"] == "ok" and info["fingerprints"][0]["networks"] == 1
 
 
-@pytest.mark.parametrize(
-    ("backend", "precision", "clock"), [("onnxruntime", "int8", "cpu"), ("torch", "fp32", "cpu")]
-)
+@pytest.mark.parametrize(("backend", "precision", "clock"), [("onnxruntime", "int8", "cpu"), ("torch", "fp32", "cpu")])
 def test_other_backends_and_precisions_measure_too(arch_path, backend, precision, clock):
     result = run(
         "latency",
@@ -150,9 +148,7 @@ def test_predict_from_a_db_is_labelled_predicted(arch_path, tmp_path):
     assert {"target", "precision", "imgsz", "batch", "predicted_ms", "method", "measured"} <= set(doc)
     assert doc["measured"] is False and doc["method"] == "blocks+overhead" and doc["predicted_ms"] > 0
     assert doc["units_measured_now"] == 0
-    bigger = run(
-        "latency", "predict", str(arch_path), "--db", db, "--imgsz", "96", "--missing", "estimate", "--json"
-    )
+    bigger = run("latency", "predict", str(arch_path), "--db", db, "--imgsz", "96", "--missing", "estimate", "--json")
     assert bigger.exit_code == 0, bigger.output
     est = json.loads(bigger.stdout)
     assert est["units_estimated"] == 21 and est["method"] == "blocks+estimates+overhead"
@@ -191,8 +187,17 @@ def test_predict_t4_hybrid_reads_a_quantize_report(arch_path, tmp_path):
     [
         ["latency", "predict", "ARCH", "--target", "t4-tensorrt", "--precision", "int8", "--float-layers", "x.y"],
         ["latency", "predict", "ARCH", "--target", "t4-tensorrt", "--float-layers", "stem.conv"],
-        ["latency", "predict", "ARCH", "--target", "t4-tensorrt", "--precision", "int8", "--float-layers",
-         "missing.json"],
+        [
+            "latency",
+            "predict",
+            "ARCH",
+            "--target",
+            "t4-tensorrt",
+            "--precision",
+            "int8",
+            "--float-layers",
+            "missing.json",
+        ],
         ["latency", "predict", "ARCH", "--db", "x.db", "--float-layers", "stem.conv"],
         ["latency", "measure", "ARCH", "--imgsz", "100"],
         ["latency", "measure", "ARCH", "--backend", "tensorflow"],
@@ -243,9 +248,7 @@ def test_export_detector_writes_a_checked_static_onnx(tmp_path, arch_path, one_t
     assert boxes.shape == (2, 84, 4) and scores.shape == (2, 84, 4)
     assert torch.allclose(torch.from_numpy(boxes), want_boxes, atol=1e-3)
     assert torch.allclose(torch.from_numpy(scores), want_scores, atol=1e-4)
-    assert (
-        any(m.training is False for m in model.modules()) and not model.export_raw
-    )  # the model is untouched
+    assert any(m.training is False for m in model.modules()) and not model.export_raw  # the model is untouched
     raw = export_detector(model, tmp_path / "r.onnx", imgsz=64, raw=True)
     assert [o.name for o in onnx.load(str(raw)).graph.output] == raw_output_names()
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temp files

@@ -74,9 +74,7 @@ def micro_db(tmp_path_factory) -> tuple[Path, Path, str]:
     space_path.write_text(MICRO)
     db_path = root / "lat.db"
     with LatencyDB(db_path) as db:
-        report = profile_space(
-            load_space(space_path), get_backend("onnxruntime", policy=QUICK), db, 64, networks=3
-        )
+        report = profile_space(load_space(space_path), get_backend("onnxruntime", policy=QUICK), db, 64, networks=3)
     return space_path, db_path, report.fingerprint_id
 
 

@@ -125,9 +125,7 @@ def resumed(tmp_path_factory, micro_path):
     stored = _count(db_path)
     with LatencyDB(db_path) as db:
         integrity = db.integrity()
-        report = profile_space(
-            load_space(micro_path), get_backend("onnxruntime", policy=QUICK), db, 64, networks=2
-        )
+        report = profile_space(load_space(micro_path), get_backend("onnxruntime", policy=QUICK), db, 64, networks=2)
     return db_path, stored, integrity, report
 
 
@@ -148,9 +146,7 @@ def test_profile_stores_every_signature_once_and_a_rerun_measures_nothing(resume
         assert db.unit_signatures(report.fingerprint_id) == _distinct_signatures(micro_path, 64)
         rows = db.units(report.fingerprint_id)
         assert all(r.median_ms > 0 and r.runs >= QUICK.min_runs for r in rows.values())
-        again = profile_space(
-            load_space(micro_path), get_backend("onnxruntime", policy=QUICK), db, 64, networks=2
-        )
+        again = profile_space(load_space(micro_path), get_backend("onnxruntime", policy=QUICK), db, 64, networks=2)
     assert again.measured_now == 0 and again.networks_measured_now == 0
     assert again.already_in_db == report.signatures
 

@@ -63,9 +63,7 @@ def fake_trt(with_int8: bool = True) -> types.SimpleNamespace:
     )
 
 
-@pytest.mark.parametrize(
-    ("precision", "flags"), [("fp32", []), ("fp16", ["FP16"]), ("int8", ["INT8", "FP16"])]
-)
+@pytest.mark.parametrize(("precision", "flags"), [("fp32", []), ("fp16", ["FP16"]), ("int8", ["INT8", "FP16"])])
 def test_builder_flags_per_precision(precision, flags):
     trt = fake_trt()
     config = trtb.configure(FakeBuilder(None), trt, precision, workspace=1 << 28)
@@ -106,9 +104,7 @@ def test_engines_are_built_once_then_read_from_the_cache(tmp_path):
     onnx_path.write_bytes(b"onnx model bytes")
     trt = fake_trt()
     FakeBuilder.built = 0
-    key = trtb.engine_cache_key(
-        trtb.file_sha256(onnx_path), "10.3.0", "Tesla T4", "int8", 1, [[1, 3, 64, 64]]
-    )
+    key = trtb.engine_cache_key(trtb.file_sha256(onnx_path), "10.3.0", "Tesla T4", "int8", 1, [[1, 3, 64, 64]])
     first = trtb.cached_engine(onnx_path, key, trt, "int8", tmp_path / "cache")
     second = trtb.cached_engine(onnx_path, key, trt, "int8", tmp_path / "cache")
     assert first == second == b"engine:INT8,FP16"

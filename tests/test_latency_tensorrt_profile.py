@@ -95,7 +95,8 @@ def _fake_trt() -> types.ModuleType:
             graph = onnx.load_from_string(data).graph
             shape = lambda v: [d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
             self.network.io = [[v.name, "INPUT", shape(v)] for v in graph.input] + [
-                [v.name, "OUTPUT", shape(v)] for v in graph.output]
+                [v.name, "OUTPUT", shape(v)] for v in graph.output
+            ]
             self.network.size = len(data)
             return True
 
@@ -117,8 +118,9 @@ def _fake_trt() -> types.ModuleType:
             return next(m for n, m, _ in self.io if n == name)
 
         def create_execution_context(self) -> types.SimpleNamespace:
-            return types.SimpleNamespace(set_tensor_address=lambda name, ptr: None,
-                                         execute_async_v3=lambda handle: _CLOCK.update(ms=self.ms))
+            return types.SimpleNamespace(
+                set_tensor_address=lambda name, ptr: None, execute_async_v3=lambda handle: _CLOCK.update(ms=self.ms)
+            )
 
     class Runtime:
         def __init__(self, logger: Logger) -> None:
@@ -189,8 +191,10 @@ def test_profile_on_a_tensorrt_gpu_then_predict_and_search_without_one(fake_gpu,
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
     db = str(tmp_path / "t4.db")
-    result = runner.invoke(app, ["latency", "profile", str(space), "--backend", "tensorrt", "--db", db,
-                                 "--networks", "1", "--quick", "--json"])
+    result = runner.invoke(
+        app,
+        ["latency", "profile", str(space), "--backend", "tensorrt", "--db", db, "--networks", "1", "--quick", "--json"],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["signatures"] == report["measured_now"] > 0 and report["coverage"] == 1.0
@@ -207,7 +211,12 @@ def test_profile_on_a_tensorrt_gpu_then_predict_and_search_without_one(fake_gpu,
     with LatencyDB(db, create=False) as database:
         [(fp, n_units, n_networks)] = database.fingerprints()
         assert (fp.backend, fp.backend_version, fp.device, fp.precision, fp.batch) == (
-            "tensorrt", "10.3.0", "Tesla T4", "fp16", 1)
+            "tensorrt",
+            "10.3.0",
+            "Tesla T4",
+            "fp16",
+            1,
+        )
         assert n_units == report["signatures"] and n_networks == 1
         rows = database.units(fp.id).values()
         assert all(r.median_ms > 0 and r.p10_ms <= r.median_ms <= r.p90_ms for r in rows)
@@ -216,8 +225,7 @@ def test_profile_on_a_tensorrt_gpu_then_predict_and_search_without_one(fake_gpu,
     for name in ("tensorrt", "pycuda", "pycuda.driver"):
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` fails as on a CPU machine
-    predicted = runner.invoke(app, ["latency", "predict", str(space), "--db", db, "--backend", "tensorrt",
-                                    "--json"])
+    predicted = runner.invoke(app, ["latency", "predict", str(space), "--db", db, "--backend", "tensorrt", "--json"])
     assert predicted.exit_code == 0, predicted.output
     doc = json.loads(predicted.stdout)
     assert doc["measured"] is False and doc["precision"] == "fp16" and doc["target"].startswith("tensorrt:")

@@ -200,9 +200,7 @@ def _structure(path: Path) -> list:
 
 def _export(unit, path: Path) -> Path:
     outs = [f"o{i}" for i in range(len(unit.description["outputs"]))]
-    return export_module(
-        unit.as_module(), unit.inputs, path, [f"i{i}" for i in range(len(unit.inputs))], outs
-    )
+    return export_module(unit.as_module(), unit.inputs, path, [f"i{i}" for i in range(len(unit.inputs))], outs)
 
 
 def test_units_sharing_a_signature_export_identical_graphs(tmp_path, tiny_space_path):
@@ -218,9 +216,7 @@ def test_units_sharing_a_signature_export_identical_graphs(tmp_path, tiny_space_
                 pairs.append((first[unit.signature], unit))
     assert len(pairs) >= 5
     for i, (a, b) in enumerate(pairs):
-        assert _structure(_export(a, tmp_path / f"{i}a.onnx")) == _structure(
-            _export(b, tmp_path / f"{i}b.onnx")
-        )
+        assert _structure(_export(a, tmp_path / f"{i}a.onnx")) == _structure(_export(b, tmp_path / f"{i}b.onnx"))
 
 
 @pytest.fixture

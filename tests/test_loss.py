@@ -87,7 +87,7 @@ def test_dfl_is_minimal_at_the_right_bins():
         for b in range(bins):
             peak = torch.full((1, 1, bins), -20.0)
             peak[0, 0, b] = 20.0
-            costs.append(float(dfl_loss(peak, target[:, side:side + 1])))
+            costs.append(float(dfl_loss(peak, target[:, side : side + 1])))
         assert min(range(bins), key=costs.__getitem__) == best
         if target[0, side] == best:  # an integer target: the one-hot distribution costs nothing
             assert costs[best] < 1e-6
@@ -116,8 +116,7 @@ def test_no_targets_leaves_only_the_classification_term():
     assert raw[0][1].grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize(("bins", "classification"), [(16, "bce"), (17, "varifocal"), (1, "varifocal"),
-                                                      (8, "focal")])
+@pytest.mark.parametrize(("bins", "classification"), [(16, "bce"), (17, "varifocal"), (1, "varifocal"), (8, "focal")])
 def test_gradient_descent_on_raw_outputs_reaches_the_target(bins, classification):
     torch.manual_seed(0)
     level = (torch.randn(2, 4 * bins, GRID, GRID) * 0.1 + (2.0 if bins == 1 else 0.0)).requires_grad_(True)
@@ -192,8 +191,9 @@ def test_real_model_output_and_channel_mismatch(tiny_space_path):
 def test_short_loop_is_deterministic_and_lowers_the_loss(tiny_space_path):
     arch = load_space(tiny_space_path).sample(0)
     images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    t = torch.tensor([[0.0, 1.0, 8, 8, 40, 50], [1.0, 3.0, 30, 2, 62, 20], [2.0, 0.0, 4, 30, 28, 60],
-                      [3.0, 2.0, 16, 16, 48, 48]])
+    t = torch.tensor(
+        [[0.0, 1.0, 8, 8, 40, 50], [1.0, 3.0, 30, 2, 62, 20], [2.0, 0.0, 4, 30, 28, 60], [3.0, 2.0, 16, 16, 48, 48]]
+    )
     loader = [(images[:2], t[:2]), (images[2:], t[2:] - torch.tensor([2.0, 0, 0, 0, 0, 0]))]
     runs = []
     for _ in range(2):
@@ -223,8 +223,7 @@ def test_non_finite_loss_stops_training(tiny_space_path):
         train_steps(model, bad, steps=2)
 
 
-@pytest.mark.parametrize(("preset", "bins"), [("yolov8n", 16), ("yolo_nas_s", 17), ("yolov6m", 17),
-                                              ("yolov6n", 1)])
+@pytest.mark.parametrize(("preset", "bins"), [("yolov8n", 16), ("yolo_nas_s", 17), ("yolov6m", 17), ("yolov6n", 1)])
 def test_every_head_of_the_block_library(preset, bins):
     """v8 (16 DFL bins), YOLO-NAS and YOLOv6-M (17), YOLOv6-N (direct distances, no DFL term)."""
     torch.manual_seed(0)

@@ -32,8 +32,11 @@ def test_main_space_is_autonac_sized_and_holds_yolo_nas():
 
 def test_main_space_offers_several_block_types_per_stage():
     space = load_space(MAIN)
-    stage_choices = [d for d in space.decisions() if d.name.startswith("backbone.stages[") and "|" not in d.name
-                     and d.name.endswith("]")]
+    stage_choices = [
+        d
+        for d in space.decisions()
+        if d.name.startswith("backbone.stages[") and "|" not in d.name and d.name.endswith("]")
+    ]
     assert len(stage_choices) == 4 and all(d.size >= 2 for d in stage_choices)
 
 

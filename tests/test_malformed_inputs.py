@@ -30,58 +30,95 @@ head: {type: v8_head}
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
     f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
-    for i in range(8))
+    for i in range(8)
+)
 
 CASES = {
     "empty": ("", "<root>", "an empty file"),
     "not_yaml": ("a: [1, 2\nb: }", "line", "valid YAML"),
     "top_level_list": ("- 1\n- 2\n", "<root>", "a YAML mapping"),
     "wrong_type": (V8N.replace("out: 16, k: 3", "out: sixteen, k: 3"), "backbone.stem.out", "integer"),
-    "unknown_block": (V8N.replace("type: c2f_stage", "type: c2f_stag", 1), "backbone.stages[0].type",
-                      "did you mean 'c2f_stage'"),
-    "unknown_key": (V8N.replace("blocks: 1, shortcut", "blcks: 1, shortcut", 1), "backbone.stages[0].blcks",
-                    "did you mean 'blocks'"),
-    "out_of_range": (V8N.replace("blocks: 1, shortcut", "blocks: 0, shortcut", 1), "backbone.stages[0].blocks",
-                     "greater than or equal to 1"),
+    "unknown_block": (
+        V8N.replace("type: c2f_stage", "type: c2f_stag", 1),
+        "backbone.stages[0].type",
+        "did you mean 'c2f_stage'",
+    ),
+    "unknown_key": (
+        V8N.replace("blocks: 1, shortcut", "blcks: 1, shortcut", 1),
+        "backbone.stages[0].blcks",
+        "did you mean 'blocks'",
+    ),
+    "out_of_range": (
+        V8N.replace("blocks: 1, shortcut", "blocks: 0, shortcut", 1),
+        "backbone.stages[0].blocks",
+        "greater than or equal to 1",
+    ),
     "negative_nc": (V8N.replace("nc: 80", "nc: -3"), "nc", "greater than or equal to 1"),
     "bool_for_int": (V8N.replace("nc: 80", "nc: true"), "nc", "boolean"),
     "missing_required": (V8N.replace("out: 16, k: 3", "k: 3"), "backbone.stem.out", "required"),
-    "three_stages": (TINY_HEAD.replace("    - {type: c2f_stage, out: 32, blocks: 1}\n", "", 1),
-                     "backbone.stages", "4 items"),
+    "three_stages": (
+        TINY_HEAD.replace("    - {type: c2f_stage, out: 32, blocks: 1}\n", "", 1),
+        "backbone.stages",
+        "4 items",
+    ),
     "python_tag": ("nc: !!python/object/apply:os.system ['echo hi']\n", "line", "unsafe tag"),
     "alias_bomb": (BOMB, "<root>", "alias bomb"),
     "deep_nesting": ("a: " + "[" * 200 + "]" * 200 + "\n", "<root>", "nesting"),
     "bad_imgsz": (V8N.replace("imgsz: 640", "imgsz: 650"), "imgsz", "multiple of 32"),
     "unknown_activation": (V8N.replace("act: silu", "act: swish"), "act", "relu"),
     # issue 17: schema-valid once, then a torch traceback
-    "even_stem_kernel": (TINY_HEAD.replace("stem: {type: conv_stem, out: 8}", "stem: {type: conv_stem, out: 8, k: 4}"),
-                         "backbone.stem.k", "odd kernel"),
-    "even_pool_kernel": (TINY_HEAD.replace("context: {type: sppf, out: 32}", "context: {type: sppf, out: 32, k: 4}"),
-                         "backbone.context.k", "odd kernel"),
-    "zero_channels": (TINY_HEAD.replace("{type: c2f_stage, out: 16, blocks: 1}",
-                                        "{type: c2f_stage, out: 16, blocks: 1, e: 0.01}", 1),
-                      "backbone.stages[0].e", "at least one channel"),
+    "even_stem_kernel": (
+        TINY_HEAD.replace("stem: {type: conv_stem, out: 8}", "stem: {type: conv_stem, out: 8, k: 4}"),
+        "backbone.stem.k",
+        "odd kernel",
+    ),
+    "even_pool_kernel": (
+        TINY_HEAD.replace("context: {type: sppf, out: 32}", "context: {type: sppf, out: 32, k: 4}"),
+        "backbone.context.k",
+        "odd kernel",
+    ),
+    "zero_channels": (
+        TINY_HEAD.replace("{type: c2f_stage, out: 16, blocks: 1}", "{type: c2f_stage, out: 16, blocks: 1, e: 0.01}", 1),
+        "backbone.stages[0].e",
+        "at least one channel",
+    ),
 }
 
 SPACE_CASES = {
-    "impossible_constraints": (TINY_HEAD + "constraints:\n  - gt: [backbone.stem.out, 100]\n", "constraints",
-                               "satisf"),
-    "unknown_rule": (TINY_HEAD + "constraints:\n  - smaller: [backbone.stem.out, 100]\n",
-                     "constraints[0].smaller", "one of the rules"),
-    "missing_path": (TINY_HEAD + "constraints:\n  - le: [backbone.stem.width, 100]\n", "constraints[0].le[0]",
-                     "which no branch has"),
-    "reversed_range": (TINY_HEAD.replace("stem: {type: conv_stem, out: 8}",
-                                         "stem: {type: conv_stem, out: {range: [16, 8]}}"),
-                       "backbone.stem.out.range", "low <= high"),
-    "float_range_no_step": (TINY_HEAD.replace("{type: c2f_stage, out: 16, blocks: 1}",
-                                              "{type: c2f_stage, out: 16, blocks: 1, e: {range: [0.2, 0.5]}}", 1),
-                            "backbone.stages[0].e.step", "a step"),
-    "empty_choice": (TINY_HEAD.replace("out: 8}", "out: {choice: []}}"), "backbone.stem.out.choice",
-                     "non-empty list"),
-    "choice_option_bad": (TINY_HEAD.replace("out: 8}", "out: {choice: [8, -4]}}"),
-                          "backbone.stem.out.choice[1]", "greater than or equal"),
-    "decision_on_type": (TINY_HEAD.replace("type: conv_stem,", "type: {choice: [conv_stem]},"),
-                         "backbone.stem.type", "a fixed block type"),
+    "impossible_constraints": (TINY_HEAD + "constraints:\n  - gt: [backbone.stem.out, 100]\n", "constraints", "satisf"),
+    "unknown_rule": (
+        TINY_HEAD + "constraints:\n  - smaller: [backbone.stem.out, 100]\n",
+        "constraints[0].smaller",
+        "one of the rules",
+    ),
+    "missing_path": (
+        TINY_HEAD + "constraints:\n  - le: [backbone.stem.width, 100]\n",
+        "constraints[0].le[0]",
+        "which no branch has",
+    ),
+    "reversed_range": (
+        TINY_HEAD.replace("stem: {type: conv_stem, out: 8}", "stem: {type: conv_stem, out: {range: [16, 8]}}"),
+        "backbone.stem.out.range",
+        "low <= high",
+    ),
+    "float_range_no_step": (
+        TINY_HEAD.replace(
+            "{type: c2f_stage, out: 16, blocks: 1}", "{type: c2f_stage, out: 16, blocks: 1, e: {range: [0.2, 0.5]}}", 1
+        ),
+        "backbone.stages[0].e.step",
+        "a step",
+    ),
+    "empty_choice": (TINY_HEAD.replace("out: 8}", "out: {choice: []}}"), "backbone.stem.out.choice", "non-empty list"),
+    "choice_option_bad": (
+        TINY_HEAD.replace("out: 8}", "out: {choice: [8, -4]}}"),
+        "backbone.stem.out.choice[1]",
+        "greater than or equal",
+    ),
+    "decision_on_type": (
+        TINY_HEAD.replace("type: conv_stem,", "type: {choice: [conv_stem]},"),
+        "backbone.stem.type",
+        "a fixed block type",
+    ),
 }
 
 
@@ -160,8 +197,11 @@ def test_a_file_that_is_no_yaml_mapping_is_named_never_quoted(tmp_path):
     exp = tmp_path / "exp.yaml"
     exp.write_text(f"name: leak\nspace: {shadow}\nobjectives: {{accuracy: {{screen: {{proxy: params}}}}}}\n")
     run = tmp_path / "run"
-    for args in (["search", str(exp), "--out", str(run), "--no-progress"], ["space", "info", str(shadow)],
-                 ["model", "info", str(shadow)]):
+    for args in (
+        ["search", str(exp), "--out", str(run), "--no-progress"],
+        ["space", "info", str(shadow)],
+        ["model", "info", str(shadow)],
+    ):
         result, _ = _run(args)
         _assert_one_error_line(result, shadow, "<root>", "none of those keys")
         assert "s3cret" not in result.output and "root:" not in result.output and "daemon" not in result.output
@@ -202,19 +242,27 @@ def _ckpt(tmp_path, name="m.pt", **changes):
     return path
 
 
-@pytest.mark.parametrize("kind,needle", [("nan", "model.stem.conv.weight"), ("no_format", "format"),
-                                         ("foreign_format", "format"), ("truncated", "<file>")])
+@pytest.mark.parametrize(
+    "kind,needle",
+    [("nan", "model.stem.conv.weight"), ("no_format", "format"), ("foreign_format", "format"), ("truncated", "<file>")],
+)
 def test_bad_checkpoints_are_refused_and_leave_no_files(tmp_path, kind, needle):
-    changes = {"nan": {"nan": True}, "no_format": {"format": None}, "foreign_format": {"format": "ultralytics"},
-               "truncated": {}}[kind]
+    changes = {
+        "nan": {"nan": True},
+        "no_format": {"format": None},
+        "foreign_format": {"format": "ultralytics"},
+        "truncated": {},
+    }[kind]
     ckpt = _ckpt(tmp_path, **changes)
     if kind == "truncated":
         ckpt.write_bytes(ckpt.read_bytes()[:3000])
     out = tmp_path / "out"
     data = _synth(tmp_path)
-    for args in (["export", str(ckpt), "--format", "yaml,torch,onnx", "--out", str(out)],
-                 ["quantize", str(ckpt), "--mode", "ptq", "--data", str(data), "--out", str(out)],
-                 ["evaluate", str(ckpt), "--data", str(data)]):
+    for args in (
+        ["export", str(ckpt), "--format", "yaml,torch,onnx", "--out", str(out)],
+        ["quantize", str(ckpt), "--mode", "ptq", "--data", str(data), "--out", str(out)],
+        ["evaluate", str(ckpt), "--data", str(data)],
+    ):
         result, _ = _run(args)
         assert result.exit_code == 2, (args, result.output)
         lines = [ln for ln in result.output.splitlines() if ln.strip()]
@@ -231,8 +279,10 @@ def test_output_locations_that_cannot_be_written_exit_2_naming_the_path(tmp_path
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert str(a_file) in result.output and len(result.output.strip().splitlines()) == 1
     exp = tmp_path / "exp.yaml"
-    exp.write_text(f"name: o\nspace: {tmp_path / 'tiny.yaml'}\n"
-                   "objectives: {accuracy: {screen: {proxy: params}}}\npresets: false\ntrials: 1\n")
+    exp.write_text(
+        f"name: o\nspace: {tmp_path / 'tiny.yaml'}\n"
+        "objectives: {accuracy: {screen: {proxy: params}}}\npresets: false\ntrials: 1\n"
+    )
     for out in (a_file, a_file / "run"):
         result, _ = _run(["search", str(exp), "--out", str(out), "--no-progress"])
         assert result.exit_code == 2 and str(a_file) in result.output, result.output
@@ -286,8 +336,10 @@ def _broken_coco(tmp_path, how):
     return root, victim, ann
 
 
-@pytest.mark.parametrize("how,needle", [("truncated", "truncated JPEG"), ("corrupt", "readable image"),
-                                        ("escape", "outside the image folder")])
+@pytest.mark.parametrize(
+    "how,needle",
+    [("truncated", "truncated JPEG"), ("corrupt", "readable image"), ("escape", "outside the image folder")],
+)
 def test_coco_images_are_checked_by_data_info_and_before_a_search(tmp_path, how, needle):
     root, victim, ann = _broken_coco(tmp_path, how)
     result, _ = _run(["data", "info", str(root)])
@@ -295,8 +347,10 @@ def test_coco_images_are_checked_by_data_info_and_before_a_search(tmp_path, how,
     named = ann if how == "escape" else victim
     assert result.output.startswith(f"error: {named}: ") and len(result.output.strip().splitlines()) == 1
     exp = tmp_path / "exp.yaml"
-    exp.write_text(f"name: d\nspace: {tmp_path / 'tiny.yaml'}\ndataset: {{path: {root}}}\n"
-                   "objectives: {accuracy: {screen: {proxy: params}}}\npresets: false\ntrials: 1\n")
+    exp.write_text(
+        f"name: d\nspace: {tmp_path / 'tiny.yaml'}\ndataset: {{path: {root}}}\n"
+        "objectives: {accuracy: {screen: {proxy: params}}}\npresets: false\ntrials: 1\n"
+    )
     (tmp_path / "tiny.yaml").write_text(TINY_HEAD)
     run = tmp_path / "run"
     result, _ = _run(["search", str(exp), "--out", str(run), "--no-progress"])

@@ -45,8 +45,9 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_notebooks_are_committed_without_outputs():
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
-        assert all(not c.get("outputs") and c.get("execution_count") is None
-                   for c in nb.cells if c.cell_type == "code"), path.name
+        assert all(
+            not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"
+        ), path.name
 
 
 @pytest.mark.slow
@@ -58,9 +59,15 @@ def test_notebook_executes_and_draws(path: Path, finished_run, monkeypatch):
     monkeypatch.setenv("NASEARCH_DEPLOY_EPOCHS", "1")
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if "image/png" in o.get("data", {})]
-    figures = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-               if "Figure" in str(o.get("data", {}).get("text/plain", ""))]
+    images = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
+    figures = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "Figure" in str(o.get("data", {}).get("text/plain", ""))
+    ]
     assert images or figures, f"{path.name} drew no figure"
     assert os.environ["NASEARCH_RUN"] == str(run_dir)

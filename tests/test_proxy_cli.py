@@ -38,21 +38,39 @@ def test_list_json() -> None:
 
 
 def test_score_json(arch_file: str) -> None:
-    result = runner.invoke(app, ["proxy", "score", arch_file, "--proxy", "naswot", "--imgsz", "64",
-                                 "--budget", "batch=4", "--seed", "2", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "proxy",
+            "score",
+            arch_file,
+            "--proxy",
+            "naswot",
+            "--imgsz",
+            "64",
+            "--budget",
+            "batch=4",
+            "--seed",
+            "2",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert set(doc) == {"name", "hash", "proxy", "value", "kind", "higher_is_better", "seconds", "details"}
     assert doc["proxy"] == "naswot" and doc["kind"] == "naswot_logdet" and doc["details"]["batch"] == 4
 
 
-@pytest.mark.parametrize(("args", "where"), [
-    (["--proxy", "jacob_cov"], "--proxy: proxy: expected one of"),
-    (["--proxy", "zen", "--budget", "batch"], "--budget: budget: expected KEY=VALUE"),
-    (["--proxy", "zen", "--budget", "batch=two"], "--budget: batch: expected a number"),
-    (["--proxy", "zen", "--budget", "epochs=2"], "--budget: epochs: expected a budget key of zen"),
-    (["--proxy", "synflow", "--imgsz", "100"], "--imgsz: imgsz: expected a multiple of 32"),
-])
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (["--proxy", "jacob_cov"], "--proxy: proxy: expected one of"),
+        (["--proxy", "zen", "--budget", "batch"], "--budget: budget: expected KEY=VALUE"),
+        (["--proxy", "zen", "--budget", "batch=two"], "--budget: batch: expected a number"),
+        (["--proxy", "zen", "--budget", "epochs=2"], "--budget: epochs: expected a budget key of zen"),
+        (["--proxy", "synflow", "--imgsz", "100"], "--imgsz: imgsz: expected a multiple of 32"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(arch_file: str, args: list[str], where: str) -> None:
     result = runner.invoke(app, ["proxy", "score", arch_file, *args])
     assert result.exit_code == 2

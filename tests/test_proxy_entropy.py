@@ -83,8 +83,9 @@ def test_exact_value_on_a_hand_built_chain() -> None:
     model = chain_detector(widths)
     expected = closed_form(widths)
     assert stage_entropies(model) == pytest.approx(expected, rel=1e-12)
-    assert entropy_score(model) == pytest.approx(sum(w * e for w, e in zip(STAGE_WEIGHTS, expected,
-                                                                            strict=True)), rel=1e-12)
+    assert entropy_score(model) == pytest.approx(
+        sum(w * e for w, e in zip(STAGE_WEIGHTS, expected, strict=True)), rel=1e-12
+    )
     # e.g. the C3 entropy by hand: ½·log(3·9) + ½·log(8·9) + ½·log(16·9) + log(24)
     c3 = 0.5 * math.log(27) + 0.5 * math.log(72) + 0.5 * math.log(144) + math.log(24)
     assert stage_entropies(model)[2] == pytest.approx(c3, rel=1e-12)
@@ -148,7 +149,9 @@ def test_grows_with_width_and_depth_on_real_blocks() -> None:
     shallow_stages = [dict(s) for s in arch["backbone"]["stages"]]
     shallow_stages[1]["blocks"] = 1
     shallow = {**arch, "backbone": {**arch["backbone"], "stages": shallow_stages}}
-    score = {name: entropy_score(build_model(space.to_arch(d)))
-             for name, d in (("narrow", narrow), ("wide", wide), ("deep", deep), ("shallow", shallow))}
+    score = {
+        name: entropy_score(build_model(space.to_arch(d)))
+        for name, d in (("narrow", narrow), ("wide", wide), ("deep", deep), ("shallow", shallow))
+    }
     assert score["wide"] > score["narrow"]
     assert score["deep"] > score["shallow"]

@@ -99,8 +99,9 @@ def test_a_registered_proxy_is_seen_by_the_search(tiny: Architecture) -> None:
     from nasearch.search.experiment import ProxySpec
     from nasearch.search.objectives import EvalContext, check_proxy_spec, score_accuracy
 
-    def depth(arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | None = None,
-              scale: int = 1) -> ProxyResult:
+    def depth(
+        arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | None = None, scale: int = 1
+    ) -> ProxyResult:
         """Blocks in the backbone."""
         return ProxyResult(float(scale * sum(s["blocks"] for s in arch.data["backbone"]["stages"])), "blocks")
 

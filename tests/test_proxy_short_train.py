@@ -43,7 +43,8 @@ def test_short_training_is_deterministic_and_honours_the_budget(tiny: Architectu
     timing = ("train_seconds", "eval_seconds")
     assert first.value == again.value
     assert {k: v for k, v in first.details.items() if k not in timing} == {
-        k: v for k, v in again.details.items() if k not in timing}
+        k: v for k, v in again.details.items() if k not in timing
+    }
     d = first.details
     assert (d["train_images"], d["epochs"], d["images_seen"], d["steps"]) == (16, 2, 32, 4)
     assert d["val_images"] == 6 and d["imgsz"] == 64
@@ -76,8 +77,19 @@ def test_cli_scores_with_short_training(tiny: Architecture, data: Path, tmp_path
 
     path = tiny.save(tmp_path / "tiny.yaml")
     budget = [arg for kv in ("images=16", "epochs=2", "batch=8", "val_images=6") for arg in ("--budget", kv)]
-    args = ["proxy", "score", str(path), "--proxy", "short_train", "--data", str(data), "--imgsz", "64",
-            *budget, "--json"]
+    args = [
+        "proxy",
+        "score",
+        str(path),
+        "--proxy",
+        "short_train",
+        "--data",
+        str(data),
+        "--imgsz",
+        "64",
+        *budget,
+        "--json",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)

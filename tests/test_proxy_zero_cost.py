@@ -27,6 +27,7 @@ def one_thread() -> Iterator[None]:
     yield
     torch.set_num_threads(saved)
 
+
 SHAPE = (4, 3, 64, 64)
 
 
@@ -127,9 +128,14 @@ def test_naswot_is_deterministic_for_a_seed(tiny: Architecture) -> None:
 def test_synflow_conserves_flow_layer_by_layer() -> None:
     """Tanaka et al.'s conservation law: in a bias-free ReLU chain every layer carries the same flow R."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU(),
-                        nn.Conv2d(8, 16, 3, 2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-                        nn.Conv2d(16, 4, 1, bias=False))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, 2, padding=1, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 4, 1, bias=False),
+    )
     flows = layer_flows(net, (1, 3, 16, 16))
     with torch.no_grad():
         plain = nn.Sequential(*[m for m in net if not isinstance(m, nn.BatchNorm2d)]).double()

@@ -33,8 +33,15 @@ class Net(nn.Module):
 
 
 def _export(model: nn.Module, path) -> str:
-    torch.onnx.export(model.eval(), (torch.rand(1, 3, 16, 16),), str(path), input_names=["images"],
-                      output_names=["out"], opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model.eval(),
+        (torch.rand(1, 3, 16, 16),),
+        str(path),
+        input_names=["images"],
+        output_names=["out"],
+        opset_version=17,
+        dynamo=False,
+    )
     return str(path)
 
 
@@ -50,8 +57,11 @@ def _run(path, x, options=None):
 def _weights(path) -> list[np.ndarray]:
     model = onnx.load(str(path))
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
-    return [inits[n.input[0]] for n in model.graph.node
-            if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].dtype == np.int8]
+    return [
+        inits[n.input[0]]
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].dtype == np.int8
+    ]
 
 
 @pytest.mark.parametrize("isa", ["vnni", "no-vnni"])
@@ -132,13 +142,14 @@ def test_hybrid_finds_the_sensitive_layer(tmp_path):
     refs = [_run(f, x) for x in probe]
 
     def accuracy(path) -> float:  # 100 minus the relative error in percent: a stand-in for mAP
-        errs = [np.abs(_run(path, x, exact_int8_session(ort.SessionOptions())) - r).mean() / np.abs(r).mean()
-                for x, r in zip(probe, refs, strict=True)]
+        errs = [
+            np.abs(_run(path, x, exact_int8_session(ort.SessionOptions())) - r).mean() / np.abs(r).mean()
+            for x, r in zip(probe, refs, strict=True)
+        ]
         return 100.0 - 100.0 * float(np.mean(errs))
 
     # symmetric s8 activations (the TensorRT spec) spend half their levels on the outlier's sign: a clear miss
-    result = search_float_layers(f, tmp_path / "h.onnx", _calib(), accuracy, max_drop=2.0,
-                                 config=int8_spec("tensorrt"))
+    result = search_float_layers(f, tmp_path / "h.onnx", _calib(), accuracy, max_drop=2.0, config=int8_spec("tensorrt"))
     assert result.float_accuracy - result.steps[0][1] > 2.0  # plain PTQ misses the budget
     assert result.drop <= 2.0
     # the conv that reads the outlier activations is the most sensitive, and alone is enough

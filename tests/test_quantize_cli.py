@@ -54,10 +54,16 @@ def pseudo_labelled(model: torch.nn.Module, source: Path, out: Path, per_image: 
             d = by_id[r.image_id]
             wh = d.boxes[:, 2:] - d.boxes[:, :2]
             keep = ((wh >= 2).all(1)).nonzero().flatten()[:per_image]
-            records.append(replace(r, boxes=d.boxes[keep].numpy().astype(np.float32),
-                                   classes=d.classes[keep].numpy().astype(np.int64)))
-        write_coco(replace(split, records=tuple(records)), out / "annotations" / f"instances_{name}.json",
-                   image_root=source / "images" / name)
+            records.append(
+                replace(
+                    r, boxes=d.boxes[keep].numpy().astype(np.float32), classes=d.classes[keep].numpy().astype(np.int64)
+                )
+            )
+        write_coco(
+            replace(split, records=tuple(records)),
+            out / "annotations" / f"instances_{name}.json",
+            image_root=source / "images" / name,
+        )
     return out
 
 
@@ -76,8 +82,9 @@ def setup(tmp_path_factory, tiny_space_path):
             model.head.cls[level][2].bias.zero_()
             model.head.box[level][2].weight.mul_(20.0)
         model.head.cls[0][2].bias[9] = -300.0  # class 9 never scores: an outlier stretching the tensor's range
-    ckpt = save_checkpoint({"arch": arch.data, "model": model.state_dict(), "train_args": {"imgsz": IMGSZ}},
-                           root / "model.pt")
+    ckpt = save_checkpoint(
+        {"arch": arch.data, "model": model.state_dict(), "train_args": {"imgsz": IMGSZ}}, root / "model.pt"
+    )
     data = pseudo_labelled(model, images, root / "pseudo")
     return ckpt, data
 
@@ -90,8 +97,7 @@ def _quantize(args: list[str]) -> dict:
 
 def test_ptq_report_and_qdq_graph(setup, tmp_path):
     ckpt, data = setup
-    doc = _quantize([str(ckpt), "--data", str(data), "--mode", "ptq", "--target", "tensorrt", "--out",
-                     str(tmp_path)])
+    doc = _quantize([str(ckpt), "--data", str(data), "--mode", "ptq", "--target", "tensorrt", "--out", str(tmp_path)])
     for key in CONTRACT:
         assert key in doc, key
     assert doc["map_float"] > 50  # the pseudo-labels are the float model's own detections
@@ -116,10 +122,28 @@ def test_ptq_report_and_qdq_graph(setup, tmp_path):
 
 def test_hybrid_keeps_the_sensitive_layer_in_float(setup, tmp_path):
     ckpt, data = setup
-    candidates = [SENSITIVE, "/head/cls.1/cls.1.2/Conv", "/head/box.0/box.0.2/Conv", "/stem/conv/Conv",
-                  "/neck/td2/cv2/conv/Conv"]
-    doc = _quantize([str(ckpt), "--data", str(data), "--mode", "hybrid", "--max-drop", "5.0", "--candidates",
-                     ",".join(candidates), "--out", str(tmp_path)])
+    candidates = [
+        SENSITIVE,
+        "/head/cls.1/cls.1.2/Conv",
+        "/head/box.0/box.0.2/Conv",
+        "/stem/conv/Conv",
+        "/neck/td2/cv2/conv/Conv",
+    ]
+    doc = _quantize(
+        [
+            str(ckpt),
+            "--data",
+            str(data),
+            "--mode",
+            "hybrid",
+            "--max-drop",
+            "5.0",
+            "--candidates",
+            ",".join(candidates),
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert doc["map_ptq"] < doc["map_float"] - 5.0  # plain PTQ misses the budget...
     assert doc["float_layers"] == [SENSITIVE]  # ...and keeping this one conv in float is enough
     assert doc["drop"] <= 5.0 and doc["reached"] is True

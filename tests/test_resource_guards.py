@@ -65,9 +65,12 @@ def test_estimate_counts_parameters_like_the_built_model_and_grows_with_the_imag
 
 def test_every_building_command_honours_the_limit_and_the_override(tmp_path, monkeypatch):
     monkeypatch.setenv(GUARD_ENV, "0.001")  # 1 MB: yolov8n's 12.6 MB of weights do not fit
-    for args in (["model", "verify", "yolov8n"], ["latency", "measure", "yolov8n", "--backend", "torch"],
-                 ["export", "yolov8n", "--format", "yaml", "--out", str(tmp_path / "e")],
-                 ["proxy", "score", "yolov8n", "--proxy", "params"]):
+    for args in (
+        ["model", "verify", "yolov8n"],
+        ["latency", "measure", "yolov8n", "--backend", "torch"],
+        ["export", "yolov8n", "--format", "yaml", "--out", str(tmp_path / "e")],
+        ["proxy", "score", "yolov8n", "--proxy", "params"],
+    ):
         _one_error_line(runner.invoke(app, args), "yolov8n", "0.0 GB")
     assert not (tmp_path / "e").exists()
     ok = runner.invoke(app, ["--no-memory-guard", "model", "verify", "yolov8n", "--imgsz", "64", "--json"])
@@ -93,8 +96,18 @@ def test_workers_bounded_by_cores_and_memory(tmp_path, monkeypatch):
     monkeypatch.setenv(GUARD_ENV, "64")
     too_many = usable_cores() + 1
     out = tmp_path / "run"
-    result = runner.invoke(app, ["search", str(SPACES.parent / "experiments" / "quickstart.yaml"), "--out", str(out),
-                                 "--workers", str(too_many), "--no-progress"])
+    result = runner.invoke(
+        app,
+        [
+            "search",
+            str(SPACES.parent / "experiments" / "quickstart.yaml"),
+            "--out",
+            str(out),
+            "--workers",
+            str(too_many),
+            "--no-progress",
+        ],
+    )
     _one_error_line(result, "--workers", f"at most {usable_cores()} processes", "usable cores")
     assert not out.exists()
     monkeypatch.setenv(GUARD_ENV, "1.5")  # room for one process of ~1 GB
@@ -153,8 +166,25 @@ def test_training_is_refused_on_its_estimate_before_the_model_is_built(tmp_path,
     limit_gb = (est.training_bytes(1) + est.training_bytes(64)) / 2 / 1e9  # between batch 1 and batch 64
     monkeypatch.setenv(GUARD_ENV, f"{limit_gb:.3f}")
     out = tmp_path / "run"
-    result = runner.invoke(app, ["train", "yolov8n", "--data", str(data), "--epochs", "1", "--imgsz", "640",
-                                 "--batch", "64", "--device", "cpu", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "yolov8n",
+            "--data",
+            str(data),
+            "--epochs",
+            "1",
+            "--imgsz",
+            "640",
+            "--batch",
+            "64",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 2, result.output
     line = result.output.strip().splitlines()[-1]  # after the progress line saying nc 80 -> 10
     assert line.startswith("error: ") and "yolov8n" in line and "training at batch 64" in line, result.output

@@ -25,7 +25,7 @@ runner = CliRunner()
 def _experiment(tmp_path: Path, trials: int = 3, extra: str = "") -> Path:
     path = tmp_path / "exp.yaml"
     path.write_text(f"""name: reloc-test
-space: {SPACES / 'tiny_space.yaml'}
+space: {SPACES / "tiny_space.yaml"}
 imgsz: 64
 objectives:
   latency: {{source: measure}}
@@ -49,8 +49,11 @@ def _complete(run_dir: Path) -> int:
 def _tree(root: Path) -> dict[str, tuple[int, int]]:
     """Every file's size and time, but SQLite's side files (an earlier connection of this process going away
     removes them)."""
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
-            if not p.name.endswith(("-wal", "-shm"))}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if not p.name.endswith(("-wal", "-shm"))
+    }
 
 
 @pytest.fixture()
@@ -75,8 +78,9 @@ def test_a_copy_resumes_into_itself_only(run, tmp_path: Path) -> None:
     copy = tmp_path / "R2"
     shutil.copytree(run_dir, copy)
     before = _tree(run_dir)
-    result = runner.invoke(app, ["search", str(exp), "--out", str(copy), "--resume", "--trials", "5", "--json",
-                                 "--no-progress"])
+    result = runner.invoke(
+        app, ["search", str(exp), "--out", str(copy), "--resume", "--trials", "5", "--json", "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     assert _tree(run_dir) == before  # the original is untouched
     assert _complete(run_dir) == 3 and _complete(copy) == 5
@@ -94,8 +98,10 @@ def test_a_moved_run_is_read_where_it_is_and_nothing_is_recreated(run, tmp_path:
 
 def test_a_copy_with_a_broken_study_is_refused_not_read_from_the_original(run, tmp_path: Path) -> None:
     _, run_dir = run
-    for name, content in (("truncated", (run_dir / "study.db").read_bytes()[:2000]),
-                          ("foreign", b"root:x:0:0:root:/root:/bin/bash\n" * 50)):
+    for name, content in (
+        ("truncated", (run_dir / "study.db").read_bytes()[:2000]),
+        ("foreign", b"root:x:0:0:root:/root:/bin/bash\n" * 50),
+    ):
         copy = tmp_path / name
         shutil.copytree(run_dir, copy)
         (copy / "study.db").write_bytes(content)

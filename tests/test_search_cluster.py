@@ -29,7 +29,7 @@ TRIALS = 4
 def _experiment(tmp_path: Path, url: str, executor: str, trials: int = TRIALS) -> Path:
     exp = tmp_path / "exp.yaml"
     exp.write_text(f"""name: cluster-test
-space: {SPACES / 'tiny_space.yaml'}
+space: {SPACES / "tiny_space.yaml"}
 imgsz: 64
 objectives:
   latency: {{source: measure, backend: onnxruntime, threads: 1}}
@@ -48,9 +48,24 @@ executor: {executor}
 
 def _search(exp: Path, run_dir: Path, *extra: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.Popen([sys.executable, "-m", "nasearch.cli.main", "search", str(exp), "--out", str(run_dir),
-                             "--no-progress", "--json", *extra], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nasearch.cli.main",
+            "search",
+            str(exp),
+            "--out",
+            str(run_dir),
+            "--no-progress",
+            "--json",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 240) -> dict:
@@ -90,17 +105,18 @@ def _completed_each_once(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.
     return done
 
 
-def test_a_lost_node_costs_one_trial_which_runs_again(tmp_path: Path, postgres: PostgresServer,
-                                                      ray_cluster: RayCluster) -> None:
+def test_a_lost_node_costs_one_trial_which_runs_again(
+    tmp_path: Path, postgres: PostgresServer, ray_cluster: RayCluster
+) -> None:
     url = postgres.url()
-    exp = _experiment(tmp_path, url, f"{{kind: ray, address: '{ray_cluster.address}', "
-                                     "resources: {CPU: 1, T4: 1}}")
+    exp = _experiment(tmp_path, url, f"{{kind: ray, address: '{ray_cluster.address}', resources: {{CPU: 1, T4: 1}}}}")
     proc = _search(exp, tmp_path / "run", env_extra=ray_cluster.client_env)
     try:
         victim = _wait("trial running on the T4 node", lambda: _running_on_a_worker(url), proc)
         ray_cluster.kill_node("t4")
-        lost = _wait("lost trial", lambda: next((t for t in _trials(url) if t.state == TrialState.FAIL), None),
-                     proc, timeout=90)
+        lost = _wait(
+            "lost trial", lambda: next((t for t in _trials(url) if t.state == TrialState.FAIL), None), proc, timeout=90
+        )
         ray_cluster.add_node("t4", {"T4": 1.0})
         doc = _finish(proc)
     finally:
@@ -121,16 +137,21 @@ def test_a_lost_node_costs_one_trial_which_runs_again(tmp_path: Path, postgres: 
         assert t.user_attrs["rungs"][0]["kind"] == "gflops" and t.user_attrs["latency_measured"] is True
 
 
-def test_a_killed_driver_resumes_on_the_same_study(tmp_path: Path, postgres: PostgresServer,
-                                                   ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_killed_driver_resumes_on_the_same_study(
+    tmp_path: Path, postgres: PostgresServer, ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = postgres.url()
-    exp = _experiment(tmp_path, url, f"{{kind: ray, address: '{ray_cluster.address}', resources: {{CPU: 1}}, "
-                                     "concurrent: 2}")
+    exp = _experiment(
+        tmp_path, url, f"{{kind: ray, address: '{ray_cluster.address}', resources: {{CPU: 1}}, concurrent: 2}}"
+    )
     run_dir = tmp_path / "run"
     proc = _search(exp, run_dir, env_extra=ray_cluster.client_env)
     try:
-        _wait("complete trial and a running one", lambda: any(t.state == TrialState.COMPLETE for t in _trials(url))
-              and _running_on_a_worker(url), proc)
+        _wait(
+            "complete trial and a running one",
+            lambda: any(t.state == TrialState.COMPLETE for t in _trials(url)) and _running_on_a_worker(url),
+            proc,
+        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

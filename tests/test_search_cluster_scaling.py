@@ -19,8 +19,17 @@ _spec.loader.exec_module(bench)
 
 
 def test_summary_statistics() -> None:
-    runs = [bench.Run(c, 6, s) for c, s in [("local, 1 worker", 30), ("ray, 1 node", 60), ("ray, 2 nodes", 30),
-                                           ("local, 1 worker", 30), ("ray, 1 node", 60), ("ray, 2 nodes", 40)]]
+    runs = [
+        bench.Run(c, 6, s)
+        for c, s in [
+            ("local, 1 worker", 30),
+            ("ray, 1 node", 60),
+            ("ray, 2 nodes", 30),
+            ("local, 1 worker", 30),
+            ("ray, 1 node", 60),
+            ("ray, 2 nodes", 40),
+        ]
+    ]
     doc = bench.summarize(runs)
     assert doc["n_runs"] == 2
     one = doc["configs"]["ray, 1 node"]
@@ -34,8 +43,9 @@ def test_summary_statistics() -> None:
 
 
 @pytest.mark.cluster
-def test_benchmark_runs_on_a_tiny_budget(postgres: PostgresServer, ray_cluster: RayCluster,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_benchmark_runs_on_a_tiny_budget(
+    postgres: PostgresServer, ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key, value in ray_cluster.client_env.items():
         monkeypatch.setenv(key, value)
     runs = bench.measure(postgres, ray_cluster, trials=1, repeats=1)

@@ -19,8 +19,10 @@ from tests.conftest import ROOT
 
 def _requirements() -> dict[str, Requirement]:
     doc = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    reqs = [*doc["project"]["dependencies"], *(r for extra in doc["project"]["optional-dependencies"].values()
-                                               for r in extra)]
+    reqs = [
+        *doc["project"]["dependencies"],
+        *(r for extra in doc["project"]["optional-dependencies"].values() for r in extra),
+    ]
     return {Requirement(r).name: Requirement(r) for r in reqs}
 
 
@@ -31,8 +33,9 @@ def test_installed_release_is_inside_the_tested_bounds(package: str) -> None:
     if package == "ray":
         pytest.importorskip("ray")
     installed = version(package)
-    assert req.specifier.contains(installed, prereleases=True), \
+    assert req.specifier.contains(installed, prereleases=True), (
         f"{package} {installed} is outside {req.specifier}: test nasearch.search.compat against it first"
+    )
 
 
 def test_private_optuna_calls_work(tmp_path: Path) -> None:

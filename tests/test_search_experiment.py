@@ -14,7 +14,7 @@ from tests.conftest import ROOT, SPACES
 runner = CliRunner()
 
 BASE = f"""name: tiny-exp
-space: {SPACES / 'tiny_space.yaml'}
+space: {SPACES / "tiny_space.yaml"}
 imgsz: 64
 objectives:
   latency: {{source: measure, backend: onnxruntime}}
@@ -27,29 +27,42 @@ trials: 3
 CASES = {
     "unknown_key": (BASE.replace("trials: 3", "trails: 3"), "trails", "did you mean 'trials'"),
     "bad_sampler": (BASE + "sampler: cmaes\n", "sampler", "'nsga2'"),
-    "screen_history": (BASE + "latency_screen: {min_history: 1}\n", "latency_screen.min_history",
-                       "greater than or equal to 3"),
+    "screen_history": (
+        BASE + "latency_screen: {min_history: 1}\n",
+        "latency_screen.min_history",
+        "greater than or equal to 3",
+    ),
     "zero_trials": (BASE.replace("trials: 3", "trials: 0"), "trials", "greater than or equal to 1"),
-    "db_without_path": (BASE.replace("source: measure", "source: database"), "objectives.latency",
-                        "a `db` path"),
-    "target_without_name": (BASE.replace("source: measure", "source: target"), "objectives.latency",
-                            "a `target`"),
-    "hybrid_without_int8": (BASE.replace("source: measure, backend: onnxruntime",
-                                         "source: target, target: t4-tensorrt, float_layers: ['head.*']"),
-                            "objectives.latency", "`float_layers` (hybrid INT8) only with"),
-    "missing_space": (BASE.replace(str(SPACES / "tiny_space.yaml"), "nowhere/space.yaml"), "space",
-                      "no such file"),
-    "unknown_proxy": (BASE.replace("proxy: flops", "proxy: flopz"), "objectives.accuracy.screen.proxy",
-                      "a registered proxy"),
-    "unknown_budget_key": (BASE.replace("{proxy: params}", "{proxy: params, budget: {epochs: 3}}"),
-                           "objectives.accuracy.rungs[0].budget.epochs", "unknown key 'epochs'"),
+    "db_without_path": (BASE.replace("source: measure", "source: database"), "objectives.latency", "a `db` path"),
+    "target_without_name": (BASE.replace("source: measure", "source: target"), "objectives.latency", "a `target`"),
+    "hybrid_without_int8": (
+        BASE.replace(
+            "source: measure, backend: onnxruntime", "source: target, target: t4-tensorrt, float_layers: ['head.*']"
+        ),
+        "objectives.latency",
+        "`float_layers` (hybrid INT8) only with",
+    ),
+    "missing_space": (BASE.replace(str(SPACES / "tiny_space.yaml"), "nowhere/space.yaml"), "space", "no such file"),
+    "unknown_proxy": (
+        BASE.replace("proxy: flops", "proxy: flopz"),
+        "objectives.accuracy.screen.proxy",
+        "a registered proxy",
+    ),
+    "unknown_budget_key": (
+        BASE.replace("{proxy: params}", "{proxy: params, budget: {epochs: 3}}"),
+        "objectives.accuracy.rungs[0].budget.epochs",
+        "unknown key 'epochs'",
+    ),
     "both_suite_forms": (BASE + "suite: {models: 3, latency_targets_ms: [1, 2]}\n", "suite", "not both"),
     "bad_eta": (BASE.replace("rungs:", "eta: 1\n    rungs:"), "objectives.accuracy.eta", "greater than 1"),
     "bad_imgsz": (BASE.replace("imgsz: 64", "imgsz: 65"), "imgsz", "multiple of 32"),
     "unknown_preset": (BASE + "presets: [yolov9z]\n", "presets[0]", "a preset name"),
     "not_a_mapping": ("- 1\n- 2\n", "<root>", "a YAML mapping"),
-    "bad_resource": (BASE + "executor: {kind: ray, resources: {CPU: -1}}\n", "executor.resources.CPU",
-                     "greater than or equal to 0"),
+    "bad_resource": (
+        BASE + "executor: {kind: ray, resources: {CPU: -1}}\n",
+        "executor.resources.CPU",
+        "greater than or equal to 0",
+    ),
 }
 
 
@@ -68,12 +81,15 @@ def test_malformed_experiment_exits_2_with_one_line(case: str, tmp_path: Path) -
     assert not (tmp_path / "run" / "study.db").exists()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--sampler", "annealing"], "--sampler: sampler: expected nsga2 | nsga3 | tpe | motpe | gp | random"),
-    (["--executor", "slurm"], "--executor: executor: expected local | ray"),
-    (["--trials", "0"], "--trials: trials: expected a positive integer"),
-    (["--workers", "0"], "--workers: workers: expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--sampler", "annealing"], "--sampler: sampler: expected nsga2 | nsga3 | tpe | motpe | gp | random"),
+        (["--executor", "slurm"], "--executor: executor: expected local | ray"),
+        (["--trials", "0"], "--trials: trials: expected a positive integer"),
+        (["--workers", "0"], "--workers: workers: expected a positive integer"),
+    ],
+)
 def test_bad_options_exit_2(args: list[str], words: str, tmp_path: Path) -> None:
     exp = tmp_path / "exp.yaml"
     exp.write_text(BASE)
@@ -101,8 +117,7 @@ def test_bad_storage_url_exits_2(tmp_path: Path) -> None:
     assert "a reachable Optuna storage URL" in result.output
 
 
-def test_shipped_experiments_validate_and_resolve_by_name(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shipped_experiments_validate_and_resolve_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COCO_DIR", str(tmp_path))
     quick = load_experiment("quickstart")
     assert quick.space_path == (ROOT / "search_spaces" / "yolo_nas_space.yaml").resolve()
@@ -118,8 +133,7 @@ def test_shipped_experiments_validate_and_resolve_by_name(tmp_path: Path,
     assert result.exit_code == 2 and "dataset.path: expected an existing dataset" in result.output
 
 
-def test_shipped_data_resolves_by_bare_name_from_any_folder(tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shipped_data_resolves_by_bare_name_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nasearch.resources import shipped
     from nasearch.space import load_arch, load_space
 
@@ -131,8 +145,12 @@ def test_shipped_data_resolves_by_bare_name_from_any_folder(tmp_path: Path,
     assert load_arch("yolov8n").name == "yolov8n"
     assert (ROOT / "search_spaces").resolve() == shipped("search_spaces").resolve()  # one copy, two paths
     (tmp_path / "tiny_space").write_text("")  # a local file of that name wins over the shipped space
-    assert experiment_from_dict({"name": "n", "space": "tiny_space", "trials": 1, "presets": False},
-                                str(tmp_path / "e.yaml")).space_path == tmp_path / "tiny_space"
+    assert (
+        experiment_from_dict(
+            {"name": "n", "space": "tiny_space", "trials": 1, "presets": False}, str(tmp_path / "e.yaml")
+        ).space_path
+        == tmp_path / "tiny_space"
+    )
 
 
 def test_a_search_scores_int8_and_hybrid_t4_latency(tmp_path: Path) -> None:
@@ -143,8 +161,9 @@ def test_a_search_scores_int8_and_hybrid_t4_latency(tmp_path: Path) -> None:
     arch = load_arch("yolov8n")
     got = {}
     for name, extra in (("fp16", {}), ("int8", {}), ("hybrid", {"float_layers": ["head.*"]})):
-        spec = LatencySpec(source="target", target="t4-tensorrt", precision="fp16" if name == "fp16" else "int8",
-                           **extra)
+        spec = LatencySpec(
+            source="target", target="t4-tensorrt", precision="fp16" if name == "fp16" else "int8", **extra
+        )
         got[name] = LatencyEvaluator(spec, 640, None).screen(arch, None)
         assert got[name].measured is False
     assert got["int8"].ms < got["hybrid"].ms < got["fp16"].ms
@@ -171,8 +190,9 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def test_trees_experiment_validates_and_its_dataset_source_is_checked(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trees_experiment_validates_and_its_dataset_source_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nasearch.errors import InputError
     from nasearch.search.objectives import dataset_provider
 

@@ -25,8 +25,14 @@ from tests.conftest import SPACES
 runner = CliRunner()
 
 
-def experiment(tmp_path: Path, extra: str = "", trials: int = 8, screen: str = "flops",
-               space: Path = SPACES / "tiny_space.yaml", seed: int = 3) -> Path:
+def experiment(
+    tmp_path: Path,
+    extra: str = "",
+    trials: int = 8,
+    screen: str = "flops",
+    space: Path = SPACES / "tiny_space.yaml",
+    seed: int = 3,
+) -> Path:
     text = f"""name: tiny-test
 space: {space}
 imgsz: 64
@@ -68,8 +74,7 @@ def _study(run_dir: Path) -> optuna.Study:
     return load_study(info.storage, info.study_name)
 
 
-def test_failed_candidates_do_not_stop_the_search(tmp_path: Path, predicted_latency: None,
-                                                  flaky_proxy: None) -> None:
+def test_failed_candidates_do_not_stop_the_search(tmp_path: Path, predicted_latency: None, flaky_proxy: None) -> None:
     run_dir = tmp_path / "run"
     path = experiment(tmp_path, screen="flaky", trials=6, extra="max_failures: 30\nsampler: random\n")
     doc = run_search(path, run_dir, show_progress=False)
@@ -98,8 +103,11 @@ def test_same_seed_same_sequence_other_seed_other_sequence(tmp_path: Path, predi
 def test_constraints_hold_on_the_front_and_block_promotion(tmp_path: Path, predicted_latency: None) -> None:
     # a limit inside the range of the space (about 0.2 to 0.3 M parameters), so both sides occur
     run_dir = tmp_path / "run"
-    run_search(experiment(tmp_path, extra="constraints: {params_m: 0.25}\nsampler: random\n", trials=12),
-               run_dir, show_progress=False)
+    run_search(
+        experiment(tmp_path, extra="constraints: {params_m: 0.25}\nsampler: random\n", trials=12),
+        run_dir,
+        show_progress=False,
+    )
     trials = pd.read_csv(run_dir / "trials.csv")
     done = trials[trials.state == "complete"]
     assert (done.feasible == False).any() and (done.feasible == True).any()  # noqa: E712
@@ -110,13 +118,13 @@ def test_constraints_hold_on_the_front_and_block_promotion(tmp_path: Path, predi
     assert len(front) >= 1 and (front.params <= 250_000).all()
 
 
-def test_promotion_records_every_rung_and_front_is_at_the_top_rung(tmp_path: Path,
-                                                                   predicted_latency: None) -> None:
+def test_promotion_records_every_rung_and_front_is_at_the_top_rung(tmp_path: Path, predicted_latency: None) -> None:
     run_dir = tmp_path / "run"
     run_search(experiment(tmp_path, trials=10, extra="sampler: random\n"), run_dir, show_progress=False)
     study = _study(run_dir)
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
-            and "duplicate_of" not in t.user_attrs]
+    done = [
+        t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and "duplicate_of" not in t.user_attrs
+    ]
     promoted = [t for t in done if len(t.user_attrs["rungs"]) == 2]
     assert 0 < len(promoted) < len(done)
     for t in done:
@@ -129,15 +137,15 @@ def test_promotion_records_every_rung_and_front_is_at_the_top_rung(tmp_path: Pat
     assert {e["trial"] for e in front} <= {t.number for t in promoted}
 
 
-def test_presets_inside_the_space_run_first_and_are_always_promoted(tmp_path: Path,
-                                                                    predicted_latency: None) -> None:
+def test_presets_inside_the_space_run_first_and_are_always_promoted(tmp_path: Path, predicted_latency: None) -> None:
     space_dir = tmp_path / "space"
     (space_dir / "presets").mkdir(parents=True)
     shutil.copy(SPACES / "tiny_space.yaml", space_dir / "tiny_space.yaml")
     preset = load_space(SPACES / "tiny_space.yaml").sample(5)
     Architecture({**preset.data, "name": "tiny_ref"}).save(space_dir / "presets" / "tiny_ref.yaml")
     (space_dir / "presets" / "outsider.yaml").write_text(
-        (Path(__file__).parents[1] / "search_spaces" / "presets" / "yolov8n.yaml").read_text())
+        (Path(__file__).parents[1] / "search_spaces" / "presets" / "yolov8n.yaml").read_text()
+    )
     exp = experiment(tmp_path, space=space_dir / "tiny_space.yaml", trials=5).read_text()
     exp = exp.replace("presets: false", "presets: true")
     path = tmp_path / "with_presets.yaml"
@@ -166,8 +174,7 @@ def test_results_and_pareto_command(tmp_path: Path, predicted_latency: None) -> 
     result = runner.invoke(app, ["pareto", str(run_dir), "--json", "--plot", str(tmp_path / "front.png")])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc and set(doc[0]) >= {"trial", "latency_ms", "accuracy", "accuracy_kind", "params", "gflops",
-                                   "arch"}
+    assert doc and set(doc[0]) >= {"trial", "latency_ms", "accuracy", "accuracy_kind", "params", "gflops", "arch"}
     lat = [e["latency_ms"] for e in doc]
     acc = [e["accuracy"] for e in doc]
     assert lat == sorted(lat) and acc == sorted(acc), "a front sorted by latency gains accuracy"
@@ -215,8 +222,9 @@ def test_experiment_scale_sets_body_and_head_widths(tmp_path: Path) -> None:
     from nasearch.space.decisions import ReplayChooser
     from nasearch.space.space import decision_values
 
-    path = experiment(tmp_path, space=SPACES / "yolo_nas_space.yaml",
-                      extra="scale: {width: 0.25, depth: 0.5, head_width: 0.5}\n")
+    path = experiment(
+        tmp_path, space=SPACES / "yolo_nas_space.yaml", extra="scale: {width: 0.25, depth: 0.5, head_width: 0.5}\n"
+    )
     ctx = SearchContext.create(load_experiment(path))
     preset = load_presets(presets_dir())["yolo_nas_s"]
     values = decision_values(ctx.space, preset)

@@ -20,7 +20,7 @@ from tests.conftest import SPACES
 ray = pytest.importorskip("ray")
 
 EXPERIMENT = f"""name: ray-test
-space: {SPACES / 'tiny_space.yaml'}
+space: {SPACES / "tiny_space.yaml"}
 imgsz: 64
 objectives:
   latency: {{source: measure, backend: onnxruntime, threads: 1}}
@@ -40,8 +40,9 @@ executor:
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
     """Two CPUs and one `latency_slot`: trials needing the slot must run one at a time."""
-    ray.init(num_cpus=2, resources={"latency_slot": 1}, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR")
+    ray.init(
+        num_cpus=2, resources={"latency_slot": 1}, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+    )
     yield
     ray.shutdown()
 
@@ -65,8 +66,9 @@ def test_ray_trials_run_in_workers_one_slot_at_a_time(tmp_path: Path, local_ray:
         assert rung0["kind"] == "gflops" and t.values[1] == pytest.approx(rung0["accuracy"])
         spans.append((attrs["worker_started"], attrs["worker_finished"]))
     spans.sort()
-    assert all(a[1] <= b[0] + 0.05 for a, b in itertools.pairwise(spans)), \
+    assert all(a[1] <= b[0] + 0.05 for a, b in itertools.pairwise(spans)), (
         f"trials overlapped although each needs the only latency_slot: {spans}"
+    )
     assert (run_dir / "pareto.csv").is_file() and doc["front"]
 
 

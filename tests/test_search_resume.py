@@ -20,7 +20,7 @@ from tests.conftest import ROOT, SPACES
 
 TRIALS = 6
 EXPERIMENT = f"""name: resume-test
-space: {SPACES / 'tiny_space.yaml'}
+space: {SPACES / "tiny_space.yaml"}
 imgsz: 64
 objectives:
   latency: {{source: measure, backend: onnxruntime, threads: 1}}
@@ -41,8 +41,17 @@ def _snapshot(db: Path) -> dict[int, tuple]:
 
 def _search(exp: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "nasearch.cli.main", "search", str(exp), "--out", str(run_dir),
-           "--no-progress", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nasearch.cli.main",
+        "search",
+        str(exp),
+        "--out",
+        str(run_dir),
+        "--no-progress",
+        *extra,
+    ]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -78,7 +78,7 @@ def test_database_margin_is_learned_from_its_own_errors() -> None:
 
 def _experiment(tmp_path: Path, screen: bool, seed: int, trials: int = 12) -> Path:
     text = f"""name: screen-test
-space: {SPACES / 'yolo_nas_space.yaml'}
+space: {SPACES / "yolo_nas_space.yaml"}
 imgsz: 64
 scale: {{width: 0.25, depth: 0.5, head_width: 0.5}}
 nc: 10

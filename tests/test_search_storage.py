@@ -71,13 +71,22 @@ def test_server_urls_use_psycopg_3_and_messages_hide_the_password() -> None:
     assert engine_url("postgresql://u:pw@h/db") == "postgresql+psycopg://u:pw@h/db"
     assert engine_url("postgres://u:pw@h/db") == "postgresql+psycopg://u:pw@h/db"
     assert engine_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
-    assert masked("at postgresql+psycopg://ann:p%40ss:w@db.lan:5432/s, then") == \
-        "at postgresql+psycopg://ann:***@db.lan:5432/s, then"
+    assert (
+        masked("at postgresql+psycopg://ann:p%40ss:w@db.lan:5432/s, then")
+        == "at postgresql+psycopg://ann:***@db.lan:5432/s, then"
+    )
     assert masked("postgresql://ann@db.lan/s sqlite:////a/b.db") == "postgresql://ann@db.lan/s sqlite:////a/b.db"
 
 
-@pytest.mark.parametrize("bad", ["postgresql://ann:hunter2-secret@127.0.0.1:1/study", "postgresql://ann:hunter2-secret@",
-                                 "not a url", "mysql://ann:hunter2-secret@127.0.0.1/study"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "postgresql://ann:hunter2-secret@127.0.0.1:1/study",
+        "postgresql://ann:hunter2-secret@",
+        "not a url",
+        "mysql://ann:hunter2-secret@127.0.0.1/study",
+    ],
+)
 def test_unreachable_or_malformed_url_is_an_input_error_without_the_password(bad: str) -> None:
     with pytest.raises(InputError) as err:
         open_storage(bad)
@@ -94,10 +103,22 @@ def test_search_with_an_unreachable_server_exits_2_without_the_password(tmp_path
     from tests.conftest import SPACES
 
     exp = tmp_path / "exp.yaml"
-    exp.write_text(f"name: pg\nspace: {SPACES / 'tiny_space.yaml'}\nimgsz: 64\npresets: false\ntrials: 1\n"
-                   "objectives: {latency: {source: measure, backend: onnxruntime, threads: 1}}\n")
-    result = CliRunner().invoke(app, ["search", str(exp), "--out", str(tmp_path / "run"), "--no-progress",
-                                      "--storage", "postgresql://ann:hunter2-secret@127.0.0.1:1/study"])
+    exp.write_text(
+        f"name: pg\nspace: {SPACES / 'tiny_space.yaml'}\nimgsz: 64\npresets: false\ntrials: 1\n"
+        "objectives: {latency: {source: measure, backend: onnxruntime, threads: 1}}\n"
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "search",
+            str(exp),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+            "--storage",
+            "postgresql://ann:hunter2-secret@127.0.0.1:1/study",
+        ],
+    )
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert result.exit_code == 2 and len(lines) == 1, result.output
     assert lines[0].startswith("error: storage: storage: expected a reachable Optuna storage URL")

@@ -25,8 +25,10 @@ def test_tiny_cardinality_matches_brute_force(tiny_space_path):
 
 
 def test_brute_force_agrees_on_conditional_choice():
-    tree = {"a": {"choice": [{"x": 1}, {"x": {"range": [1, 3]}, "y": {"choice": [True, False]}}]},
-            "b": {"range": [0.0, 1.0], "step": 0.25}}
+    tree = {
+        "a": {"choice": [{"x": 1}, {"x": {"range": [1, 3]}, "y": {"choice": [True, False]}}]},
+        "b": {"range": [0.0, 1.0], "step": 0.25},
+    }
     assert dec.cardinality(tree) == (1 + 3 * 2) * 5 == len(list(dec.enumerate_all(tree)))
     names = [d.name for d in dec.list_decisions(tree)]
     assert names == ["a", "a|1.x", "a|1.y", "b"]

@@ -19,8 +19,9 @@ def test_estimates_are_scipys_rho_and_tau_b():
     assert stats.correlation(x, y, "spearman", resamples=10).estimate == pytest.approx(sps.spearmanr(x, y)[0])
     assert stats.correlation(x, y, "kendall", resamples=10).estimate == pytest.approx(sps.kendalltau(x, y)[0])
     rows_x, rows_y = np.stack([x, x[::-1]]), np.stack([y, y])
-    np.testing.assert_allclose(stats.kendall_rows(rows_x, rows_y),
-                               [sps.kendalltau(x, y)[0], sps.kendalltau(x[::-1], y)[0]])
+    np.testing.assert_allclose(
+        stats.kendall_rows(rows_x, rows_y), [sps.kendalltau(x, y)[0], sps.kendalltau(x[::-1], y)[0]]
+    )
 
 
 @pytest.mark.parametrize("method", ["spearman", "kendall"])

@@ -171,11 +171,13 @@ def test_leave_one_family_out_errors_recomputed_from_the_calibration(stored_and_
 
 
 def test_fitted_model_preserves_the_published_order():
-    for names, precision in ((["yolov6n", "yolov6s", "yolov6m", "yolov6l"], "fp16"),
-                             (["yolo11n", "yolo11s", "yolo11m", "yolo11l", "yolo11x"], "fp16"),
-                             (["yolov5nu", "yolov5su", "yolov5mu", "yolov5lu", "yolov5xu"], "fp16"),
-                             (["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"], "fp16"),
-                             (["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"], "int8")):
+    for names, precision in (
+        (["yolov6n", "yolov6s", "yolov6m", "yolov6l"], "fp16"),
+        (["yolo11n", "yolo11s", "yolo11m", "yolo11l", "yolo11x"], "fp16"),
+        (["yolov5nu", "yolov5su", "yolov5mu", "yolov5lu", "yolov5xu"], "fp16"),
+        (["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"], "fp16"),
+        (["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"], "int8"),
+    ):
         preds = [predict_t4(load_arch(n), precision, 640, 1)["predicted_ms"] for n in names]
         assert preds == sorted(preds)
     for name in ("yolo_nas_s", "yolo_nas_l"):

@@ -91,23 +91,43 @@ def test_run_directory_contents(reference_run, arch):
     assert (reference_run / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = list(csv.DictReader((reference_run / "results.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, EPOCHS + 1))
-    for column in ("train/box_loss", "train/cls_loss", "train/dfl_loss", "metrics/mAP50-95", "metrics/mAP50",
-                   "lr/pg0", "lr/pg2"):
+    for column in (
+        "train/box_loss",
+        "train/cls_loss",
+        "train/dfl_loss",
+        "metrics/mAP50-95",
+        "metrics/mAP50",
+        "lr/pg0",
+        "lr/pg2",
+    ):
         assert all(r[column] != "" for r in rows), column
     # the learning rate follows warm-up and decay: the bias group starts high and comes down
     assert float(rows[0]["lr/pg2"]) > float(rows[-1]["lr/pg2"])
     for name in ("last.pt", "best.pt"):
         ckpt = torch.load(reference_run / name, weights_only=True)
-        for key in ("arch", "model", "train_model", "optimizer", "epoch", "ema_updates", "best_fitness",
-                    "train_args", "history", "class_names"):
+        for key in (
+            "arch",
+            "model",
+            "train_model",
+            "optimizer",
+            "epoch",
+            "ema_updates",
+            "best_fitness",
+            "train_args",
+            "history",
+            "class_names",
+        ):
             assert key in ckpt, (name, key)
         assert ckpt["train_args"]["epochs"] == EPOCHS and ckpt["arch"]["nc"] == 10
         assert ckpt["ema_updates"] > 0
         _, loaded_arch, _ = load_checkpoint(reference_run / name)
         assert loaded_arch.data["nc"] == 10 and loaded_arch.data["backbone"] == arch.data["backbone"]
         # `model` holds the EMA weights, not the raw training weights
-        assert any(not torch.equal(ckpt["model"][k], ckpt["train_model"][k])
-                   for k in ckpt["model"] if ckpt["model"][k].is_floating_point())
+        assert any(
+            not torch.equal(ckpt["model"][k], ckpt["train_model"][k])
+            for k in ckpt["model"]
+            if ckpt["model"][k].is_floating_point()
+        )
     best = torch.load(reference_run / "best.pt", weights_only=True)
     last = torch.load(reference_run / "last.pt", weights_only=True)
     assert best["best_fitness"] == last["best_fitness"] == max(r["metrics/mAP50-95"] for r in last["history"])
@@ -121,8 +141,9 @@ def test_mosaic_is_closed_for_the_last_epochs(arch):
 
 def test_cli_refuses_to_overwrite_a_run_and_checks_resume_flags(reference_run, data):
     runner = CliRunner()
-    again = runner.invoke(app, ["train", str(reference_run / "arch.yaml"), "--data", str(data), "--out",
-                                str(reference_run)])
+    again = runner.invoke(
+        app, ["train", str(reference_run / "arch.yaml"), "--data", str(data), "--out", str(reference_run)]
+    )
     assert again.exit_code == 2 and "previous run" in again.stderr and "Traceback" not in again.output
     other = runner.invoke(app, ["train", str(reference_run / LAST), "--resume", "--epochs", "7"])
     assert other.exit_code == 2 and "--epochs" in other.stderr
@@ -139,8 +160,7 @@ def test_cli_bad_inputs_exit_2(tmp_path, data):
         (["train", "yolov8n"], "--data"),
         (["train", "yolov8n", "--data", str(data), "--batch", "0", "--out", str(tmp_path / "o")], "batch"),
         (["train", "yolov8n", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], "nope"),
-        (["train", "yolov8n", "--data", str(data), "--optimizer", "adam", "--out", str(tmp_path / "o")],
-         "optimizer"),
+        (["train", "yolov8n", "--data", str(data), "--optimizer", "adam", "--out", str(tmp_path / "o")], "optimizer"),
     ]
     for args, needle in cases:
         result = runner.invoke(app, args)
@@ -151,14 +171,30 @@ def test_cli_bad_inputs_exit_2(tmp_path, data):
 
 def test_distillation_from_a_teacher_checkpoint(tmp_path, data, arch, reference_run):
     out = tmp_path / "student"
-    result = prepare_run(arch, str(data), out, _config(epochs=1, teacher=str(reference_run / "best.pt"),
-                                                       distill_weight=2.0)).fit()
+    result = prepare_run(
+        arch, str(data), out, _config(epochs=1, teacher=str(reference_run / "best.pt"), distill_weight=2.0)
+    ).fit()
     assert result.epochs == 1
     saved = torch.load(out / LAST, weights_only=True)
     assert saved["train_args"]["teacher"] == str(reference_run / "best.pt")
     # a teacher trained on other classes is refused
     three = arch.with_overrides(nc=3)
     other = save_checkpoint({"arch": three.data, "model": build_model(three).state_dict()}, tmp_path / "other.pt")
-    runner = CliRunner().invoke(app, ["train", str(reference_run / "arch.yaml"), "--data", str(data), "--teacher",
-                                      str(other), "--epochs", "1", "--imgsz", "64", "--out", str(tmp_path / "x")])
+    runner = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(reference_run / "arch.yaml"),
+            "--data",
+            str(data),
+            "--teacher",
+            str(other),
+            "--epochs",
+            "1",
+            "--imgsz",
+            "64",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
     assert runner.exit_code == 2 and "other.pt: arch.nc" in runner.stderr and "classes" in runner.stderr

@@ -56,16 +56,30 @@ def engine_calls(monkeypatch):
 
 def test_the_full_recipe_is_the_train_config(engine_calls, data, tiny_space_path, tmp_path):
     arch = load_space(tiny_space_path).sample(0)
-    config = TrainConfig(epochs=5, imgsz=64, batch=4, workers=0, optimizer="adamw", lr0=0.002, schedule="linear",
-                         min_warmup_iters=2, ema_decay=0.99)
+    config = TrainConfig(
+        epochs=5,
+        imgsz=64,
+        batch=4,
+        workers=0,
+        optimizer="adamw",
+        lr0=0.002,
+        schedule="linear",
+        min_warmup_iters=2,
+        ema_decay=0.99,
+    )
     with pytest.raises(Stop):
         prepare_run(arch, str(data), tmp_path / "run", config).fit()
-    (recipe, engine), = engine_calls
+    ((recipe, engine),) = engine_calls
     iters = engine.schedule.total_iters // 5  # batches per epoch
     assert iters >= 2 and engine.schedule.total_iters == 5 * iters
     assert recipe == config.recipe(iters)
-    assert (recipe.optimizer, recipe.lr0, recipe.schedule, recipe.nbs, recipe.ema_decay) == \
-        ("adamw", 0.002, "linear", 64, 0.99)
+    assert (recipe.optimizer, recipe.lr0, recipe.schedule, recipe.nbs, recipe.ema_decay) == (
+        "adamw",
+        0.002,
+        "linear",
+        64,
+        0.99,
+    )
     assert isinstance(engine.optimizer, torch.optim.AdamW) and engine.accumulate == 16
     assert engine.optimizer.param_groups[0]["weight_decay"] == pytest.approx(5e-4 * 4 * 16 / 64)
     assert engine.ema is not None and not engine.amp  # AMP only on CUDA
@@ -76,7 +90,7 @@ def test_the_short_recipe_goes_through_the_engine(engine_calls, model):
     images = torch.rand(2, 3, 64, 64)
     with pytest.raises(Stop):
         train_steps(model, [(images, torch.tensor([[0.0, 1.0, 8, 8, 40, 50]]))], steps=20, lr=5e-3, warmup=4)
-    (recipe, engine), = engine_calls
+    ((recipe, engine),) = engine_calls
     assert recipe == short_recipe(20, lr=5e-3, warmup=4)
     assert (recipe.optimizer, recipe.nbs, recipe.ema_decay, recipe.amp) == ("adamw", None, None, False)
     assert isinstance(engine.optimizer, torch.optim.AdamW) and engine.accumulate == 1 and engine.ema is None
@@ -91,11 +105,16 @@ def test_the_qat_recipe_goes_through_the_engine(engine_calls, model, data):
     split = load_split(data, "train")
     with pytest.raises(Stop):
         finetune(model, split, 64, epochs=2, batch=4, lr=0.01)
-    (recipe, engine), = engine_calls
+    ((recipe, engine),) = engine_calls
     total = 2 * math.ceil(len(split) / 4)
     assert recipe == qat_recipe(0.01, 4, total)
-    assert (recipe.optimizer, recipe.momentum, recipe.warmup_iters, recipe.lrf, recipe.ema_decay) == \
-        ("sgd", 0.9, 0, 0.01, 0.999)
+    assert (recipe.optimizer, recipe.momentum, recipe.warmup_iters, recipe.lrf, recipe.ema_decay) == (
+        "sgd",
+        0.9,
+        0,
+        0.01,
+        0.999,
+    )
     assert recipe.ema_tau == max(total / 16 / 10, 1.0)
     # the full recipe's weight decay, nominal batch and clipping: one source of those values
     full = Recipe()
@@ -134,6 +153,7 @@ def test_unknown_optimizer_is_an_input_error_everywhere(model, tmp_path, data):
         validate_model(TrainConfig, {"optimizer": "adam"}, "cfg.yaml")
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("optimizer: lion\n")
-    result = CliRunner().invoke(app, ["train", "yolov8n", "--data", str(data), "--cfg", str(cfg),
-                                      "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(
+        app, ["train", "yolov8n", "--data", str(data), "--cfg", str(cfg), "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 2 and "optimizer" in result.stderr and "Traceback" not in result.output

@@ -111,11 +111,14 @@ def test_checkpoint_round_trip_and_weights_only(tmp_path, tiny_arch):
     assert not list(tmp_path.glob(".*tmp*"))  # no temp file left behind
 
 
-@pytest.mark.parametrize("content, found", [
-    (b"not a checkpoint at all", "corrupt or foreign data"),
-    (None, "unsafe unpickling"),
-    (b"", "EOFError"),
-])
+@pytest.mark.parametrize(
+    "content, found",
+    [
+        (b"not a checkpoint at all", "corrupt or foreign data"),
+        (None, "unsafe unpickling"),
+        (b"", "EOFError"),
+    ],
+)
 def test_corrupt_checkpoints_are_input_errors(tmp_path, content, found):
     path = tmp_path / "bad.pt"
     if content is None:  # a pickled module, which weights_only refuses

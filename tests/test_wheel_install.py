@@ -48,16 +48,33 @@ def _build_wheel(tmp: Path) -> Path:
         shutil.copy2(ROOT / name, src / name)
     shutil.copytree(ROOT / "nasearch", src / "nasearch", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
-                    "--quiet", "-w", str(out)], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(src),
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(out),
+        ],
+        check=True,
+        timeout=300,
+    )
     (wheel,) = out.glob("nasearch-*.whl")
     return wheel
 
 
 def _clean_env() -> dict[str, str]:
     """No PYTHONPATH (the checkout must not be importable) and none of nasearch's data-location overrides."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "NASEARCH_PRESETS", "NASEARCH_EXPERIMENTS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "VIRTUAL_ENV", "NASEARCH_PRESETS", "NASEARCH_EXPERIMENTS")
+    }
     return {**env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -67,8 +84,23 @@ def _venv_with(wheel: Path, tmp: Path) -> Path:
     not read, and written after the install, so pip does not take that nasearch for an installed one."""
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps",
-                    "--no-index", "--quiet", str(wheel)], check=True, timeout=300, env=_clean_env())
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+        env=_clean_env(),
+    )
     (purelib,) = (venv / "lib").glob("python3*/site-packages")
     assert (purelib / "nasearch" / "resources" / "search_spaces" / "presets" / "yolov8n.yaml").is_file()
     (purelib / "shared_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")

@@ -49,27 +49,34 @@ def guarded(fn: F) -> F:
             if os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
             print(masked(f"internal error: {type(exc).__name__}: {first_line(exc)}"), file=sys.stderr)
-            print("hint: rerun with --debug for the traceback, and report it if the input looks right",
-                  file=sys.stderr)
+            print("hint: rerun with --debug for the traceback, and report it if the input looks right", file=sys.stderr)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 # errors that say the user pointed at a location that cannot be used: read-only, not a directory, no access...
-LOCATION_ERRNOS = {errno.EROFS: "a read-only file system", errno.EACCES: "no permission",
-                   errno.EPERM: "an operation not permitted there", errno.ENOTDIR: "a path through a file",
-                   errno.EEXIST: "an existing file", errno.EISDIR: "a directory", errno.ENOENT: "no such path",
-                   errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota exceeded",
-                   errno.ENAMETOOLONG: "a name too long"}
+LOCATION_ERRNOS = {
+    errno.EROFS: "a read-only file system",
+    errno.EACCES: "no permission",
+    errno.EPERM: "an operation not permitted there",
+    errno.ENOTDIR: "a path through a file",
+    errno.EEXIST: "an existing file",
+    errno.EISDIR: "a directory",
+    errno.ENOENT: "no such path",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota exceeded",
+    errno.ENAMETOOLONG: "a name too long",
+}
 
 
 def location_error(exc: BaseException) -> InputError | None:
     """An OSError about a path the user gave (an --out on a read-only mount, under a file, ...) as bad input."""
     if not isinstance(exc, OSError) or exc.errno not in LOCATION_ERRNOS or exc.filename is None:
         return None
-    return InputError(os.fsdecode(exc.filename), "<path>", "a location this command can read or write",
-                      LOCATION_ERRNOS[exc.errno])
+    return InputError(
+        os.fsdecode(exc.filename), "<path>", "a location this command can read or write", LOCATION_ERRNOS[exc.errno]
+    )
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

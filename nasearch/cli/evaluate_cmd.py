@@ -18,16 +18,17 @@ def _checkpoint_imgsz(ckpt: dict, arch_imgsz: int) -> int:
 
 
 @guarded
-def evaluate(model: str = typer.Argument(..., help="A training checkpoint (.pt) or an ONNX file (.onnx)."),
-             data: str = typer.Option(..., "--data", help="Dataset directory, data.yaml or COCO json."),
-             imgsz: int | None = typer.Option(None, "--imgsz",
-                                              help="Input size (default: checkpoint or ONNX input)."),
-             batch: int = typer.Option(16, "--batch", help="Images per inference batch."),
-             split: str = typer.Option("val", "--split", help="Which split of the dataset to score."),
-             conf: float = typer.Option(0.001, "--conf", help="Minimum score of a detection."),
-             iou: float = typer.Option(0.7, "--iou", help="NMS IoU threshold."),
-             workers: int = typer.Option(0, "--workers", help="Data-loading worker processes."),
-             json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+def evaluate(
+    model: str = typer.Argument(..., help="A training checkpoint (.pt) or an ONNX file (.onnx)."),
+    data: str = typer.Option(..., "--data", help="Dataset directory, data.yaml or COCO json."),
+    imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: checkpoint or ONNX input)."),
+    batch: int = typer.Option(16, "--batch", help="Images per inference batch."),
+    split: str = typer.Option("val", "--split", help="Which split of the dataset to score."),
+    conf: float = typer.Option(0.001, "--conf", help="Minimum score of a detection."),
+    iou: float = typer.Option(0.7, "--iou", help="NMS IoU threshold."),
+    workers: int = typer.Option(0, "--workers", help="Data-loading worker processes."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
     """COCO mAP50-95 and mAP50 (percent points) of a model on a dataset split."""
     from nasearch.data.resolve import load_split
     from nasearch.eval import NMSConfig, evaluate_model
@@ -49,8 +50,9 @@ def evaluate(model: str = typer.Argument(..., help="A training checkpoint (.pt) 
 
         detector, arch, ckpt = load_checkpoint(path)
         if detector.nc != dataset.nc:
-            raise InputError(data, "categories", f"{detector.nc} classes (as the checkpoint {path.name})",
-                             f"{dataset.nc} classes")
+            raise InputError(
+                data, "categories", f"{detector.nc} classes (as the checkpoint {path.name})", f"{dataset.nc} classes"
+            )
         size = imgsz or _checkpoint_imgsz(ckpt, int(arch.data["imgsz"]))
         result = evaluate_model(detector, dataset, size, batch, nms, workers)
     doc = {**result.as_dict(), "split": split, "model": str(path)}

@@ -73,9 +73,7 @@ def measure(
     ),
     imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: the architecture's)."),
     batch: int = typer.Option(1, "--batch", help="Batch size."),
-    threads: int = typer.Option(
-        1, "--threads", help="CPU threads of the runtime (recorded in the fingerprint)."
-    ),
+    threads: int = typer.Option(1, "--threads", help="CPU threads of the runtime (recorded in the fingerprint)."),
     clock: str = typer.Option(
         "auto",
         "--clock",
@@ -146,8 +144,7 @@ def measure(
         emit_json(doc)
     else:
         typer.echo(
-            f"{a.name}: measured {median:.3f} ms median (p10 {p10:.3f}, p90 {p90:.3f}, {runs} runs) "
-            f"on {fp.label()}"
+            f"{a.name}: measured {median:.3f} ms median (p10 {p10:.3f}, p90 {p90:.3f}, {runs} runs) on {fp.label()}"
         )
 
 
@@ -221,9 +218,7 @@ def predict(
         None, "--backend", help="Which stored backend (when the database holds several)."
     ),
     threads: int | None = typer.Option(None, "--threads", help="Which stored thread count."),
-    clock: str = typer.Option(
-        "auto", "--clock", help="auto | wall | cpu (the clock of this machine's figures)."
-    ),
+    clock: str = typer.Option("auto", "--clock", help="auto | wall | cpu (the clock of this machine's figures)."),
     missing: str = typer.Option(
         "auto",
         "--missing",
@@ -259,8 +254,16 @@ def predict(
         doc = _predict_target(target, a, precision or "fp16", size, batch, _float_layers(float_layers))
     else:
         doc = _predict_db(
-            db or "", a, _default_precision(backend or "onnxruntime", precision), size, batch, backend, threads,
-            clock, missing, quick,
+            db or "",
+            a,
+            _default_precision(backend or "onnxruntime", precision),
+            size,
+            batch,
+            backend,
+            threads,
+            clock,
+            missing,
+            quick,
         )
     if json_out:
         emit_json(doc)
@@ -293,8 +296,9 @@ def _float_layers(value: str | None) -> list[str]:
     return [n.strip() for n in value.split(",") if n.strip()]
 
 
-def _predict_target(target: str, arch, precision: str, imgsz: int, batch: int,
-                    float_layers: list[str] | None = None) -> dict:
+def _predict_target(
+    target: str, arch, precision: str, imgsz: int, batch: int, float_layers: list[str] | None = None
+) -> dict:
     if target not in TARGETS:
         raise InputError("--target", "target", " | ".join(TARGETS), repr(target))
     try:
@@ -368,9 +372,7 @@ def info(
         emit_json(doc)
     else:
         for row in rows:
-            typer.echo(
-                f"{row['fingerprint_id']}: {row['device']}: {row['units']} blocks, {row['networks']} networks"
-            )
+            typer.echo(f"{row['fingerprint_id']}: {row['device']}: {row['units']} blocks, {row['networks']} networks")
 
 
 def attach(app: typer.Typer) -> None:

@@ -19,11 +19,15 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
-          max_memory: float | None = typer.Option(None, "--max-memory", metavar="GB",
-                                                  help="Memory a model may need (default: what is free now)."),
-          no_memory_guard: bool = typer.Option(False, "--no-memory-guard",
-                                               help="Build models without checking their memory first.")) -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+    max_memory: float | None = typer.Option(
+        None, "--max-memory", metavar="GB", help="Memory a model may need (default: what is free now)."
+    ),
+    no_memory_guard: bool = typer.Option(
+        False, "--no-memory-guard", help="Build models without checking their memory first."
+    ),
+) -> None:
     if debug:
         os.environ[DEBUG_ENV] = "1"
     if max_memory is None and not no_memory_guard:
@@ -32,8 +36,10 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of 
 
     if max_memory is not None:
         if not max_memory > 0:
-            print(f"error: --max-memory: max_memory: expected a positive number of GB, found {max_memory}",
-                  file=sys.stderr)
+            print(
+                f"error: --max-memory: max_memory: expected a positive number of GB, found {max_memory}",
+                file=sys.stderr,
+            )
             raise typer.Exit(2)
         os.environ[GUARD_ENV] = str(max_memory)
     if no_memory_guard:

@@ -19,10 +19,12 @@ def _check_imgsz(imgsz: int | None) -> None:
 
 @model_app.command("info")
 @guarded
-def info(arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
-         imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: the architecture's)."),
-         nc: int | None = typer.Option(None, "--nc", help="Number of classes (default: the architecture's)."),
-         json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+def info(
+    arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
+    imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: the architecture's)."),
+    nc: int | None = typer.Option(None, "--nc", help="Number of classes (default: the architecture's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
     """Parameters and GFLOPs, in training form and after fusion."""
     import torch
 
@@ -49,10 +51,12 @@ def info(arch: str = typer.Argument(..., help="Architecture YAML or preset name.
         "gflops_fused": round(count_flops(fused, size) / 1e9, 3),
     }
     est = estimate(a, size)  # reported, not enforced: info allocates nothing
-    doc["memory_gb"] = {"weights": round(est.weights_bytes / GB, 3),
-                        "inference": round(est.inference_bytes() / GB, 3),
-                        "training_batch_1": round(est.training_bytes(1) / GB, 3),
-                        "available": round(available_bytes() / GB, 3)}
+    doc["memory_gb"] = {
+        "weights": round(est.weights_bytes / GB, 3),
+        "inference": round(est.inference_bytes() / GB, 3),
+        "training_batch_1": round(est.training_bytes(1) / GB, 3),
+        "available": round(available_bytes() / GB, 3),
+    }
     if json_out:
         emit_json(doc)
     else:
@@ -64,10 +68,12 @@ def info(arch: str = typer.Argument(..., help="Architecture YAML or preset name.
 
 @model_app.command("verify")
 @guarded
-def verify(arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
-           imgsz: int = typer.Option(256, "--imgsz", help="Input size of the check."),
-           seed: int = typer.Option(0, "--seed", help="Seed of weights, BN statistics and input."),
-           json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+def verify(
+    arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
+    imgsz: int = typer.Option(256, "--imgsz", help="Input size of the check."),
+    seed: int = typer.Option(0, "--seed", help="Seed of weights, BN statistics and input."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
     """Training form against fused form on the same input (random weights and BN statistics, eval mode)."""
     import torch
 
@@ -83,8 +89,13 @@ def verify(arch: str = typer.Argument(..., help="Architecture YAML or preset nam
     model.export_raw = True
     x = torch.randn(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(seed))
     diff = fusion_max_abs_diff(model, x)
-    doc = {"name": a.name, "imgsz": imgsz, "max_abs_diff": diff, "tolerance": VERIFY_TOLERANCE,
-           "ok": diff <= VERIFY_TOLERANCE}
+    doc = {
+        "name": a.name,
+        "imgsz": imgsz,
+        "max_abs_diff": diff,
+        "tolerance": VERIFY_TOLERANCE,
+        "ok": diff <= VERIFY_TOLERANCE,
+    }
     if json_out:
         emit_json(doc)
     else:

@@ -9,8 +9,9 @@ import typer
 from nasearch.cli.common import emit_json, guarded, log
 from nasearch.errors import InputError
 
-proxy_app = typer.Typer(help="Score architectures with accuracy proxies (zero-cost or short training).",
-                        no_args_is_help=True)
+proxy_app = typer.Typer(
+    help="Score architectures with accuracy proxies (zero-cost or short training).", no_args_is_help=True
+)
 
 
 def parse_budget(items: list[str]) -> dict[str, int | float]:
@@ -39,9 +40,17 @@ def list_proxies(json_out: bool = typer.Option(False, "--json", help="Print one 
     """Every registered proxy, what its value means, and its budget keys with their defaults."""
     from nasearch.proxy import registry
 
-    docs = [{"name": n, "kind": p.kind, "zero_cost": p.zero_cost, "needs_data": p.needs_data,
-             "budget": p.budget_keys, "description": p.description}
-            for n, p in ((n, registry.get(n)) for n in registry.names())]
+    docs = [
+        {
+            "name": n,
+            "kind": p.kind,
+            "zero_cost": p.zero_cost,
+            "needs_data": p.needs_data,
+            "budget": p.budget_keys,
+            "description": p.description,
+        }
+        for n, p in ((n, registry.get(n)) for n in registry.names())
+    ]
     if json_out:
         emit_json(docs)
         return
@@ -52,14 +61,16 @@ def list_proxies(json_out: bool = typer.Option(False, "--json", help="Print one 
 
 @proxy_app.command("score")
 @guarded
-def score(arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
-          proxy: str = typer.Option(..., "--proxy", help="Proxy name (see `nasearch proxy list`)."),
-          imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: the architecture's)."),
-          nc: int | None = typer.Option(None, "--nc", help="Classes (default: the architecture's)."),
-          seed: int = typer.Option(0, "--seed", help="Seed of the initialisation, inputs and training."),
-          data: str | None = typer.Option(None, "--data", help="Dataset, for proxies that train."),
-          budget: list[str] = typer.Option([], "--budget", help="KEY=VALUE, repeatable (e.g. epochs=3)."),
-          json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+def score(
+    arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
+    proxy: str = typer.Option(..., "--proxy", help="Proxy name (see `nasearch proxy list`)."),
+    imgsz: int | None = typer.Option(None, "--imgsz", help="Input size (default: the architecture's)."),
+    nc: int | None = typer.Option(None, "--nc", help="Classes (default: the architecture's)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initialisation, inputs and training."),
+    data: str | None = typer.Option(None, "--data", help="Dataset, for proxies that train."),
+    budget: list[str] = typer.Option([], "--budget", help="KEY=VALUE, repeatable (e.g. epochs=3)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
     """Score one architecture with one proxy (higher is better for every proxy)."""
     from nasearch.proxy import registry
     from nasearch.space import load_arch
@@ -76,8 +87,7 @@ def score(arch: str = typer.Argument(..., help="Architecture YAML or preset name
     if json_out:
         emit_json(doc)
     else:
-        typer.echo(f"{a.name}: {proxy} = {result.value:.6g} ({result.kind}, higher is better, "
-                   f"{result.seconds:.2f} s)")
+        typer.echo(f"{a.name}: {proxy} = {result.value:.6g} ({result.kind}, higher is better, {result.seconds:.2f} s)")
 
 
 def attach(app: typer.Typer) -> None:

@@ -25,24 +25,28 @@ def _check_positive(value: int | None, flag: str) -> None:
 
 
 @guarded
-def search(experiment: str = typer.Argument("quickstart", help="Experiment YAML, or a shipped name "
-                                            "(quickstart, t4_coco)."),
-           trials: int | None = typer.Option(None, "--trials", help="Complete trials wanted (overrides the "
-                                             "experiment)."),
-           out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/NAME)."),
-           resume: bool = typer.Option(False, "--resume", help="Continue the search in --out after a crash "
-                                       "or kill; trials left running are retried."),
-           executor: str | None = typer.Option(None, "--executor", help="local | ray"),
-           workers: int | None = typer.Option(None, "--workers", help="Local processes sharing the storage."),
-           address: str | None = typer.Option(None, "--address", help="Ray cluster address (with "
-                                              "--executor ray; default: a local Ray)."),
-           storage: str | None = typer.Option(None, "--storage", help="Optuna storage URL (sqlite:///FILE or "
-                                              "postgresql://USER:PASSWORD@HOST/DB; default RUN_DIR/study.db)."),
-           sampler: str | None = typer.Option(None, "--sampler", help=" | ".join(SAMPLERS)),
-           seed: int | None = typer.Option(None, "--seed", help="Sampler seed (same seed, same sequence)."),
-           json_out: bool = typer.Option(False, "--json", help="Print one JSON summary document."),
-           no_progress: bool = typer.Option(False, "--no-progress", help="No live display on stderr.")
-           ) -> None:
+def search(
+    experiment: str = typer.Argument("quickstart", help="Experiment YAML, or a shipped name (quickstart, t4_coco)."),
+    trials: int | None = typer.Option(None, "--trials", help="Complete trials wanted (overrides the experiment)."),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/NAME)."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the search in --out after a crash or kill; trials left running are retried."
+    ),
+    executor: str | None = typer.Option(None, "--executor", help="local | ray"),
+    workers: int | None = typer.Option(None, "--workers", help="Local processes sharing the storage."),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster address (with --executor ray; default: a local Ray)."
+    ),
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        help="Optuna storage URL (sqlite:///FILE or postgresql://USER:PASSWORD@HOST/DB; default RUN_DIR/study.db).",
+    ),
+    sampler: str | None = typer.Option(None, "--sampler", help=" | ".join(SAMPLERS)),
+    seed: int | None = typer.Option(None, "--seed", help="Sampler seed (same seed, same sequence)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON summary document."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No live display on stderr."),
+) -> None:
     """Search the space for the latency/accuracy front and write the results into the run directory.
 
     Exit 2 when no trial meets the experiment's constraints (the results are written; the message names
@@ -55,27 +59,33 @@ def search(experiment: str = typer.Argument("quickstart", help="Experiment YAML,
     _check_choice(sampler, SAMPLERS, "--sampler")
     _check_positive(trials, "--trials")
     _check_positive(workers, "--workers")
-    ov = Overrides(trials=trials, sampler=sampler, executor=executor, workers=workers, address=address,
-                   seed=seed, storage=storage)
+    ov = Overrides(
+        trials=trials, sampler=sampler, executor=executor, workers=workers, address=address, seed=seed, storage=storage
+    )
     doc = run_search(experiment, out, resume, ov, show_progress=not no_progress)
     if json_out:
         emit_json(doc)
         return
     _print_front(doc["front"], f"front of {doc['study']} (rung {doc['top_rung']})")
     counts = ", ".join(f"{v} {k}" for k, v in doc["trials"].items())
-    log(f"{counts}; {len(doc['front'])} on the front; suite: "
-        + ", ".join(f"{Path(s['file']).name} ({s['latency_ms']:.3g} ms)" for s in doc["suite"]))
+    log(
+        f"{counts}; {len(doc['front'])} on the front; suite: "
+        + ", ".join(f"{Path(s['file']).name} ({s['latency_ms']:.3g} ms)" for s in doc["suite"])
+    )
     for line in preset_lines(doc["presets"]):
         log(line)
-    log(f"results in {doc['run_dir']} (trials.csv, pareto.csv, pareto.png, hypervolume.csv, suite/) "
-        f"after {doc['seconds']} s")
+    log(
+        f"results in {doc['run_dir']} (trials.csv, pareto.csv, pareto.png, hypervolume.csv, suite/) "
+        f"after {doc['seconds']} s"
+    )
 
 
 @guarded
-def pareto(run_dir: Path = typer.Argument(..., help="A search run directory."),
-           json_out: bool = typer.Option(False, "--json", help="Print the front as one JSON list."),
-           plot: Path | None = typer.Option(None, "--plot", help="Also write the plot to this file.")
-           ) -> None:
+def pareto(
+    run_dir: Path = typer.Argument(..., help="A search run directory."),
+    json_out: bool = typer.Option(False, "--json", help="Print the front as one JSON list."),
+    plot: Path | None = typer.Option(None, "--plot", help="Also write the plot to this file."),
+) -> None:
     """The front of a search (finished, running or interrupted), read from its study.
 
     The study is opened read-only; the run's result files are refreshed when the run directory is
@@ -120,9 +130,16 @@ def _print_front(doc: list[dict], title: str) -> None:
         table.add_column(col)
     table.add_column("name", overflow="fold")
     for e in doc:
-        table.add_row(str(e["trial"]), f"{e['latency_ms']:.4g}",
-                      "measured" if e.get("latency_measured") else "predicted", f"{e['accuracy']:.4g}",
-                      e["accuracy_kind"], f"{e['params'] / 1e6:.3f}", f"{e['gflops']:.3g}", e["name"])
+        table.add_row(
+            str(e["trial"]),
+            f"{e['latency_ms']:.4g}",
+            "measured" if e.get("latency_measured") else "predicted",
+            f"{e['accuracy']:.4g}",
+            e["accuracy_kind"],
+            f"{e['params'] / 1e6:.3f}",
+            f"{e['gflops']:.3g}",
+            e["name"],
+        )
     console = Console()
     if not console.is_terminal:  # a log or a pipe: full names rather than rich's 80 columns
         console = Console(width=160)

@@ -16,8 +16,10 @@ space_app = typer.Typer(help="Inspect and sample search spaces.", no_args_is_hel
 
 @space_app.command("info")
 @guarded
-def info(space: Path = typer.Argument(..., help="Search-space YAML, or a shipped space's name."),
-         json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+def info(
+    space: Path = typer.Argument(..., help="Search-space YAML, or a shipped space's name."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
     """Size of the space, its decisions, and which presets lie inside it."""
     from nasearch.space import load_space
 
@@ -50,10 +52,12 @@ def _log10(x: float) -> float:
 
 @space_app.command("sample")
 @guarded
-def sample(space: Path = typer.Argument(..., help="Search-space YAML, or a shipped space's name."),
-           seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same architecture)."),
-           out: Path | None = typer.Option(None, "--out", help="Write the architecture YAML here."),
-           force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists.")) -> None:
+def sample(
+    space: Path = typer.Argument(..., help="Search-space YAML, or a shipped space's name."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same architecture)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the architecture YAML here."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+) -> None:
     """Draw one architecture that satisfies the space's constraints."""
     from nasearch.space import load_space
 
@@ -71,9 +75,11 @@ def sample(space: Path = typer.Argument(..., help="Search-space YAML, or a shipp
 
 @space_app.command("contains")
 @guarded
-def contains(space: Path = typer.Argument(..., help="Search-space YAML, or a shipped space's name."),
-             arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
-             json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+def contains(
+    space: Path = typer.Argument(..., help="Search-space YAML, or a shipped space's name."),
+    arch: str = typer.Argument(..., help="Architecture YAML or preset name."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
     """Whether an architecture is a point of the space, and if not, why."""
     from nasearch.space import load_arch, load_space
 

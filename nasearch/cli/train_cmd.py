@@ -28,48 +28,63 @@ def _resume_checkpoint(arch: str, out: str | None) -> Path:
     if arch.endswith(".pt"):
         return Path(arch)
     if out is None:
-        raise InputError("--out", "out", "the directory of the run to resume (or the run's last.pt as ARCH)",
-                         "nothing")
+        raise InputError("--out", "out", "the directory of the run to resume (or the run's last.pt as ARCH)", "nothing")
     path = Path(out) / LAST
     if not path.exists():
         raise InputError(out, LAST, "a run to resume (its last.pt)", "no last.pt in the directory")
     return path
 
 
-def train(arch: str = typer.Argument(..., help="Architecture YAML or preset name (or a run's last.pt with --resume)."),
-          data: str | None = typer.Option(None, "--data", help="Dataset directory, data.yaml or COCO json."),
-          epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default 100)."),
-          imgsz: int | None = typer.Option(None, "--imgsz", help="Training and validation size (default: the "
-                                           "architecture's)."),
-          batch: int | None = typer.Option(None, "--batch", help="Total batch size over all GPUs (default 16)."),
-          out: str | None = typer.Option(None, "--out", help="Run directory (default runs/train/NAME)."),
-          resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (or ARCH=last.pt) exactly."),
-          device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
-          workers: int | None = typer.Option(None, "--workers", help="Data-loading processes (default 2)."),
-          threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's; "
-                                             "1 is fastest on a busy shared CPU)."),
-          optimizer: str | None = typer.Option(None, "--optimizer", help="sgd or adamw."),
-          lr0: float | None = typer.Option(None, "--lr0", help="Initial learning rate."),
-          schedule: str | None = typer.Option(None, "--schedule", help="linear or cosine decay after warm-up."),
-          close_mosaic: int | None = typer.Option(None, "--close-mosaic", help="Last epochs without mosaic "
-                                                  "(default 10)."),
-          seed: int | None = typer.Option(None, "--seed", help="Seed of initial weights and augmentation."),
-          patience: int | None = typer.Option(None, "--patience", help="Stop after N epochs without a better mAP."),
-          teacher: str | None = typer.Option(None, "--teacher", help="Checkpoint to distil from."),
-          distill_weight: float | None = typer.Option(None, "--distill-weight", help="Weight of the distillation "
-                                                      "loss (default 1)."),
-          cfg: str | None = typer.Option(None, "--cfg", help="YAML of further training settings (TrainConfig)."),
-          json_out: bool = typer.Option(False, "--json", help="Print one JSON document when done.")) -> None:
+def train(
+    arch: str = typer.Argument(..., help="Architecture YAML or preset name (or a run's last.pt with --resume)."),
+    data: str | None = typer.Option(None, "--data", help="Dataset directory, data.yaml or COCO json."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default 100)."),
+    imgsz: int | None = typer.Option(
+        None, "--imgsz", help="Training and validation size (default: the architecture's)."
+    ),
+    batch: int | None = typer.Option(None, "--batch", help="Total batch size over all GPUs (default 16)."),
+    out: str | None = typer.Option(None, "--out", help="Run directory (default runs/train/NAME)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (or ARCH=last.pt) exactly."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
+    workers: int | None = typer.Option(None, "--workers", help="Data-loading processes (default 2)."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads for torch (default: torch's; 1 is fastest on a busy shared CPU)."
+    ),
+    optimizer: str | None = typer.Option(None, "--optimizer", help="sgd or adamw."),
+    lr0: float | None = typer.Option(None, "--lr0", help="Initial learning rate."),
+    schedule: str | None = typer.Option(None, "--schedule", help="linear or cosine decay after warm-up."),
+    close_mosaic: int | None = typer.Option(None, "--close-mosaic", help="Last epochs without mosaic (default 10)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of initial weights and augmentation."),
+    patience: int | None = typer.Option(None, "--patience", help="Stop after N epochs without a better mAP."),
+    teacher: str | None = typer.Option(None, "--teacher", help="Checkpoint to distil from."),
+    distill_weight: float | None = typer.Option(
+        None, "--distill-weight", help="Weight of the distillation loss (default 1)."
+    ),
+    cfg: str | None = typer.Option(None, "--cfg", help="YAML of further training settings (TrainConfig)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document when done."),
+) -> None:
     """Train an architecture: SGD/AdamW, warm-up + decay, EMA, mosaic, per-epoch COCO mAP and checkpoints."""
     from nasearch.space import load_arch
     from nasearch.space.memory import check_loader_workers
     from nasearch.train.trainer import prepare_run, resume_run
 
     check_loader_workers(workers)
-    flags = {"epochs": epochs, "imgsz": imgsz, "batch": batch, "device": device, "workers": workers,
-             "threads": threads, "optimizer": optimizer, "lr0": lr0, "schedule": schedule,
-             "close_mosaic": close_mosaic, "seed": seed, "patience": patience, "teacher": teacher,
-             "distill_weight": distill_weight}
+    flags = {
+        "epochs": epochs,
+        "imgsz": imgsz,
+        "batch": batch,
+        "device": device,
+        "workers": workers,
+        "threads": threads,
+        "optimizer": optimizer,
+        "lr0": lr0,
+        "schedule": schedule,
+        "close_mosaic": close_mosaic,
+        "seed": seed,
+        "patience": patience,
+        "teacher": teacher,
+        "distill_weight": distill_weight,
+    }
     if resume:
         if cfg:
             raise InputError("--cfg", "cfg", "no settings file with --resume (the run's are used)", cfg)
@@ -77,12 +92,17 @@ def train(arch: str = typer.Argument(..., help="Architecture YAML or preset name
         if not arch.endswith(".pt"):
             given = load_arch(arch).with_overrides(nc=trainer.arch.data["nc"])
             if given.hash != trainer.arch.hash:
-                raise InputError(arch, "<root>", f"the architecture of the run being resumed ({trainer.arch.name})",
-                                 f"another architecture ({given.name})")
+                raise InputError(
+                    arch,
+                    "<root>",
+                    f"the architecture of the run being resumed ({trainer.arch.name})",
+                    f"another architecture ({given.name})",
+                )
     else:
         if arch.endswith(".pt"):
-            raise InputError(arch, "<file>", "an architecture YAML or preset (a checkpoint only with --resume)",
-                             "a checkpoint")
+            raise InputError(
+                arch, "<file>", "an architecture YAML or preset (a checkpoint only with --resume)", "a checkpoint"
+            )
         if data is None:
             raise InputError("--data", "data", "a dataset directory, data.yaml or COCO json", "nothing")
         architecture = load_arch(arch)
@@ -90,8 +110,10 @@ def train(arch: str = typer.Argument(..., help="Architecture YAML or preset name
         run_dir = Path(out) if out else Path("runs") / "train" / architecture.name
         trainer = prepare_run(architecture, data, run_dir, config)
     result = trainer.fit()
-    log(f"train: done, {result.epochs} epochs, best mAP50-95 {result.best_fitness:.2f} at epoch "
-        f"{result.best_epoch} -> {result.out}")
+    log(
+        f"train: done, {result.epochs} epochs, best mAP50-95 {result.best_fitness:.2f} at epoch "
+        f"{result.best_epoch} -> {result.out}"
+    )
     if json_out:
         emit_json(result.as_dict())
 

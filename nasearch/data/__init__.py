@@ -9,8 +9,24 @@ from nasearch.data.synth import ensure_synthetic, generate_synthetic
 from nasearch.data.yolo import load_yolo
 
 __all__ = [
-    "AugmentConfig", "Batch", "DetectionDataset", "DetectionLoader", "DetectionSplit", "ImageMeta",
-    "ImageRecord", "LetterboxMeta", "coco_dict", "collate", "ensure_synthetic", "generate_synthetic",
-    "letterbox", "letterbox_boxes", "load_coco", "load_split", "load_yolo", "make_loader",
-    "unletterbox_boxes", "write_coco",
+    "AugmentConfig",
+    "Batch",
+    "DetectionDataset",
+    "DetectionLoader",
+    "DetectionSplit",
+    "ImageMeta",
+    "ImageRecord",
+    "LetterboxMeta",
+    "coco_dict",
+    "collate",
+    "ensure_synthetic",
+    "generate_synthetic",
+    "letterbox",
+    "letterbox_boxes",
+    "load_coco",
+    "load_split",
+    "load_yolo",
+    "make_loader",
+    "unletterbox_boxes",
+    "write_coco",
 ]

@@ -76,7 +76,7 @@ def pad_to_square(image: np.ndarray, size: int, value: int = PAD_VALUE) -> tuple
     h, w = image.shape[:2]
     pad_x, pad_y = (size - w) // 2, (size - h) // 2
     out = np.full((size, size, 3), value, dtype=np.uint8)
-    out[pad_y:pad_y + h, pad_x:pad_x + w] = image
+    out[pad_y : pad_y + h, pad_x : pad_x + w] = image
     return out, pad_x, pad_y
 
 
@@ -103,8 +103,9 @@ def unletterbox_boxes(boxes: np.ndarray, meta: LetterboxMeta, width: int, height
     return np.clip(out, 0, np.array([width, height, width, height], dtype=np.float32)).astype(np.float32)
 
 
-def clip_and_filter(labels: Labels, width: int, height: int, reference_area: np.ndarray,
-                    min_side: float, min_area_ratio: float) -> Labels:
+def clip_and_filter(
+    labels: Labels, width: int, height: int, reference_area: np.ndarray, min_side: float, min_area_ratio: float
+) -> Labels:
     """Clip boxes to the image; drop boxes thinner than min_side or keeping < min_area_ratio of their area."""
     if not len(labels):
         return labels
@@ -116,8 +117,7 @@ def clip_and_filter(labels: Labels, width: int, height: int, reference_area: np.
     return Labels(b[keep].astype(np.float32), labels.classes[keep])
 
 
-def mosaic4(tiles: list[tuple[np.ndarray, Labels]], size: int,
-            rng: np.random.Generator) -> tuple[np.ndarray, Labels]:
+def mosaic4(tiles: list[tuple[np.ndarray, Labels]], size: int, rng: np.random.Generator) -> tuple[np.ndarray, Labels]:
     """Four images (longest side <= size) around a random centre of a 2size x 2size canvas.
 
     Tile 0 ends at the centre from the top-left, 1 from the top-right, 2 from the bottom-left, 3 from the
@@ -135,7 +135,7 @@ def mosaic4(tiles: list[tuple[np.ndarray, Labels]], size: int,
         cx2, cy2 = min(x0 + w, 2 * size), min(y0 + h, 2 * size)
         if cx2 <= cx1 or cy2 <= cy1:
             continue
-        canvas[cy1:cy2, cx1:cx2] = img[cy1 - y0:cy2 - y0, cx1 - x0:cx2 - x0]
+        canvas[cy1:cy2, cx1:cx2] = img[cy1 - y0 : cy2 - y0, cx1 - x0 : cx2 - x0]
         moved = labels.scaled(1.0, 1.0, x0, y0)
         b = moved.boxes.copy()
         b[:, [0, 2]] = b[:, [0, 2]].clip(cx1, cx2)
@@ -143,12 +143,14 @@ def mosaic4(tiles: list[tuple[np.ndarray, Labels]], size: int,
         ok = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
         boxes.append(b[ok])
         classes.append(moved.classes[ok])
-    return canvas, Labels(np.concatenate(boxes).astype(np.float32).reshape(-1, 4),
-                          np.concatenate(classes).astype(np.int64))
+    return canvas, Labels(
+        np.concatenate(boxes).astype(np.float32).reshape(-1, 4), np.concatenate(classes).astype(np.int64)
+    )
 
 
-def affine_matrix(in_size: tuple[int, int], out_size: int, cfg: AugmentConfig,
-                  rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def affine_matrix(
+    in_size: tuple[int, int], out_size: int, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
     """(3x3 matrix from input to output pixels: centre, rotate+scale, shear, translate; the scale)."""
     w, h = in_size
     centre = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1]], dtype=np.float64)
@@ -174,20 +176,26 @@ def transform_boxes(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.stack([lo[0], lo[1], hi[0], hi[1]], axis=1).astype(np.float32)
 
 
-def random_affine(image: np.ndarray, labels: Labels, out_size: int, cfg: AugmentConfig,
-                  rng: np.random.Generator) -> tuple[np.ndarray, Labels]:
+def random_affine(
+    image: np.ndarray, labels: Labels, out_size: int, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, Labels]:
     """Warp to out_size x out_size (grey fill) with a random affine; boxes follow and are filtered."""
     h, w = image.shape[:2]
     matrix, scale = affine_matrix((w, h), out_size, cfg, rng)
     inverse = np.linalg.inv(matrix)
     warped = Image.fromarray(image).transform(
-        (out_size, out_size), Image.Transform.AFFINE, data=tuple(inverse[:2].ravel().tolist()),
-        resample=Image.Resampling.BILINEAR, fillcolor=(PAD_VALUE,) * 3)
+        (out_size, out_size),
+        Image.Transform.AFFINE,
+        data=tuple(inverse[:2].ravel().tolist()),
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=(PAD_VALUE,) * 3,
+    )
     boxes = transform_boxes(labels.boxes, matrix)
     before = labels.boxes
     reference = (before[:, 2] - before[:, 0]) * (before[:, 3] - before[:, 1]) * scale * scale
-    out = clip_and_filter(Labels(boxes, labels.classes), out_size, out_size, reference, cfg.min_box_side,
-                          cfg.min_area_ratio)
+    out = clip_and_filter(
+        Labels(boxes, labels.classes), out_size, out_size, reference, cfg.min_box_side, cfg.min_area_ratio
+    )
     return np.asarray(warped), out
 
 

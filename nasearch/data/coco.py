@@ -40,8 +40,12 @@ def read_json(path: str | Path) -> Any:
 def _int_field(obj: dict[str, Any], key: str, file: Path, where: str, positive: bool = False) -> int:
     value = obj.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or (positive and value <= 0):
-        raise InputError(file, f"{where}.{key}", "a positive integer" if positive else "an integer",
-                         "missing" if key not in obj else describe(value))
+        raise InputError(
+            file,
+            f"{where}.{key}",
+            "a positive integer" if positive else "an integer",
+            "missing" if key not in obj else describe(value),
+        )
     return value
 
 
@@ -105,12 +109,17 @@ def load_coco(ann_file: str | Path, image_dir: str | Path, name: str | None = No
         width = _int_field(img, "width", file, where, positive=True)
         height = _int_field(img, "height", file, where, positive=True)
         if not inside_root(fname):
-            raise InputError(file, f"{where}.file_name", f"a file name relative to {image_root}, inside it",
-                             f"{fname!r} (outside the image folder)")
+            raise InputError(
+                file,
+                f"{where}.file_name",
+                f"a file name relative to {image_root}, inside it",
+                f"{fname!r} (outside the image folder)",
+            )
         path = image_root / fname
         if not path.is_file():
-            raise InputError(file, f"{where}.file_name", f"an existing image file under {image_root}",
-                             f"{fname!r} missing")
+            raise InputError(
+                file, f"{where}.file_name", f"an existing image file under {image_root}", f"{fname!r} missing"
+            )
         index_of[image_id] = len(entries)
         entries.append((image_id, path, width, height))
     require_nonempty(entries, file, "images")
@@ -128,17 +137,20 @@ def load_coco(ann_file: str | Path, image_dir: str | Path, name: str | None = No
             raise InputError(file, f"{where}.image_id", "the id of an entry in images", str(image_id))
         cid = _int_field(ann, "category_id", file, where)
         if cid not in class_of:
-            raise InputError(file, f"{where}.category_id", f"one of the category ids {list(category_ids)}",
-                             str(cid))
+            raise InputError(file, f"{where}.category_id", f"one of the category ids {list(category_ids)}", str(cid))
         bbox = ann.get("bbox")
-        if (not isinstance(bbox, list) or len(bbox) != 4
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox)):
+        if (
+            not isinstance(bbox, list)
+            or len(bbox) != 4
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox)
+        ):
             raise InputError(file, f"{where}.bbox", "[x, y, width, height] numbers", describe(bbox))
         j = index_of[image_id]
         _, _, width, height = entries[j]
         x, y, w, h = (float(v) for v in bbox)
-        box = check_box((x, y, x + w, y + h), width, height, file, f"{where}.bbox",
-                        shown=f"[{x:g}, {y:g}, {w:g}, {h:g}] (xywh)")
+        box = check_box(
+            (x, y, x + w, y + h), width, height, file, f"{where}.bbox", shown=f"[{x:g}, {y:g}, {w:g}, {h:g}] (xywh)"
+        )
         if ann.get("iscrowd", 0):
             crowd[j].append(box)
             crowd_cls[j].append(class_of[cid])
@@ -147,14 +159,28 @@ def load_coco(ann_file: str | Path, image_dir: str | Path, name: str | None = No
             classes[j].append(class_of[cid])
 
     records = tuple(
-        ImageRecord(path=path, width=width, height=height, image_id=image_id,
-                    boxes=stack_boxes(boxes[j]), classes=stack_classes(classes[j]),
-                    crowd_boxes=stack_boxes(crowd[j]), crowd_classes=stack_classes(crowd_cls[j]))
+        ImageRecord(
+            path=path,
+            width=width,
+            height=height,
+            image_id=image_id,
+            boxes=stack_boxes(boxes[j]),
+            classes=stack_classes(classes[j]),
+            crowd_boxes=stack_boxes(crowd[j]),
+            crowd_classes=stack_classes(crowd_cls[j]),
+        )
         for j, (image_id, path, width, height) in enumerate(entries)
     )
     split_name = name or file.stem.removeprefix("instances_")
-    return DetectionSplit(name=split_name, records=records, class_names=class_names,
-                          category_ids=category_ids, source=file, ann_file=file, fmt="coco")
+    return DetectionSplit(
+        name=split_name,
+        records=records,
+        class_names=class_names,
+        category_ids=category_ids,
+        source=file,
+        ann_file=file,
+        fmt="coco",
+    )
 
 
 def coco_dict(split: DetectionSplit, image_root: Path | None = None) -> dict[str, Any]:
@@ -171,12 +197,21 @@ def coco_dict(split: DetectionSplit, image_root: Path | None = None) -> dict[str
             for box, cls in zip(boxes.tolist(), classes.tolist(), strict=True):
                 x1, y1, x2, y2 = (round(v, 2) for v in box)
                 w, h = round(x2 - x1, 2), round(y2 - y1, 2)
-                annotations.append({"id": ann_id, "image_id": r.image_id,
-                                    "category_id": split.category_ids[cls], "bbox": [x1, y1, w, h],
-                                    "area": round(w * h, 2), "iscrowd": crowd})
+                annotations.append(
+                    {
+                        "id": ann_id,
+                        "image_id": r.image_id,
+                        "category_id": split.category_ids[cls],
+                        "bbox": [x1, y1, w, h],
+                        "area": round(w * h, 2),
+                        "iscrowd": crowd,
+                    }
+                )
                 ann_id += 1
-    categories = [{"id": cid, "name": name, "supercategory": "object"}
-                  for cid, name in zip(split.category_ids, split.class_names, strict=True)]
+    categories = [
+        {"id": cid, "name": name, "supercategory": "object"}
+        for cid, name in zip(split.category_ids, split.class_names, strict=True)
+    ]
     return {"images": images, "annotations": annotations, "categories": categories}
 
 

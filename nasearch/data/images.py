@@ -36,11 +36,16 @@ def image_size(path: Path, file: Path, where: str) -> tuple[int, int]:
             orientation = im.getexif().get(EXIF_ORIENTATION, 1)
             fmt = im.format
         if (fmt == "JPEG" or path.suffix.lower() in JPEG_SUFFIXES) and not _jpeg_is_complete(path):
-            raise InputError(path, "<file>", f"a complete image ({where} of {file.name})",
-                             "a truncated JPEG (no end-of-image marker)")
+            raise InputError(
+                path,
+                "<file>",
+                f"a complete image ({where} of {file.name})",
+                "a truncated JPEG (no end-of-image marker)",
+            )
     except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise InputError(path, "<file>", f"a readable image ({where} of {file.name})",
-                         f"{type(exc).__name__}: {exc}") from None
+        raise InputError(
+            path, "<file>", f"a readable image ({where} of {file.name})", f"{type(exc).__name__}: {exc}"
+        ) from None
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 

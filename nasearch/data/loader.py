@@ -108,8 +108,16 @@ def _record_labels(record: ImageRecord, sx: float, sy: float) -> Labels:
 class DetectionDataset(Dataset):
     """Samples as (image uint8 [3, S, S], targets float32 [n, 5] (cls, x1, y1, x2, y2), ImageMeta)."""
 
-    def __init__(self, split: DetectionSplit, imgsz: int, augment: bool = False, mosaic: bool = False,
-                 hyp: AugmentConfig | None = None, seed: int = 0, cache: bool = False) -> None:
+    def __init__(
+        self,
+        split: DetectionSplit,
+        imgsz: int,
+        augment: bool = False,
+        mosaic: bool = False,
+        hyp: AugmentConfig | None = None,
+        seed: int = 0,
+        cache: bool = False,
+    ) -> None:
         if imgsz < 32 or imgsz % 32:
             raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(imgsz))
         self.split = split
@@ -143,9 +151,12 @@ class DetectionDataset(Dataset):
         try:
             return decode_resized(record, self.imgsz)
         except DECODE_ERRORS as exc:
-            return LoadFailure(str(record.path), f"image {record.image_id}",
-                               f"a readable image (listed in {self.split.source})",
-                               f"{type(exc).__name__}: {exc}")
+            return LoadFailure(
+                str(record.path),
+                f"image {record.image_id}",
+                f"a readable image (listed in {self.split.source})",
+                f"{type(exc).__name__}: {exc}",
+            )
 
     def _load(self, i: int) -> tuple[np.ndarray, Labels, float, float] | LoadFailure:
         item = self._cache[i] if self._cache is not None else self._decode(i)
@@ -186,9 +197,15 @@ class DetectionDataset(Dataset):
                 img, labels = flip_horizontal(img, labels)
         targets = np.concatenate([labels.classes[:, None].astype(np.float32), labels.boxes], axis=1)
         image = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-        info = ImageMeta(index=key.index, image_id=record.image_id, path=str(record.path),
-                         orig_width=record.width, orig_height=record.height, letterbox=meta,
-                         augmented=self.augment)
+        info = ImageMeta(
+            index=key.index,
+            image_id=record.image_id,
+            path=str(record.path),
+            orig_width=record.width,
+            orig_height=record.height,
+            letterbox=meta,
+            augmented=self.augment,
+        )
         return image, torch.from_numpy(targets.reshape(-1, 5)), info
 
     def __getitem__(self, key: int | ItemKey) -> Any:
@@ -242,12 +259,20 @@ def _worker_init(_: int) -> None:
 class DetectionLoader(DataLoader):
     """A DataLoader of Batches; `mosaic` can be switched off between epochs (e.g. for the last ones)."""
 
-    def __init__(self, dataset: DetectionDataset, batch: int, sampler: EpochSampler, workers: int,
-                 drop_last: bool) -> None:
-        super().__init__(dataset, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate,
-                         persistent_workers=workers > 0, drop_last=drop_last,
-                         worker_init_fn=_worker_init if workers > 0 else None,
-                         prefetch_factor=2 if workers > 0 else None)
+    def __init__(
+        self, dataset: DetectionDataset, batch: int, sampler: EpochSampler, workers: int, drop_last: bool
+    ) -> None:
+        super().__init__(
+            dataset,
+            batch_size=batch,
+            sampler=sampler,
+            num_workers=workers,
+            collate_fn=collate,
+            persistent_workers=workers > 0,
+            drop_last=drop_last,
+            worker_init_fn=_worker_init if workers > 0 else None,
+            prefetch_factor=2 if workers > 0 else None,
+        )
 
     @property
     def mosaic(self) -> bool:
@@ -276,9 +301,19 @@ class DetectionLoader(DataLoader):
             yield batch
 
 
-def make_loader(split: DetectionSplit, imgsz: int, batch: int, augment: bool, mosaic: bool, workers: int = 0,
-                seed: int = 0, shuffle: bool | None = None, cache: bool = False,
-                hyp: AugmentConfig | None = None, drop_last: bool = False) -> DetectionLoader:
+def make_loader(
+    split: DetectionSplit,
+    imgsz: int,
+    batch: int,
+    augment: bool,
+    mosaic: bool,
+    workers: int = 0,
+    seed: int = 0,
+    shuffle: bool | None = None,
+    cache: bool = False,
+    hyp: AugmentConfig | None = None,
+    drop_last: bool = False,
+) -> DetectionLoader:
     """A loader of Batches over a split. `shuffle` defaults to `augment` (training); `cache` keeps the
     decoded, resized images in RAM (skipped above CACHE_LIMIT_BYTES)."""
     if batch < 1:

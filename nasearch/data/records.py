@@ -85,8 +85,9 @@ def require_nonempty(records: Sequence[ImageRecord], file: str | Path, where: st
         raise InputError(file, where, "at least one image in the split", "none")
 
 
-def check_box(box: Sequence[float], width: int, height: int, file: str | Path, where: str,
-              shown: str | None = None) -> np.ndarray:
+def check_box(
+    box: Sequence[float], width: int, height: int, file: str | Path, where: str, shown: str | None = None
+) -> np.ndarray:
     """Validate one xyxy pixel box against its image; return it clipped to the image as float32.
 
     Boxes with non-positive size are errors; boxes reaching out of the image by more than
@@ -101,8 +102,7 @@ def check_box(box: Sequence[float], width: int, height: int, file: str | Path, w
     tol = BOX_TOLERANCE_PX
     if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
         raise InputError(file, where, f"a box inside the {width}x{height} image (±{tol:g} px)", found)
-    out = np.array([max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))],
-                   dtype=np.float32)
+    out = np.array([max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))], dtype=np.float32)
     if out[2] <= out[0] or out[3] <= out[1]:
         raise InputError(file, where, f"a box overlapping the {width}x{height} image", found)
     return out

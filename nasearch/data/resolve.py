@@ -57,8 +57,7 @@ def _from_directory(directory: Path, split: str) -> DetectionSplit:
             for images in (directory / "images" / stem, directory / stem):
                 if images.is_dir():
                     return load_coco(ann, images, name=split)
-            raise InputError(directory, stem, f"an image folder images/{stem} or {stem} beside annotations/",
-                             "none")
+            raise InputError(directory, stem, f"an image folder images/{stem} or {stem} beside annotations/", "none")
     inside = f"data.yaml or annotations/instances_{split}.json inside"
     raise InputError(directory, "<file>", f"{EXPECTED} ({inside})", "neither")
 

@@ -17,7 +17,15 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 CLASS_NAMES: tuple[str, ...] = (
-    "circle", "ring", "square", "triangle", "cross", "star", "striped_rectangle", "checkered_disk", "hexagon",
+    "circle",
+    "ring",
+    "square",
+    "triangle",
+    "cross",
+    "star",
+    "striped_rectangle",
+    "checkered_disk",
+    "hexagon",
     "ellipse",
 )
 MIN_VISIBLE = 0.5
@@ -74,8 +82,10 @@ def _star() -> np.ndarray:
 
 def _cross() -> np.ndarray:
     a = CROSS_ARM
-    return np.array([[-a, -1], [a, -1], [a, -a], [1, -a], [1, a], [a, a], [a, 1], [-a, 1], [-a, a], [-1, a],
-                     [-1, -a], [-a, -a]], dtype=np.float64)
+    return np.array(
+        [[-a, -1], [a, -1], [a, -a], [1, -a], [1, a], [a, a], [a, 1], [-a, 1], [-a, a], [-1, a], [-1, -a], [-a, -a]],
+        dtype=np.float64,
+    )
 
 
 def unit_polygons(cls: int, aspect: float) -> tuple[np.ndarray, np.ndarray | None]:
@@ -148,7 +158,7 @@ def _local_mask(spec: ShapeSpec, width: int, height: int) -> tuple[int, int, np.
 
 def _texture(spec: ShapeSpec, x0: int, y0: int, h: int, w: int) -> np.ndarray:
     """Fill colours [h, w, 3] float: solid with shading, stripes or checks in the shape's own frame."""
-    ys, xs = np.mgrid[y0:y0 + h, x0:x0 + w].astype(np.float32)
+    ys, xs = np.mgrid[y0 : y0 + h, x0 : x0 + w].astype(np.float32)
     c, s = math.cos(spec.angle), math.sin(spec.angle)
     u = (xs + 0.5 - spec.cx) * c + (ys + 0.5 - spec.cy) * s
     v = -(xs + 0.5 - spec.cx) * s + (ys + 0.5 - spec.cy) * c
@@ -178,9 +188,9 @@ def render_scene(background: np.ndarray, shapes: list[ShapeSpec]) -> Scene:
             continue
         x0, y0, mask = local
         h, w = mask.shape
-        region = image[y0:y0 + h, x0:x0 + w]
+        region = image[y0 : y0 + h, x0 : x0 + w]
         region[mask] = _texture(spec, x0, y0, h, w)[mask]
-        owner[y0:y0 + h, x0:x0 + w][mask] = k
+        owner[y0 : y0 + h, x0 : x0 + w][mask] = k
     visible_px = np.bincount(owner.ravel() + 1, minlength=len(shapes) + 1)[1:]
     visible = np.zeros(len(shapes), dtype=np.float64)
     boxes, classes = [], []
@@ -191,7 +201,7 @@ def render_scene(background: np.ndarray, shapes: list[ShapeSpec]) -> Scene:
         visible[k] = visible_px[k] / mask.sum()
         if visible[k] < MIN_VISIBLE:
             continue
-        mine = owner[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]] == k
+        mine = owner[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]] == k
         rows, cols = np.flatnonzero(mine.any(axis=1)), np.flatnonzero(mine.any(axis=0))
         boxes.append([x0 + cols[0], y0 + rows[0], x0 + cols[-1] + 1, y0 + rows[-1] + 1])
         classes.append(spec.cls)

@@ -94,15 +94,22 @@ def _clutter(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
             n = int(rng.integers(7, 12))
             t = np.sort(rng.uniform(0, 2 * math.pi, n))
             radius = r * rng.uniform(0.25, 1.0, n)
-            draw.polygon(list(zip((cx + radius * np.cos(t)).tolist(), (cy + radius * np.sin(t)).tolist(),
-                                  strict=True)), fill=color)
+            draw.polygon(
+                list(zip((cx + radius * np.cos(t)).tolist(), (cy + radius * np.sin(t)).tolist(), strict=True)),
+                fill=color,
+            )
         elif kind == 1:
             x2, y2 = rng.uniform(0, size, 2)
             draw.line([(cx, cy), (x2, y2)], fill=color, width=int(rng.integers(1, 4)))
         else:
             start = float(rng.uniform(0, 360))
-            draw.arc([cx - r, cy - r, cx + r, cy + r], start, start + float(rng.uniform(40, 200)), fill=color,
-                     width=int(rng.integers(1, 4)))
+            draw.arc(
+                [cx - r, cy - r, cx + r, cy + r],
+                start,
+                start + float(rng.uniform(40, 200)),
+                fill=color,
+                width=int(rng.integers(1, 4)),
+            )
     return np.asarray(canvas, dtype=np.float32)
 
 
@@ -134,7 +141,7 @@ def _far_color(rng: np.random.Generator, reference: np.ndarray, distance: float)
 
 def _mean_under(background: np.ndarray, box: np.ndarray) -> np.ndarray:
     x1, y1, x2, y2 = (int(v) for v in box)
-    return background[max(y1, 0):max(y2, y1 + 1), max(x1, 0):max(x2, x1 + 1)].reshape(-1, 3).mean(axis=0)
+    return background[max(y1, 0) : max(y2, y1 + 1), max(x1, 0) : max(x2, x1 + 1)].reshape(-1, 3).mean(axis=0)
 
 
 def sample_shapes(rng: np.random.Generator, background: np.ndarray) -> list[ShapeSpec]:
@@ -163,10 +170,20 @@ def sample_shapes(rng: np.random.Generator, background: np.ndarray) -> list[Shap
         box = best[1]
         color = _far_color(rng, _mean_under(background, box), MIN_CONTRAST)
         color2 = _far_color(rng, np.asarray(color, dtype=np.float64), MIN_TEXTURE_CONTRAST)
-        shapes.append(ShapeSpec(cls=cls, cx=float((box[0] + box[2]) / 2), cy=float((box[1] + box[3]) / 2),
-                                size=side, angle=angle, aspect=aspect, color=color, color2=color2,
-                                period=float(max(side / rng.uniform(3, 7), 3.0)),
-                                shade=float(rng.uniform(0, 1))))
+        shapes.append(
+            ShapeSpec(
+                cls=cls,
+                cx=float((box[0] + box[2]) / 2),
+                cy=float((box[1] + box[3]) / 2),
+                size=side,
+                angle=angle,
+                aspect=aspect,
+                color=color,
+                color2=color2,
+                period=float(max(side / rng.uniform(3, 7), 3.0)),
+                shade=float(rng.uniform(0, 1)),
+            )
+        )
         boxes.append(box)
     return shapes
 
@@ -178,8 +195,13 @@ def synth_image(seed: int, index: int, imgsz: int) -> Scene:
     scene = render_scene(background, sample_shapes(rng, background))
     noise = rng.normal(0.0, rng.uniform(1.5, 5), (imgsz, imgsz, 1))
     noisy = scene.image.astype(np.float32) + noise
-    return Scene(image=np.clip(noisy, 0, 255).astype(np.uint8), boxes=scene.boxes, classes=scene.classes,
-                 visible=scene.visible, kept=scene.kept)
+    return Scene(
+        image=np.clip(noisy, 0, 255).astype(np.uint8),
+        boxes=scene.boxes,
+        classes=scene.classes,
+        visible=scene.visible,
+        kept=scene.kept,
+    )
 
 
 def split_of(index: int, images: int) -> str:
@@ -191,14 +213,18 @@ def split_of(index: int, images: int) -> str:
 def _yolo_rows(scene: Scene, imgsz: int) -> str:
     rows = []
     for (x1, y1, x2, y2), c in zip(scene.boxes.tolist(), scene.classes.tolist(), strict=True):
-        rows.append(f"{c} {(x1 + x2) / 2 / imgsz:.6f} {(y1 + y2) / 2 / imgsz:.6f} "
-                    f"{(x2 - x1) / imgsz:.6f} {(y2 - y1) / imgsz:.6f}")
+        rows.append(
+            f"{c} {(x1 + x2) / 2 / imgsz:.6f} {(y1 + y2) / 2 / imgsz:.6f} "
+            f"{(x2 - x1) / imgsz:.6f} {(y2 - y1) / imgsz:.6f}"
+        )
     return "".join(r + "\n" for r in rows)
 
 
 def _data_yaml(images: int, imgsz: int, seed: int) -> str:
-    header = (f"# nasearch synthetic detection dataset: {images} images at {imgsz} px, seed {seed}.\n"
-              "# Ultralytics reads images/ + labels/; nasearch reads the COCO json under `annotations`.\n")
+    header = (
+        f"# nasearch synthetic detection dataset: {images} images at {imgsz} px, seed {seed}.\n"
+        "# Ultralytics reads images/ + labels/; nasearch reads the COCO json under `annotations`.\n"
+    )
     doc = {
         "train": "images/train",
         "val": "images/val",
@@ -212,9 +238,15 @@ def _data_yaml(images: int, imgsz: int, seed: int) -> str:
 def _write_dataset(root: Path, images: int, imgsz: int, seed: int) -> SynthSummary:
     start = time.perf_counter()
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASS_NAMES)]
-    coco: dict[str, dict] = {s: {"info": {"description": f"nasearch synthetic shapes, seed {seed}"},
-                                 "images": [], "annotations": [], "categories": categories}
-                             for s in ("train", "val")}
+    coco: dict[str, dict] = {
+        s: {
+            "info": {"description": f"nasearch synthetic shapes, seed {seed}"},
+            "images": [],
+            "annotations": [],
+            "categories": categories,
+        }
+        for s in ("train", "val")
+    }
     for split in coco:
         (root / "images" / split).mkdir(parents=True)
         (root / "labels" / split).mkdir(parents=True)
@@ -228,12 +260,19 @@ def _write_dataset(root: Path, images: int, imgsz: int, seed: int) -> SynthSumma
         name = f"{index + 1:06d}"  # the file stem is the COCO image id, as in COCO itself
         Image.fromarray(scene.image).save(root / "images" / split / f"{name}.jpg", quality=JPEG_QUALITY)
         (root / "labels" / split / f"{name}.txt").write_text(_yolo_rows(scene, imgsz))
-        coco[split]["images"].append({"id": index + 1, "file_name": f"{name}.jpg", "width": imgsz,
-                                      "height": imgsz})
+        coco[split]["images"].append({"id": index + 1, "file_name": f"{name}.jpg", "width": imgsz, "height": imgsz})
         for (x1, y1, x2, y2), c in zip(scene.boxes.tolist(), scene.classes.tolist(), strict=True):
             w, h = x2 - x1, y2 - y1
-            coco[split]["annotations"].append({"id": ann_id, "image_id": index + 1, "category_id": c + 1,
-                                               "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": 0})
+            coco[split]["annotations"].append(
+                {
+                    "id": ann_id,
+                    "image_id": index + 1,
+                    "category_id": c + 1,
+                    "bbox": [x1, y1, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
             ann_id += 1
             sides.append(max(w, h))
             per_class[c] += 1
@@ -243,16 +282,30 @@ def _write_dataset(root: Path, images: int, imgsz: int, seed: int) -> SynthSumma
     (root / "data.yaml").write_text(_data_yaml(images, imgsz, seed))
     side = np.asarray(sides, dtype=np.float64)
     summary = SynthSummary(
-        out=str(root), images=images, train_images=len(coco["train"]["images"]),
-        val_images=len(coco["val"]["images"]), imgsz=imgsz, seed=seed, classes=len(CLASS_NAMES),
-        boxes=len(sides), boxes_per_class=per_class.tolist(), box_side_min_px=float(side.min()),
-        box_side_median_px=float(np.median(side)), box_side_max_px=float(side.max()),
+        out=str(root),
+        images=images,
+        train_images=len(coco["train"]["images"]),
+        val_images=len(coco["val"]["images"]),
+        imgsz=imgsz,
+        seed=seed,
+        classes=len(CLASS_NAMES),
+        boxes=len(sides),
+        boxes_per_class=per_class.tolist(),
+        box_side_min_px=float(side.min()),
+        box_side_median_px=float(np.median(side)),
+        box_side_max_px=float(side.max()),
         dropped_occluded=dropped,
         seconds=round(time.perf_counter() - start, 3),
     )
-    marker = {"version": FORMAT_VERSION, "images": images, "imgsz": imgsz, "seed": seed,
-              "min_visible": MIN_VISIBLE, "class_names": list(CLASS_NAMES),
-              "summary": {k: v for k, v in asdict(summary).items() if k not in ("out", "seconds")}}
+    marker = {
+        "version": FORMAT_VERSION,
+        "images": images,
+        "imgsz": imgsz,
+        "seed": seed,
+        "min_visible": MIN_VISIBLE,
+        "class_names": list(CLASS_NAMES),
+        "summary": {k: v for k, v in asdict(summary).items() if k not in ("out", "seconds")},
+    }
     (root / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
     return summary
 
@@ -282,7 +335,11 @@ def _matches(path: Path, images: int, imgsz: int, seed: int) -> bool:
     except (OSError, ValueError):
         return False
     return (meta.get("version"), meta.get("images"), meta.get("imgsz"), meta.get("seed")) == (
-        FORMAT_VERSION, images, imgsz, seed)
+        FORMAT_VERSION,
+        images,
+        imgsz,
+        seed,
+    )
 
 
 def ensure_synthetic(directory: str | Path, images: int = 400, imgsz: int = 320, seed: int = 0) -> Path:
@@ -296,9 +353,12 @@ def ensure_synthetic(directory: str | Path, images: int = 400, imgsz: int = 320,
     target = Path(directory)
     if _is_synth_dir(target):
         if not _matches(target, images, imgsz, seed):
-            raise InputError(target / MARKER, "<root>",
-                             f"a synthetic dataset of {images} images at {imgsz} px with seed {seed}",
-                             "one made with other settings")
+            raise InputError(
+                target / MARKER,
+                "<root>",
+                f"a synthetic dataset of {images} images at {imgsz} px with seed {seed}",
+                "one made with other settings",
+            )
         return target
     require_replaceable(target, MARKER)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -36,24 +36,33 @@ WHEEL = f"{PACKAGE}-{VERSION}-py3-none-any.whl"
 WHEEL_SHA256 = "8c2798d8e9be7f0004b194fe207b76c1d9fff6e711b3db67b9508dcd5d00ae54"
 LICENCE = "MIT"
 SOURCE_URL = "https://pypi.org/project/deepforest/2.1.0/"
-INSTALL_HINT = f"`pip install --no-deps {PACKAGE}=={VERSION}` or --wheel PATH (from `pip download --no-deps " \
-               f"{PACKAGE}=={VERSION}`)"
+INSTALL_HINT = (
+    f"`pip install --no-deps {PACKAGE}=={VERSION}` or --wheel PATH (from `pip download --no-deps {PACKAGE}=={VERSION}`)"
+)
 DATA_DIR = "deepforest/data"
 VAL_SCENE = "2019_YELL_2_541000_4977000_image_crop"
 # scene -> (sha256 of its .png, sha256 of its .xml, number of annotated boxes), read from the pinned wheel.
 SCENES: dict[str, tuple[str, str, int]] = {
     "2019_YELL_2_528000_4978000_image_crop2": (
         "a9bdb0f4447fdd899d22f567e0e20ba8320c5413b2ad0cd0ac8d9f3b6e0f9767",
-        "bd431af6a5086d721eb731b22f5ea28cd8a8eab06883efc1c665391acbc68e11", 574),
+        "bd431af6a5086d721eb731b22f5ea28cd8a8eab06883efc1c665391acbc68e11",
+        574,
+    ),
     VAL_SCENE: (
         "178e58a23cc2642226a364a30f71bd9258ddc1b012c826f12250914a90c7a131",
-        "cefe4b96888bacbf8af1674f000082e549aa707aa6590d545effb23e43f26631", 279),
+        "cefe4b96888bacbf8af1674f000082e549aa707aa6590d545effb23e43f26631",
+        279,
+    ),
     "OSBS_029": (
         "d9477c6a00e4902c7bee487d4c5582c3b8b9a2f77f3908a29628b816b291e6ee",
-        "1f68c4011d7b351c29ca755072e77f3d16e6fd1f995bd05a9dd4eb952b55373c", 61),
+        "1f68c4011d7b351c29ca755072e77f3d16e6fd1f995bd05a9dd4eb952b55373c",
+        61,
+    ),
     "SOAP_061": (
         "256508f1a62149bec4a80879077a865caf50e8cace095e6564c76befa480d424",
-        "4833280af75fd9c47965a93e38945282835e9e725cac412bdb9469d63480947c", 37),
+        "4833280af75fd9c47965a93e38945282835e9e725cac412bdb9469d63480947c",
+        37,
+    ),
 }
 CLASS_NAME = "tree"
 KEEP_FRACTION = 0.5  # a clipped box is kept when more than half of its area lies inside the tile
@@ -88,8 +97,12 @@ class TreesSummary:
 class SceneFiles:
     """The scene files of one DeepForest wheel or installed distribution, verified against SCENES."""
 
-    def __init__(self, wheel: str | Path | None = None, expected_sha256: str = WHEEL_SHA256,
-                 scenes: dict[str, tuple[str, str, int]] = SCENES) -> None:
+    def __init__(
+        self,
+        wheel: str | Path | None = None,
+        expected_sha256: str = WHEEL_SHA256,
+        scenes: dict[str, tuple[str, str, int]] = SCENES,
+    ) -> None:
         self.scenes = scenes
         self.wheel_sha256 = expected_sha256
         self._zip: zipfile.ZipFile | None = None
@@ -124,8 +137,12 @@ def _open_wheel(path: Path, expected_sha256: str) -> zipfile.ZipFile:
         raise InputError(path, "<file>", f"the {WHEEL} wheel ({INSTALL_HINT})", "no such file")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != expected_sha256:
-        raise InputError(path, "<file>", f"the {WHEEL} wheel with sha256 {expected_sha256}",
-                         f"sha256 {digest} (corrupt or another file)")
+        raise InputError(
+            path,
+            "<file>",
+            f"the {WHEEL} wheel with sha256 {expected_sha256}",
+            f"sha256 {digest} (corrupt or another file)",
+        )
     try:
         return zipfile.ZipFile(path)
     except zipfile.BadZipFile:
@@ -136,11 +153,16 @@ def _installed_distribution() -> importlib.metadata.Distribution:
     try:
         dist = importlib.metadata.distribution(PACKAGE)
     except importlib.metadata.PackageNotFoundError:
-        raise InputError(None, "--wheel", f"the {PACKAGE} {VERSION} wheel or distribution ({INSTALL_HINT})",
-                         "neither --wheel nor an installed distribution") from None
+        raise InputError(
+            None,
+            "--wheel",
+            f"the {PACKAGE} {VERSION} wheel or distribution ({INSTALL_HINT})",
+            "neither --wheel nor an installed distribution",
+        ) from None
     if dist.version != VERSION:
-        raise InputError(dist.locate_file(""), PACKAGE, f"version {VERSION} ({INSTALL_HINT})",
-                         f"version {dist.version}")
+        raise InputError(
+            dist.locate_file(""), PACKAGE, f"version {VERSION} ({INSTALL_HINT})", f"version {dist.version}"
+        )
     return dist
 
 
@@ -190,8 +212,11 @@ def clip_boxes(boxes: np.ndarray, x0: int, y0: int, tile: int) -> tuple[np.ndarr
 
 
 def _yolo_rows(boxes: np.ndarray, size_w: int, size_h: int) -> str:
-    return "".join(f"0 {(x1 + x2) / 2 / size_w:.6f} {(y1 + y2) / 2 / size_h:.6f} {(x2 - x1) / size_w:.6f} "
-                   f"{(y2 - y1) / size_h:.6f}\n" for x1, y1, x2, y2 in boxes.tolist())
+    return "".join(
+        f"0 {(x1 + x2) / 2 / size_w:.6f} {(y1 + y2) / 2 / size_h:.6f} {(x2 - x1) / size_w:.6f} "
+        f"{(y2 - y1) / size_h:.6f}\n"
+        for x1, y1, x2, y2 in boxes.tolist()
+    )
 
 
 def _decode_png(data: bytes, where: str) -> Image.Image:
@@ -204,19 +229,29 @@ def _decode_png(data: bytes, where: str) -> Image.Image:
 
 
 def _data_yaml(files: SceneFiles, tile: int, overlap: int, wheel_sha256: str) -> str:
-    header = (f"# nasearch trees data set: NEON aerial RGB tiles of {tile} px from the {PACKAGE} {VERSION} wheel "
-              f"({LICENCE}), split by scene.\n")
+    header = (
+        f"# nasearch trees data set: NEON aerial RGB tiles of {tile} px from the {PACKAGE} {VERSION} wheel "
+        f"({LICENCE}), split by scene.\n"
+    )
     doc = {
         "train": "images/train",
         "val": "images/val",
         "nc": 1,
         "names": [CLASS_NAME],
-        "source": {"package": PACKAGE, "version": VERSION, "wheel": WHEEL, "wheel_sha256": wheel_sha256,
-                   "licence": LICENCE, "url": SOURCE_URL, "read_from": files.where,
-                   "scenes": {s: {"png_sha256": p, "xml_sha256": x, "boxes": n}
-                              for s, (p, x, n) in files.scenes.items()}},
-        "split": {"val": [s for s in files.scenes if s == VAL_SCENE],
-                  "train": [s for s in files.scenes if s != VAL_SCENE]},
+        "source": {
+            "package": PACKAGE,
+            "version": VERSION,
+            "wheel": WHEEL,
+            "wheel_sha256": wheel_sha256,
+            "licence": LICENCE,
+            "url": SOURCE_URL,
+            "read_from": files.where,
+            "scenes": {s: {"png_sha256": p, "xml_sha256": x, "boxes": n} for s, (p, x, n) in files.scenes.items()},
+        },
+        "split": {
+            "val": [s for s in files.scenes if s == VAL_SCENE],
+            "train": [s for s in files.scenes if s != VAL_SCENE],
+        },
         "tiling": {"tile": tile, "overlap": overlap, "keep_fraction": KEEP_FRACTION, "min_side_px": MIN_SIDE_PX},
     }
     return header + yamlio.dumps(doc)
@@ -226,8 +261,7 @@ def check_tree_args(tile: int, overlap: int) -> None:
     if not 32 <= tile <= 4096:
         raise InputError("--tile", "tile", "a tile side in 32..4096 px", str(tile))
     if not 0 <= overlap < tile:
-        raise InputError("--overlap", "overlap", f"pixels shared by neighbouring tiles, in 0..{tile - 1}",
-                         str(overlap))
+        raise InputError("--overlap", "overlap", f"pixels shared by neighbouring tiles, in 0..{tile - 1}", str(overlap))
 
 
 def _write(root: Path, files: SceneFiles, tile: int, overlap: int, wheel_sha256: str) -> TreesSummary:
@@ -242,8 +276,7 @@ def _write(root: Path, files: SceneFiles, tile: int, overlap: int, wheel_sha256:
         width, height, boxes = parse_voc(files.read(scene, "xml"), f"{files.where}:{scene}.xml")
         image = _decode_png(files.read(scene, "png"), f"{files.where}:{scene}.png")
         if image.size != (width, height):
-            raise InputError(f"{files.where}:{scene}.xml", "size", f"the PNG's size {image.size}",
-                             f"{(width, height)}")
+            raise InputError(f"{files.where}:{scene}.xml", "size", f"the PNG's size {image.size}", f"{(width, height)}")
         kept = np.zeros(len(boxes), dtype=bool)
         for y0 in tile_starts(height, tile, overlap):
             for x0 in tile_starts(width, tile, overlap):
@@ -260,24 +293,41 @@ def _write(root: Path, files: SceneFiles, tile: int, overlap: int, wheel_sha256:
         kept_total += int(kept.sum())
     (root / "data.yaml").write_text(_data_yaml(files, tile, overlap, wheel_sha256))
     summary = TreesSummary(
-        out=str(root), source=files.where, package=PACKAGE, version=VERSION, wheel_sha256=wheel_sha256,
-        licence=LICENCE, tile=tile, overlap=overlap, train_scenes=[s for s in files.scenes if s != VAL_SCENE],
-        val_scenes=[s for s in files.scenes if s == VAL_SCENE], train_tiles=tiles["train"],
-        val_tiles=tiles["val"], boxes_total=total, boxes_kept=kept_total, boxes_dropped=total - kept_total,
-        box_instances=instances, seconds=round(time.perf_counter() - start, 3))
-    marker = {"version": FORMAT_VERSION, "summary": {k: v for k, v in asdict(summary).items()
-                                                     if k not in ("out", "seconds", "source")}}
+        out=str(root),
+        source=files.where,
+        package=PACKAGE,
+        version=VERSION,
+        wheel_sha256=wheel_sha256,
+        licence=LICENCE,
+        tile=tile,
+        overlap=overlap,
+        train_scenes=[s for s in files.scenes if s != VAL_SCENE],
+        val_scenes=[s for s in files.scenes if s == VAL_SCENE],
+        train_tiles=tiles["train"],
+        val_tiles=tiles["val"],
+        boxes_total=total,
+        boxes_kept=kept_total,
+        boxes_dropped=total - kept_total,
+        box_instances=instances,
+        seconds=round(time.perf_counter() - start, 3),
+    )
+    marker = {
+        "version": FORMAT_VERSION,
+        "summary": {k: v for k, v in asdict(summary).items() if k not in ("out", "seconds", "source")},
+    }
     (root / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
     return summary
 
 
-def generate_trees(out: str | Path, tile: int = 128, overlap: int = 0, wheel: str | Path | None = None,
-                   files: SceneFiles | None = None) -> TreesSummary:
+def generate_trees(
+    out: str | Path, tile: int = 128, overlap: int = 0, wheel: str | Path | None = None, files: SceneFiles | None = None
+) -> TreesSummary:
     """Write the trees data set to `out` (replacing an earlier one) via a sibling temp directory and a rename."""
     check_tree_args(tile, overlap)
     files = files if files is not None else SceneFiles(wheel)
-    summary = write_directory_atomically(Path(out), MARKER,
-                                         lambda tmp: _write(tmp, files, tile, overlap, files.wheel_sha256))
+    summary = write_directory_atomically(
+        Path(out), MARKER, lambda tmp: _write(tmp, files, tile, overlap, files.wheel_sha256)
+    )
     return TreesSummary(**{**asdict(summary), "out": str(out)})
 
 

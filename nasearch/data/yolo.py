@@ -38,8 +38,12 @@ def class_names_from(data: dict[str, Any], file: Path) -> tuple[str, ...]:
             raise InputError(file, "names", "a mapping with the keys 0..nc-1", describe(names))
         names = [names[k] for k in keys]
     if not isinstance(names, list) or not names:
-        raise InputError(file, "names", "a non-empty list of class names (or a mapping id: name)",
-                         "missing" if "names" not in data else describe(names))
+        raise InputError(
+            file,
+            "names",
+            "a non-empty list of class names (or a mapping id: name)",
+            "missing" if "names" not in data else describe(names),
+        )
     for i, n in enumerate(names):
         if not isinstance(n, str | int) or isinstance(n, bool) or str(n) == "":
             raise InputError(file, f"names[{i}]", "a class name", describe(n))
@@ -77,8 +81,9 @@ def _list_images(entry: str, root: Path, file: Path, where: str) -> list[Path]:
     p = Path(entry).expanduser()
     p = p if p.is_absolute() else root / p
     if p.is_dir():
-        return sorted(Path(d) / f for d, _, files in os.walk(p) for f in files
-                      if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+        return sorted(
+            Path(d) / f for d, _, files in os.walk(p) for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES
+        )
     if p.is_file() and p.suffix == ".txt":
         out = []
         for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
@@ -154,15 +159,29 @@ def load_yolo(data_yaml: str | Path, split: str = "val") -> DetectionSplit:
         images.extend(_list_images(e, root, file, where))
     require_nonempty(images, file, split)
     if not any(label_path_for(p).is_file() for p in images):
-        raise InputError(file, split, f"label files beside the images, e.g. {label_path_for(images[0])}",
-                         "no label file for any image")
+        raise InputError(
+            file,
+            split,
+            f"label files beside the images, e.g. {label_path_for(images[0])}",
+            "no label file for any image",
+        )
     records = []
     for image_id, path in zip(_image_ids(images), images, strict=True):
         width, height = image_size(path, file, split)
         label = label_path_for(path)
-        boxes, classes = read_label_file(label, width, height, len(names)) if label.is_file() else (
-            stack_boxes([]), stack_classes([]))
-        records.append(ImageRecord(path=path, width=width, height=height, image_id=image_id, boxes=boxes,
-                                   classes=classes))
-    return DetectionSplit(name=split, records=tuple(records), class_names=names,
-                          category_ids=tuple(range(1, len(names) + 1)), source=file, fmt="yolo")
+        boxes, classes = (
+            read_label_file(label, width, height, len(names))
+            if label.is_file()
+            else (stack_boxes([]), stack_classes([]))
+        )
+        records.append(
+            ImageRecord(path=path, width=width, height=height, image_id=image_id, boxes=boxes, classes=classes)
+        )
+    return DetectionSplit(
+        name=split,
+        records=tuple(records),
+        class_names=names,
+        category_ids=tuple(range(1, len(names) + 1)),
+        source=file,
+        fmt="yolo",
+    )

@@ -5,6 +5,16 @@ from nasearch.eval.inference import EvalResult, evaluate_model, open_onnx, predi
 from nasearch.eval.postprocess import Detections, NMSConfig, non_max_suppression, select_image
 
 __all__ = [
-    "CocoScores", "Detections", "EvalResult", "NMSConfig", "coco_map", "coco_results", "evaluate_model",
-    "ground_truth", "non_max_suppression", "open_onnx", "predict_split", "select_image",
+    "CocoScores",
+    "Detections",
+    "EvalResult",
+    "NMSConfig",
+    "coco_map",
+    "coco_results",
+    "evaluate_model",
+    "ground_truth",
+    "non_max_suppression",
+    "open_onnx",
+    "predict_split",
+    "select_image",
 ]

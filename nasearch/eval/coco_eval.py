@@ -35,19 +35,29 @@ def ground_truth(split: DetectionSplit, from_file: bool = False) -> dict[str, An
         return coco_dict(split)
     doc = read_json(split.ann_file)
     ids = {r.image_id for r in split.records}
-    return {**doc, "images": [i for i in doc["images"] if i["id"] in ids],
-            "annotations": [a for a in doc.get("annotations", []) if a["image_id"] in ids]}
+    return {
+        **doc,
+        "images": [i for i in doc["images"] if i["id"] in ids],
+        "annotations": [a for a in doc.get("annotations", []) if a["image_id"] in ids],
+    }
 
 
-def coco_results(dets: Sequence[Detections], image_ids: Sequence[int], category_ids: Sequence[int]
-                 ) -> list[dict[str, Any]]:
+def coco_results(
+    dets: Sequence[Detections], image_ids: Sequence[int], category_ids: Sequence[int]
+) -> list[dict[str, Any]]:
     """Detections (original-image xyxy pixels) as COCO result entries with xywh boxes."""
     out: list[dict[str, Any]] = []
     for det, image_id in zip(dets, image_ids, strict=True):
         rows = zip(det.boxes.tolist(), det.scores.tolist(), det.classes.tolist(), strict=True)
         for (x1, y1, x2, y2), score, cls in rows:
-            out.append({"image_id": int(image_id), "category_id": int(category_ids[cls]),
-                        "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
+            out.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": int(category_ids[cls]),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(score),
+                }
+            )
     return out
 
 

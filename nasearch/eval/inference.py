@@ -37,8 +37,13 @@ class EvalResult:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"map": round(self.map, 4), "map50": round(self.map50, 4), "images": self.images,
-                "imgsz": self.imgsz, "seconds": round(self.seconds, 3)}
+        return {
+            "map": round(self.map, 4),
+            "map50": round(self.map50, 4),
+            "images": self.images,
+            "imgsz": self.imgsz,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def torch_predictor(model: nn.Module) -> Predictor:
@@ -108,7 +113,7 @@ def onnx_predictor(session: Any, nc: int) -> tuple[Predictor, int | None]:
         chunks = []
         step = static_batch or n
         for i in range(0, n, step):
-            part = x[i:i + step]
+            part = x[i : i + step]
             if static_batch and len(part) < static_batch:  # pad a partial last batch
                 pad = np.zeros((static_batch - len(part), *part.shape[1:]), dtype=np.float32)
                 part = np.concatenate([part, pad])
@@ -118,15 +123,20 @@ def onnx_predictor(session: Any, nc: int) -> tuple[Predictor, int | None]:
         boxes = torch.from_numpy(np.concatenate([c[0] for c in chunks]))
         scores = torch.from_numpy(np.concatenate([c[1] for c in chunks]))
         if boxes.ndim != 3 or boxes.shape[-1] != 4 or scores.ndim != 3 or scores.shape[-1] != nc:
-            raise InputError(name, "outputs", f"{ONNX_EXPECTED} with nc={nc} (the dataset's classes)",
-                             f"shapes {tuple(boxes.shape)} and {tuple(scores.shape)}")
+            raise InputError(
+                name,
+                "outputs",
+                f"{ONNX_EXPECTED} with nc={nc} (the dataset's classes)",
+                f"shapes {tuple(boxes.shape)} and {tuple(scores.shape)}",
+            )
         return boxes, scores
 
     return run, static_batch
 
 
-def predict_split(predictor: Predictor, split: DetectionSplit, imgsz: int, batch: int, nms: NMSConfig,
-                  workers: int = 0) -> tuple[list[Detections], list[int]]:
+def predict_split(
+    predictor: Predictor, split: DetectionSplit, imgsz: int, batch: int, nms: NMSConfig, workers: int = 0
+) -> tuple[list[Detections], list[int]]:
     """Detections in original-image pixels for every image of the split, with their COCO image ids."""
     loader = make_loader(split, imgsz, batch, augment=False, mosaic=False, workers=workers, shuffle=False)
     dets: list[Detections] = []
@@ -139,9 +149,15 @@ def predict_split(predictor: Predictor, split: DetectionSplit, imgsz: int, batch
     return dets, ids
 
 
-def evaluate_model(model: nn.Module | Any | str | Path, split: DetectionSplit, imgsz: int | None = None,
-                   batch: int = 16, nms: NMSConfig | None = None, workers: int = 0,
-                   gt_from_file: bool = False) -> EvalResult:
+def evaluate_model(
+    model: nn.Module | Any | str | Path,
+    split: DetectionSplit,
+    imgsz: int | None = None,
+    batch: int = 16,
+    nms: NMSConfig | None = None,
+    workers: int = 0,
+    gt_from_file: bool = False,
+) -> EvalResult:
     """COCO mAP of a detector on a split.
 
     `model` is a torch Detector (run on CPU in eval mode; its train/eval mode is restored afterwards), an
@@ -154,8 +170,7 @@ def evaluate_model(model: nn.Module | Any | str | Path, split: DetectionSplit, i
         if imgsz is None:
             raise ValueError("imgsz is required to evaluate a torch model")
         if int(getattr(model, "nc", split.nc)) != split.nc:
-            raise InputError(split.source, "categories", f"{model.nc} classes (as the model)",
-                             f"{split.nc} classes")
+            raise InputError(split.source, "categories", f"{model.nc} classes (as the model)", f"{split.nc} classes")
         was_training = model.training
         model.eval()
         try:
@@ -168,12 +183,14 @@ def evaluate_model(model: nn.Module | Any | str | Path, split: DetectionSplit, i
         _, size = onnx_input_geometry(session)
         if imgsz is None:
             if size is None:
-                raise InputError(_session_name(session), "inputs[0]", "a static image size (or pass --imgsz)",
-                                 "a dynamic one")
+                raise InputError(
+                    _session_name(session), "inputs[0]", "a static image size (or pass --imgsz)", "a dynamic one"
+                )
             imgsz = size
         elif size is not None and size != imgsz:
             raise InputError("--imgsz", "imgsz", f"{size} (the ONNX model's fixed input size)", str(imgsz))
         dets, ids = predict_split(predictor, split, imgsz, batch, nms, workers)
     scores = coco_map(ground_truth(split, gt_from_file), coco_results(dets, ids, split.category_ids))
-    return EvalResult(map=scores.map, map50=scores.map50, images=len(ids), imgsz=imgsz,
-                      seconds=time.perf_counter() - start)
+    return EvalResult(
+        map=scores.map, map50=scores.map50, images=len(ids), imgsz=imgsz, seconds=time.perf_counter() - start
+    )

@@ -67,17 +67,18 @@ def select_image(boxes: torch.Tensor, scores: torch.Tensor, cfg: NMSConfig) -> D
 
 
 @torch.no_grad()
-def non_max_suppression(boxes: torch.Tensor, scores: torch.Tensor, cfg: NMSConfig | None = None
-                        ) -> list[Detections]:
+def non_max_suppression(boxes: torch.Tensor, scores: torch.Tensor, cfg: NMSConfig | None = None) -> list[Detections]:
     """Eval-mode Detector output (boxes [B, N, 4] xyxy, scores [B, N, nc] in 0..1) to detections per image."""
     if boxes.ndim != 3 or boxes.shape[-1] != 4 or scores.ndim != 3 or scores.shape[:2] != boxes.shape[:2]:
-        raise ValueError(f"expected boxes [B, N, 4] and scores [B, N, nc], got {tuple(boxes.shape)} and "
-                         f"{tuple(scores.shape)}")
+        raise ValueError(
+            f"expected boxes [B, N, 4] and scores [B, N, nc], got {tuple(boxes.shape)} and {tuple(scores.shape)}"
+        )
     cfg = cfg or NMSConfig()
     return [select_image(b, s, cfg) for b, s in zip(boxes, scores, strict=True)]
 
 
-def rescale_all(dets: Sequence[Detections], metas: Sequence[LetterboxMeta], sizes: Sequence[tuple[int, int]]
-                ) -> list[Detections]:
+def rescale_all(
+    dets: Sequence[Detections], metas: Sequence[LetterboxMeta], sizes: Sequence[tuple[int, int]]
+) -> list[Detections]:
     """Rescale every image's detections with its letterbox and original (width, height)."""
     return [d.rescaled(m, w, h) for d, m, (w, h) in zip(dets, metas, sizes, strict=True)]

@@ -77,8 +77,9 @@ def parse_formats(text: str) -> list[str]:
     formats = [f.strip() for f in text.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
-        raise InputError("--format", "format", f"a comma-separated list of {', '.join(FORMATS)}",
-                         repr(bad[0] if bad else text))
+        raise InputError(
+            "--format", "format", f"a comma-separated list of {', '.join(FORMATS)}", repr(bad[0] if bad else text)
+        )
     return list(dict.fromkeys(formats))
 
 
@@ -110,8 +111,12 @@ def resolve_source(ref: str, trial: int | None, seed: int = 0, log: Log | None =
         arch = _trial_arch(path, trial)
         return _untrained(arch, f"{ref} trial {trial}", seed, log)
     if path.is_dir():
-        raise InputError(ref, "<dir>", "--trial N with a search run directory (or give ARCH.yaml or CKPT)",
-                         "a directory without --trial")
+        raise InputError(
+            ref,
+            "<dir>",
+            "--trial N with a search run directory (or give ARCH.yaml or CKPT)",
+            "a directory without --trial",
+        )
     if path.suffix in (".pt", ".pth"):
         model, arch, state = load_checkpoint(path)
         return Source(arch, model, str(path), True, state)
@@ -120,8 +125,10 @@ def resolve_source(ref: str, trial: int | None, seed: int = 0, log: Log | None =
 
 def _untrained(arch: Architecture, origin: str, seed: int, log: Log | None) -> Source:
     if log is not None:
-        log(f"export: {origin} has no weights; exporting freshly initialised weights (seed {seed}) -- "
-            "train it (`nasearch train`) for a useful detector")
+        log(
+            f"export: {origin} has no weights; exporting freshly initialised weights (seed {seed}) -- "
+            "train it (`nasearch train`) for a useful detector"
+        )
     torch.manual_seed(seed)
     return Source(arch, build_model(arch).eval(), origin, False)
 
@@ -171,9 +178,13 @@ def verify_float(path: Path, model: nn.Module, x: np.ndarray) -> dict[str, Any]:
     got_boxes, got_scores = _ort_run(path, x)[:2]
     box_diff = float(np.abs(got_boxes - boxes.numpy()).max())
     score_diff = float(np.abs(got_scores - scores.numpy()).max())
-    return {"checker": True, "max_abs_diff_boxes_px": box_diff, "max_abs_diff_scores": score_diff,
-            "tolerance": {"boxes_px": BOX_ATOL_PX, "scores": SCORE_ATOL},
-            "ok": box_diff <= BOX_ATOL_PX and score_diff <= SCORE_ATOL}
+    return {
+        "checker": True,
+        "max_abs_diff_boxes_px": box_diff,
+        "max_abs_diff_scores": score_diff,
+        "tolerance": {"boxes_px": BOX_ATOL_PX, "scores": SCORE_ATOL},
+        "ok": box_diff <= BOX_ATOL_PX and score_diff <= SCORE_ATOL,
+    }
 
 
 def _match_detections(ref: np.ndarray, got: np.ndarray) -> float:
@@ -205,10 +216,15 @@ def verify_nms(path: Path, wrapped: nn.Module, x: np.ndarray) -> dict[str, Any]:
     share = _match_detections(ref, got)
     same_count = len(ref) == len(got)
     score_diff = float(np.abs(np.sort(ref[:, 5]) - np.sort(got[:, 5])).max()) if same_count and len(ref) else 0.0
-    return {"checker": True, "detections_torch": len(ref), "detections_onnx": len(got),
-            "max_abs_diff_sorted_scores": score_diff, "matched_fraction": round(share, 4),
-            "tolerance": {"detections": "equal count", "sorted_scores": NMS_SCORE_ATOL},
-            "ok": same_count and score_diff <= NMS_SCORE_ATOL}
+    return {
+        "checker": True,
+        "detections_torch": len(ref),
+        "detections_onnx": len(got),
+        "max_abs_diff_sorted_scores": score_diff,
+        "matched_fraction": round(share, 4),
+        "tolerance": {"detections": "equal count", "sorted_scores": NMS_SCORE_ATOL},
+        "ok": same_count and score_diff <= NMS_SCORE_ATOL,
+    }
 
 
 def verify_int8(qdq: Path, float_onnx: Path, fused: nn.Module, x: np.ndarray, imgsz: int) -> dict[str, Any]:
@@ -225,15 +241,22 @@ def verify_int8(qdq: Path, float_onnx: Path, fused: nn.Module, x: np.ndarray, im
     box_mean = float(np.abs(got_boxes - boxes.numpy()).mean())
     score_mean = float(np.abs(got_scores - scores.numpy()).mean())
     states = quantized_nodes(qdq)
-    return {"checker": True, "quantized_convs": sum(states.values()), "float_convs": len(states) - sum(states.values()),
-            "emulated_convs": len(plan.modules),
-            "mean_abs_diff_boxes_px": box_mean, "mean_abs_diff_scores": score_mean,
-            "max_abs_diff_scores": float(np.abs(got_scores - scores.numpy()).max()),
-            "vs_float_mean_abs_diff_scores": float(np.abs(got_scores - ref_scores.numpy()).mean()),
-            "vs_float_mean_abs_diff_boxes_px": float(np.abs(got_boxes - ref_boxes.numpy()).mean()),
-            "tolerance": {"mean_abs_diff_scores": INT8_SCORE_MEAN_ATOL,
-                          "mean_abs_diff_boxes_px": INT8_BOX_MEAN_ATOL_FRACTION * imgsz},
-            "ok": score_mean <= INT8_SCORE_MEAN_ATOL and box_mean <= INT8_BOX_MEAN_ATOL_FRACTION * imgsz}
+    return {
+        "checker": True,
+        "quantized_convs": sum(states.values()),
+        "float_convs": len(states) - sum(states.values()),
+        "emulated_convs": len(plan.modules),
+        "mean_abs_diff_boxes_px": box_mean,
+        "mean_abs_diff_scores": score_mean,
+        "max_abs_diff_scores": float(np.abs(got_scores - scores.numpy()).max()),
+        "vs_float_mean_abs_diff_scores": float(np.abs(got_scores - ref_scores.numpy()).mean()),
+        "vs_float_mean_abs_diff_boxes_px": float(np.abs(got_boxes - ref_boxes.numpy()).mean()),
+        "tolerance": {
+            "mean_abs_diff_scores": INT8_SCORE_MEAN_ATOL,
+            "mean_abs_diff_boxes_px": INT8_BOX_MEAN_ATOL_FRACTION * imgsz,
+        },
+        "ok": score_mean <= INT8_SCORE_MEAN_ATOL and box_mean <= INT8_BOX_MEAN_ATOL_FRACTION * imgsz,
+    }
 
 
 def _engine_precondition(formats: list[str]) -> None:
@@ -243,8 +266,13 @@ def _engine_precondition(formats: list[str]) -> None:
 
     ok, reason = gpu_status()
     if not ok:
-        raise InputError("--format", "format", "engine only on a machine with TensorRT >= 10 and an NVIDIA GPU "
-                         "(export onnx / onnx-int8 here and build the engine there)", f"engine ({reason})")
+        raise InputError(
+            "--format",
+            "format",
+            "engine only on a machine with TensorRT >= 10 and an NVIDIA GPU "
+            "(export onnx / onnx-int8 here and build the engine there)",
+            f"engine ({reason})",
+        )
 
 
 def _log(msg: str) -> None:
@@ -258,8 +286,7 @@ def export(source: Source, opts: ExportOptions, log: Log = _log) -> dict[str, An
     if "onnx-int8" in formats and not opts.data:
         raise InputError("--data", "data", "a dataset to calibrate INT8 on (onnx-int8)", "nothing")
     if opts.nms and opts.batch != 1:
-        raise InputError("--batch", "batch", "1 with --nms (NMS in the graph is exported for batch 1)",
-                         str(opts.batch))
+        raise InputError("--batch", "batch", "1 with --nms (NMS in the graph is exported for batch 1)", str(opts.batch))
     arch = source.arch
     imgsz = int(opts.imgsz or (source.checkpoint or {}).get("train_args", {}).get("imgsz") or arch.data["imgsz"])
     if imgsz < 32 or imgsz % 32:
@@ -296,13 +323,22 @@ def _moved(obj: Any, stage: Path, out: Path) -> Any:
     return obj
 
 
-def _export_files(source: Source, opts: ExportOptions, out: Path, imgsz: int, log: Log
-                  ) -> tuple[dict[str, Any], list[str]]:
+def _export_files(
+    source: Source, opts: ExportOptions, out: Path, imgsz: int, log: Log
+) -> tuple[dict[str, Any], list[str]]:
     formats = opts.formats
     arch = source.arch
     name = arch.name
-    manifest: dict[str, Any] = {"arch": name, "hash": arch.hash, "source": source.origin, "trained": source.trained,
-                                "imgsz": imgsz, "batch": opts.batch, "opset": opts.opset, "files": {}}
+    manifest: dict[str, Any] = {
+        "arch": name,
+        "hash": arch.hash,
+        "source": source.origin,
+        "trained": source.trained,
+        "imgsz": imgsz,
+        "batch": opts.batch,
+        "opset": opts.opset,
+        "files": {},
+    }
     model = source.model.eval()
     fused = fused_copy(model)
     x = check_input(opts, imgsz)
@@ -318,19 +354,30 @@ def _export_files(source: Source, opts: ExportOptions, out: Path, imgsz: int, lo
         check = verify_float(float_onnx, model, x)
         entry = _file_entry(float_onnx, outputs=list(DECODED_OUTPUTS), verification=check)
         manifest["files"]["onnx"] = entry
-        log(f"export: {float_onnx} (max |Δ| boxes {check['max_abs_diff_boxes_px']:.2e} px, scores "
-            f"{check['max_abs_diff_scores']:.2e} vs PyTorch){'' if check['ok'] else ' -- ABOVE TOLERANCE'}")
+        log(
+            f"export: {float_onnx} (max |Δ| boxes {check['max_abs_diff_boxes_px']:.2e} px, scores "
+            f"{check['max_abs_diff_scores']:.2e} vs PyTorch){'' if check['ok'] else ' -- ABOVE TOLERANCE'}"
+        )
         failures += [] if check["ok"] else ["onnx"]
         if opts.nms:
             wrapped = DetectorWithNMS(fused, opts.conf, opts.iou, opts.max_det).eval()
-            nms_path = export_module(wrapped, [torch.from_numpy(x)], out / f"{name}.nms.onnx", ["images"],
-                                     ["detections"], opts.opset)
+            nms_path = export_module(
+                wrapped, [torch.from_numpy(x)], out / f"{name}.nms.onnx", ["images"], ["detections"], opts.opset
+            )
             check = verify_nms(nms_path, DetectorWithNMS(model, opts.conf, opts.iou, opts.max_det), x)
-            manifest["files"]["onnx-nms"] = _file_entry(nms_path, outputs=["detections"],
-                                                        columns=list(DETECTION_COLUMNS), conf=opts.conf,
-                                                        iou=opts.iou, max_det=opts.max_det, verification=check)
-            log(f"export: {nms_path} (NMS in graph: {check['detections_onnx']} detections, "
-                f"{check['matched_fraction']:.1%} matched to PyTorch)")
+            manifest["files"]["onnx-nms"] = _file_entry(
+                nms_path,
+                outputs=["detections"],
+                columns=list(DETECTION_COLUMNS),
+                conf=opts.conf,
+                iou=opts.iou,
+                max_det=opts.max_det,
+                verification=check,
+            )
+            log(
+                f"export: {nms_path} (NMS in graph: {check['detections_onnx']} detections, "
+                f"{check['matched_fraction']:.1%} matched to PyTorch)"
+            )
             failures += [] if check["ok"] else ["onnx-nms"]
     target = opts.target or ("tensorrt" if "engine" in formats else "cpu")
     int8_onnx = None
@@ -338,16 +385,24 @@ def _export_files(source: Source, opts: ExportOptions, out: Path, imgsz: int, lo
         spec = int8_spec(target, opts.calibration)
         int8_onnx = _export_int8(float_onnx, out / f"{name}.int8.onnx", opts, imgsz, spec, log)  # type: ignore[arg-type]
         check = verify_int8(int8_onnx, float_onnx, fused, x, imgsz)  # type: ignore[arg-type]
-        manifest["files"]["onnx-int8"] = _file_entry(int8_onnx, target=target,
-                                                      activations=spec.activations, calibration=opts.calibration,
-                                                      int8_spec=spec.as_dict(), verification=check)
-        log(f"export: {int8_onnx} ({check['quantized_convs']} INT8 convs; mean |Δ| vs PyTorch fake-quant: "
-            f"scores {check['mean_abs_diff_scores']:.2e}, boxes {check['mean_abs_diff_boxes_px']:.3f} px)")
+        manifest["files"]["onnx-int8"] = _file_entry(
+            int8_onnx,
+            target=target,
+            activations=spec.activations,
+            calibration=opts.calibration,
+            int8_spec=spec.as_dict(),
+            verification=check,
+        )
+        log(
+            f"export: {int8_onnx} ({check['quantized_convs']} INT8 convs; mean |Δ| vs PyTorch fake-quant: "
+            f"scores {check['mean_abs_diff_scores']:.2e}, boxes {check['mean_abs_diff_boxes_px']:.3f} px)"
+        )
         failures += [] if check["ok"] else ["onnx-int8"]
     if "engine" in formats:
         source_onnx = int8_onnx or (out / f"{name}.onnx")
-        manifest["files"]["engine"] = _build_engine(source_onnx, out / f"{name}.engine",
-                                                    "int8" if int8_onnx else "fp16", log)
+        manifest["files"]["engine"] = _build_engine(
+            source_onnx, out / f"{name}.engine", "int8" if int8_onnx else "fp16", log
+        )
     if "onnx" not in formats and float_onnx is not None:  # only an intermediate here
         manifest["files"].pop("onnx", None)
         float_onnx.unlink()
@@ -357,9 +412,11 @@ def _export_files(source: Source, opts: ExportOptions, out: Path, imgsz: int, lo
 
 def _save_torch(source: Source, path: Path) -> Path:
     """A slim checkpoint (architecture + weights, no optimizer), loadable by `load_checkpoint`."""
-    state: dict[str, Any] = {"arch": source.arch.data,
-                             "model": {k: v.detach().cpu().clone() for k, v in source.model.state_dict().items()},
-                             "trained": source.trained}
+    state: dict[str, Any] = {
+        "arch": source.arch.data,
+        "model": {k: v.detach().cpu().clone() for k, v in source.model.state_dict().items()},
+        "trained": source.trained,
+    }
     if source.checkpoint is not None:
         for key in ("class_names", "metrics", "epoch", "best_fitness", "train_args"):
             if key in source.checkpoint:
@@ -374,7 +431,7 @@ def _export_int8(float_onnx: Path, path: Path, opts: ExportOptions, imgsz: int, 
     split = calibration_split(opts.data, log)  # type: ignore[arg-type]
     calib = calibration_batches(split, imgsz, opts.calib_images, opts.seed)
     if opts.batch > 1:  # the graph's batch is static: calibrate on batches of distinct images
-        calib = [np.concatenate(calib[i:i + opts.batch]) for i in range(0, len(calib) - opts.batch + 1, opts.batch)]
+        calib = [np.concatenate(calib[i : i + opts.batch]) for i in range(0, len(calib) - opts.batch + 1, opts.batch)]
     return quantize_qdq(float_onnx, path, calib, spec)
 
 

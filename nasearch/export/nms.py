@@ -19,8 +19,14 @@ class _NonMaxSuppression(torch.autograd.Function):
     """boxes [B, N, 4] xyxy, scores [B, C, N] → selected [K, 3] (batch, class, box) as ONNX defines it."""
 
     @staticmethod
-    def forward(ctx, boxes: torch.Tensor, scores: torch.Tensor, max_per_class: torch.Tensor,  # type: ignore[override]
-                iou: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx,
+        boxes: torch.Tensor,
+        scores: torch.Tensor,
+        max_per_class: torch.Tensor,  # type: ignore[override]
+        iou: torch.Tensor,
+        threshold: torch.Tensor,
+    ) -> torch.Tensor:
         rows = []
         limit = int(max_per_class)
         for b in range(boxes.shape[0]):
@@ -72,5 +78,12 @@ class DetectorWithNMS(nn.Module):
         top_scores, order = _TopK.apply(det_scores, self.max_det)
         picked = index.index_select(0, order)
         det_boxes = boxes.reshape(-1, 4).index_select(0, image.index_select(0, order) * n + picked)
-        return torch.cat([image.index_select(0, order).unsqueeze(1).float(), det_boxes, top_scores.unsqueeze(1),
-                          cls.index_select(0, order).unsqueeze(1).float()], 1)
+        return torch.cat(
+            [
+                image.index_select(0, order).unsqueeze(1).float(),
+                det_boxes,
+                top_scores.unsqueeze(1),
+                cls.index_select(0, order).unsqueeze(1).float(),
+            ],
+            1,
+        )

@@ -55,9 +55,7 @@ class Backend(ABC):
         if clock not in CLOCKS:
             raise InputError("--clock", "clock", "auto, wall or cpu", repr(clock))
         if clock == "cpu" and not self.single_thread_cpu():
-            raise InputError(
-                "--clock", "clock", "wall or auto (the cpu clock needs --threads 1 on a CPU)", "cpu"
-            )
+            raise InputError("--clock", "clock", "wall or auto (the cpu clock needs --threads 1 on a CPU)", "cpu")
         return clock
 
     @abstractmethod
@@ -84,9 +82,7 @@ class Backend(ABC):
         """Time one unit alone, on the inputs captured when it was traced."""
         inputs = unit.inputs
         if any(t.device.type == "meta" for t in inputs):
-            raise ValueError(
-                f"unit {unit.name} was traced on the meta device; trace with real=True to measure"
-            )
+            raise ValueError(f"unit {unit.name} was traced on the meta device; trace with real=True to measure")
         names_in = [f"in{i}" for i in range(len(inputs))]
         names_out = [f"out{i}" for i in range(len(unit.description["outputs"]))]
         return self.time_module(unit.as_module().eval(), inputs, names_in, names_out)

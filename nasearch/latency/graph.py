@@ -20,12 +20,37 @@ from nasearch.space import Architecture, build_model
 # pointwise ops it fuses into the producer (they still move bytes), concat (often elided), and free
 # shape ops that are folded away.
 COMPUTE = {"aten.convolution", "aten.mm", "aten.addmm", "aten.bmm"}
-MEMORY = {"aten.max_pool2d_with_indices", "aten.max_pool2d", "aten.upsample_nearest2d", "aten.avg_pool2d",
-          "aten._softmax", "aten.sum", "aten.mean", "aten.upsample_bilinear2d"}
+MEMORY = {
+    "aten.max_pool2d_with_indices",
+    "aten.max_pool2d",
+    "aten.upsample_nearest2d",
+    "aten.avg_pool2d",
+    "aten._softmax",
+    "aten.sum",
+    "aten.mean",
+    "aten.upsample_bilinear2d",
+}
 CONCAT = {"aten.cat"}
-POINTWISE = {"aten.add", "aten.add_", "aten.mul", "aten.mul_", "aten.sub", "aten.div", "aten.sigmoid",
-             "aten.relu", "aten.relu_", "aten.silu", "aten.silu_", "aten.hardswish", "aten.hardswish_",
-             "aten.leaky_relu", "aten.leaky_relu_", "aten.gelu", "aten.clamp", "aten.exp"}
+POINTWISE = {
+    "aten.add",
+    "aten.add_",
+    "aten.mul",
+    "aten.mul_",
+    "aten.sub",
+    "aten.div",
+    "aten.sigmoid",
+    "aten.relu",
+    "aten.relu_",
+    "aten.silu",
+    "aten.silu_",
+    "aten.hardswish",
+    "aten.hardswish_",
+    "aten.leaky_relu",
+    "aten.leaky_relu_",
+    "aten.gelu",
+    "aten.clamp",
+    "aten.exp",
+}
 
 
 @dataclass(frozen=True)
@@ -56,8 +81,17 @@ def _conv_op(args: tuple, out: torch.Tensor, layer: str) -> Op:
     else:
         flops = 2.0 * out.numel() * (w.shape[1]) * math.prod(w.shape[2:])
         c_out = w.shape[0]
-    return Op("aten.convolution", "compute", flops, w.numel() + _numel(args[2]), x.numel() + out.numel(),
-              tuple(out.shape), int(c_out), layer, groups)
+    return Op(
+        "aten.convolution",
+        "compute",
+        flops,
+        w.numel() + _numel(args[2]),
+        x.numel() + out.numel(),
+        tuple(out.shape),
+        int(c_out),
+        layer,
+        groups,
+    )
 
 
 class _Tracer(TorchDispatchMode):
@@ -77,16 +111,35 @@ class _Tracer(TorchDispatchMode):
         elif name in COMPUTE:
             a, b = args[-2], args[-1]
             flops = 2.0 * first.numel() * a.shape[-1]
-            self.ops.append(Op(name, "compute", flops, _numel(b), _numel(a) + first.numel(), tuple(first.shape),
-                               int(first.shape[-1])))
+            self.ops.append(
+                Op(
+                    name,
+                    "compute",
+                    flops,
+                    _numel(b),
+                    _numel(a) + first.numel(),
+                    tuple(first.shape),
+                    int(first.shape[-1]),
+                )
+            )
         else:
-            kind = ("memory" if name in MEMORY else "concat" if name in CONCAT
-                    else "pointwise" if name in POINTWISE else "")
+            kind = (
+                "memory" if name in MEMORY else "concat" if name in CONCAT else "pointwise" if name in POINTWISE else ""
+            )
             if kind:
                 reads = sum(_numel(a) for a in args if isinstance(a, torch.Tensor))
                 reads += sum(_numel(t) for a in args if isinstance(a, list | tuple) for t in a)
-                self.ops.append(Op(name, kind, 0.0, 0, reads + first.numel(), tuple(first.shape),
-                                   int(first.shape[1]) if first.dim() > 1 else 1))
+                self.ops.append(
+                    Op(
+                        name,
+                        kind,
+                        0.0,
+                        0,
+                        reads + first.numel(),
+                        tuple(first.shape),
+                        int(first.shape[1]) if first.dim() > 1 else 1,
+                    )
+                )
         return out
 
 

@@ -100,8 +100,7 @@ class OnnxRuntimeBackend(Backend):
             raise InputError(
                 "--precision",
                 "precision",
-                "fp32 or int8 for ONNX Runtime on a CPU "
-                "(fp16 needs a GPU: --backend torch or tensorrt there)",
+                "fp32 or int8 for ONNX Runtime on a CPU (fp16 needs a GPU: --backend torch or tensorrt there)",
                 "fp16",
             )
 

@@ -82,16 +82,12 @@ def network_points(
         if all(s in units for s in row.units)
     ]
     same = [
-        p
-        for p in points
-        if (imgsz is None or p[0].imgsz == imgsz) and (n_units is None or len(p[0].units) == n_units)
+        p for p in points if (imgsz is None or p[0].imgsz == imgsz) and (n_units is None or len(p[0].units) == n_units)
     ]
     return same if len(same) >= MIN_GROUP else points
 
 
-def overhead_for(
-    db: LatencyDB, fp_id: str, imgsz: int | None = None, n_units: int | None = None
-) -> OverheadFit:
+def overhead_for(db: LatencyDB, fp_id: str, imgsz: int | None = None, n_units: int | None = None) -> OverheadFit:
     points = network_points(db, fp_id, imgsz, n_units)
     return fit_overhead([s for _, s in points], [row.median_ms for row, _ in points])
 
@@ -174,9 +170,7 @@ def predict_from_db(
                 estimates[u.signature] = estimator.estimate(u.kind, u.block_type, u.features)
         estimated = sum(1 for u in units if u.signature in absent)
     elif absent:
-        how = (
-            "measure them: needs this machine's backend" if missing == "measure" else "or --missing estimate"
-        )
+        how = "measure them: needs this machine's backend" if missing == "measure" else "or --missing estimate"
         raise InputError(
             str(db.path),
             "units",

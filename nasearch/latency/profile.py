@@ -76,9 +76,7 @@ def at_size(arch: Architecture, imgsz: int | None) -> Architecture:
     return arch if imgsz is None or imgsz == arch.data["imgsz"] else arch.with_overrides(imgsz=imgsz)
 
 
-def plan(
-    space: Space, imgsz: int, batch: int = 1, max_archs: int = DEFAULT_MAX_ARCHS, seed: int = 0
-) -> ProfilePlan:
+def plan(space: Space, imgsz: int, batch: int = 1, max_archs: int = DEFAULT_MAX_ARCHS, seed: int = 0) -> ProfilePlan:
     archs, exhaustive = space_archs(space, max_archs, seed)
     archs = [at_size(a, imgsz) for a in archs]
     result = ProfilePlan(archs, exhaustive, space.cardinality())
@@ -143,11 +141,7 @@ def measure_arch_units(
     Returns how many were added."""
     have = db.unit_signatures(fp_id)
     _, meta_units = arch_units(arch, imgsz, backend.batch)
-    todo = {
-        u.signature
-        for u in meta_units
-        if u.signature not in have and (wanted is None or u.signature in wanted)
-    }
+    todo = {u.signature for u in meta_units if u.signature not in have and (wanted is None or u.signature in wanted)}
     if not todo:
         return 0
     _, units = arch_units(arch, imgsz, backend.batch, real=True)
@@ -157,9 +151,7 @@ def measure_arch_units(
             continue
         todo.discard(unit.signature)
         timing = backend.measure_unit(unit)
-        new = db.put_unit(
-            fp_id, unit.signature, unit.kind, unit.block_type, unit.description, timing, unit.features
-        )
+        new = db.put_unit(fp_id, unit.signature, unit.kind, unit.block_type, unit.description, timing, unit.features)
         added += new
         if on_unit:
             on_unit(unit, new)

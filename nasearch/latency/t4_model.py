@@ -57,14 +57,25 @@ REFERENCE_GENERATION = "trt10"
 PRECISIONS = ("fp16", "int8", "fp32")
 
 BASE_PARAMS = ("eff_fp16", "eff_int8", "eff_mem", "launch_us", "pointwise_share", "fixed_us")
-PRIOR = {"eff_fp16": 0.4, "eff_int8": 0.3, "eff_mem": 0.6, "launch_us": 4.0, "pointwise_share": 0.2,
-         "fixed_us": 100.0}
+PRIOR = {"eff_fp16": 0.4, "eff_int8": 0.3, "eff_mem": 0.6, "launch_us": 4.0, "pointwise_share": 0.2, "fixed_us": 100.0}
 # Search bounds (wide) and physically plausible ranges (narrower): a fitted value outside its plausible
 # range, or pinned on a bound, is a warning in the fit output and in the stored model.
-BOUNDS = {"eff_fp16": (0.02, 1.0), "eff_int8": (0.02, 1.0), "eff_mem": (0.05, 1.0), "launch_us": (0.5, 30.0),
-          "pointwise_share": (0.0, 1.5), "fixed_us": (1.0, 1000.0)}
-PLAUSIBLE = {"eff_fp16": (0.05, 0.8), "eff_int8": (0.05, 0.8), "eff_mem": (0.2, 0.9), "launch_us": (1.0, 15.0),
-             "pointwise_share": (0.0, 1.0), "fixed_us": (5.0, 500.0)}
+BOUNDS = {
+    "eff_fp16": (0.02, 1.0),
+    "eff_int8": (0.02, 1.0),
+    "eff_mem": (0.05, 1.0),
+    "launch_us": (0.5, 30.0),
+    "pointwise_share": (0.0, 1.5),
+    "fixed_us": (1.0, 1000.0),
+}
+PLAUSIBLE = {
+    "eff_fp16": (0.05, 0.8),
+    "eff_int8": (0.05, 0.8),
+    "eff_mem": (0.2, 0.9),
+    "launch_us": (1.0, 15.0),
+    "pointwise_share": (0.0, 1.0),
+    "fixed_us": (5.0, 500.0),
+}
 GEN_PRIOR, GEN_BOUNDS, GEN_PLAUSIBLE = 1.0, (0.4, 2.5), (0.6, 1.6)
 PRIOR_WEIGHT = 0.05
 
@@ -93,8 +104,17 @@ class Figure:
     source: str
 
 
-FIGURE_FIELDS = ("model", "family", "precision", "batch", "ms_per_image", "generation", "tensorrt", "source_title",
-                 "source_url")
+FIGURE_FIELDS = (
+    "model",
+    "family",
+    "precision",
+    "batch",
+    "ms_per_image",
+    "generation",
+    "tensorrt",
+    "source_title",
+    "source_url",
+)
 
 
 def load_figures(path: Path) -> list[Figure]:
@@ -114,12 +134,25 @@ def load_figures(path: Path) -> list[Figure]:
             try:
                 batch, ms = int(row["batch"]), float(row["ms_per_image"])
             except ValueError:
-                raise InputError(str(path), f"{where}.batch/ms_per_image", "an integer and a number",
-                                 f"{row['batch']!r}, {row['ms_per_image']!r}") from None
+                raise InputError(
+                    str(path),
+                    f"{where}.batch/ms_per_image",
+                    "an integer and a number",
+                    f"{row['batch']!r}, {row['ms_per_image']!r}",
+                ) from None
             if batch < 1 or not ms > 0:
                 raise InputError(str(path), f"{where}.ms_per_image", "batch >= 1 and ms > 0", f"{batch}, {ms}")
-            out.append(Figure(row["model"], row["family"], row["precision"], batch, ms, row["generation"],
-                              f"{row['source_title']} <{row['source_url']}> ({row['tensorrt']})"))
+            out.append(
+                Figure(
+                    row["model"],
+                    row["family"],
+                    row["precision"],
+                    batch,
+                    ms,
+                    row["generation"],
+                    f"{row['source_title']} <{row['source_url']}> ({row['tensorrt']})",
+                )
+            )
     return out
 
 
@@ -172,11 +205,15 @@ def op_table(ops: list[Op]) -> OpTable:
             m = out_elems // max(op.channels_out, 1)
             k = max(1, round(op.flops / (2 * out_elems)))
             util = gemm_util(m, op.channels_out, k)
-        rows.append((KIND_CODES.get(op.kind, 3), flops, op.weight_elems + op.act_elems,
-                     max(op.act_elems - out_elems, 0), util))
+        rows.append(
+            (KIND_CODES.get(op.kind, 3), flops, op.weight_elems + op.act_elems, max(op.act_elems - out_elems, 0), util)
+        )
     cols = list(zip(*rows, strict=True)) if rows else [()] * 5
-    return OpTable(np.array(cols[0], dtype=np.int8), *(np.array(c, dtype=float) for c in cols[1:]),
-                   tuple(op.layer if op.kind == "compute" else "" for op in ops))
+    return OpTable(
+        np.array(cols[0], dtype=np.int8),
+        *(np.array(c, dtype=float) for c in cols[1:]),
+        tuple(op.layer if op.kind == "compute" else "" for op in ops),
+    )
 
 
 @lru_cache(maxsize=256)
@@ -206,8 +243,9 @@ def module_path(name: str) -> str:
 # ---------------------------------------------------------------- the model
 
 
-def latency_ms(ops: OpTable, precision: str, params: dict[str, float],
-               float_layers: frozenset[str] = frozenset()) -> float:
+def latency_ms(
+    ops: OpTable, precision: str, params: dict[str, float], float_layers: frozenset[str] = frozenset()
+) -> float:
     """Predicted wall time of one batch, in milliseconds, of the reference TensorRT generation.
 
     With `precision` int8, convolutions named in `float_layers` run in FP16, and so do the fused and
@@ -228,8 +266,12 @@ def latency_ms(ops: OpTable, precision: str, params: dict[str, float],
     switch = (prev_bytes != own_bytes) * (ops.in_elems * (prev_bytes + own_bytes) / bw + launch)
     memory = ops.elems * cur_bytes / bw + launch
     pointwise = params["pointwise_share"] * ops.elems * cur_bytes / bw
-    total = (params["fixed_us"] * 1e-6 + np.sum(np.where(compute, conv + switch, 0.0))
-             + np.sum(np.where(ops.kind == 1, memory, 0.0)) + np.sum(np.where(ops.kind == 2, pointwise, 0.0)))
+    total = (
+        params["fixed_us"] * 1e-6
+        + np.sum(np.where(compute, conv + switch, 0.0))
+        + np.sum(np.where(ops.kind == 1, memory, 0.0))
+        + np.sum(np.where(ops.kind == 2, pointwise, 0.0))
+    )
     return float(total) * 1e3
 
 
@@ -307,9 +349,17 @@ def plausibility_warnings(params: dict[str, float]) -> list[str]:
 
 def _point(fig: Figure, pred: float, params: dict[str, float]) -> dict:
     _, known = generation_factor(params, fig.generation)
-    return {"model": fig.model, "family": fig.family, "precision": fig.precision, "batch": fig.batch,
-            "generation": fig.generation, "published_ms": fig.ms, "predicted_ms": round(pred, 4),
-            "error_pct": round(100 * (pred / fig.ms - 1), 2), "generation_factor_fitted": known}
+    return {
+        "model": fig.model,
+        "family": fig.family,
+        "precision": fig.precision,
+        "batch": fig.batch,
+        "generation": fig.generation,
+        "published_ms": fig.ms,
+        "predicted_ms": round(pred, 4),
+        "error_pct": round(100 * (pred / fig.ms - 1), 2),
+        "generation_factor_fitted": known,
+    }
 
 
 def error_summary(points: list[dict]) -> dict:
@@ -317,12 +367,17 @@ def error_summary(points: list[dict]) -> dict:
     generation's; n is the number of figures."""
     out = {}
     for precision in sorted({p["precision"] for p in points}):
-        for scope, sel in (("all", lambda p: True), (REFERENCE_GENERATION, lambda p: p["generation"] ==
-                                                      REFERENCE_GENERATION)):
+        for scope, sel in (
+            ("all", lambda p: True),
+            (REFERENCE_GENERATION, lambda p: p["generation"] == REFERENCE_GENERATION),
+        ):
             errs = [abs(p["error_pct"]) for p in points if p["precision"] == precision and sel(p)]
             if errs:
-                out[f"{precision}/{scope}"] = {"n": len(errs), "mean_abs_pct": round(float(np.mean(errs)), 2),
-                                               "worst_abs_pct": round(float(np.max(errs)), 2)}
+                out[f"{precision}/{scope}"] = {
+                    "n": len(errs),
+                    "mean_abs_pct": round(float(np.mean(errs)), 2),
+                    "worst_abs_pct": round(float(np.max(errs)), 2),
+                }
     return out
 
 
@@ -364,9 +419,15 @@ def fit_model(out: Path | None = None, calibration: Path | None = None) -> dict:
         "predicts": f"{REFERENCE_GENERATION} (TensorRT 10)",
         "builder_flags": {p: list(builder_flag_names(p)) for p in PRECISIONS},
         "calibration": str(path_in.relative_to(shipped())) if path_in.is_relative_to(shipped()) else str(path_in),
-        "constants": {**T4, "tiles": [list(t) for t in TILES], "tile_k": TILE_K, "split_k": list(SPLIT_K),
-                      "split_k_min": SPLIT_K_MIN, "split_k_eff": SPLIT_K_EFF,
-                      "calibration_imgsz": CALIBRATION_IMGSZ},
+        "constants": {
+            **T4,
+            "tiles": [list(t) for t in TILES],
+            "tile_k": TILE_K,
+            "split_k": list(SPLIT_K),
+            "split_k_min": SPLIT_K_MIN,
+            "split_k_eff": SPLIT_K_EFF,
+            "calibration_imgsz": CALIBRATION_IMGSZ,
+        },
         "plausible": {n: list(_plausible(n)) for n in params},
         "params": {k: round(v, 6) for k, v in params.items()},
         "warnings": plausibility_warnings(params),
@@ -389,8 +450,9 @@ def fit_model(out: Path | None = None, calibration: Path | None = None) -> dict:
 def _stored_params() -> dict[str, float]:
     path = model_file()
     if not path.exists():
-        raise InputError(str(path), "<file>", "the fitted T4 model (run `python -m nasearch.latency.t4_model`)",
-                         "no such file")
+        raise InputError(
+            str(path), "<file>", "the fitted T4 model (run `python -m nasearch.latency.t4_model`)", "no such file"
+        )
     return json.loads(path.read_text())["params"]
 
 
@@ -403,14 +465,16 @@ def select_layers(ops: OpTable, names: Iterable[str], arch_name: str = "the netw
         path = module_path(name)
         hits = fnmatch.filter(convs, path) if any(c in path for c in "*?[") else [path] if path in convs else []
         if not hits:
-            raise InputError("--float-layers", "float_layers", f"convolutions of {arch_name} (e.g. {convs[0]!r})",
-                             repr(name))
+            raise InputError(
+                "--float-layers", "float_layers", f"convolutions of {arch_name} (e.g. {convs[0]!r})", repr(name)
+            )
         chosen.update(hits)
     return frozenset(chosen)
 
 
-def predict_t4(arch: Architecture, precision: str = "fp16", imgsz: int = 640, batch: int = 1,
-               float_layers: Iterable[str] = ()) -> dict:
+def predict_t4(
+    arch: Architecture, precision: str = "fp16", imgsz: int = 640, batch: int = 1, float_layers: Iterable[str] = ()
+) -> dict:
     """Predicted TensorRT 10 latency of one batch on a T4 (and per image); `float_layers` (INT8 only)
     are convolutions kept in FP16 (see `select_layers`): the hybrid form."""
     if precision not in PRECISIONS:
@@ -421,15 +485,31 @@ def predict_t4(arch: Architecture, precision: str = "fp16", imgsz: int = 640, ba
     ops = ops_of(arch, imgsz, batch)
     kept = select_layers(ops, names, arch.name)
     ms = latency_ms(ops, precision, _stored_params(), kept)
-    return {"target": "t4-tensorrt", "precision": precision, "mode": "hybrid" if kept else precision,
-            "float_layers": len(kept), "imgsz": imgsz, "batch": batch, "predicted_ms": round(ms, 4),
-            "per_image_ms": round(ms / batch, 4), "method": "roofline", "measured": False}
+    return {
+        "target": "t4-tensorrt",
+        "precision": precision,
+        "mode": "hybrid" if kept else precision,
+        "float_layers": len(kept),
+        "imgsz": imgsz,
+        "batch": batch,
+        "predicted_ms": round(ms, 4),
+        "per_image_ms": round(ms / batch, 4),
+        "method": "roofline",
+        "measured": False,
+    }
 
 
 def main(argv: list[str]) -> int:
     result = fit_model()
-    print(json.dumps({k: result[k] for k in ("params", "warnings", "unavailable_presets", "fit_errors",
-                                             "leave_one_family_out_errors")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in ("params", "warnings", "unavailable_presets", "fit_errors", "leave_one_family_out_errors")
+            },
+            indent=2,
+        )
+    )
     for w in result["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     return 0

@@ -88,9 +88,7 @@ def configure(builder: Any, trt: ModuleType, precision: str, workspace: int = WO
     return config
 
 
-def build_serialized(
-    onnx_path: str | Path, trt: ModuleType, precision: str, workspace: int = WORKSPACE_BYTES
-) -> bytes:
+def build_serialized(onnx_path: str | Path, trt: ModuleType, precision: str, workspace: int = WORKSPACE_BYTES) -> bytes:
     """Parse the ONNX and build a serialized engine; parser errors are reported by node."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -106,9 +104,7 @@ def build_serialized(
     return bytes(engine)
 
 
-def cached_engine(
-    onnx_path: Path, key: str, trt: ModuleType, precision: str, directory: Path | None = None
-) -> bytes:
+def cached_engine(onnx_path: Path, key: str, trt: ModuleType, precision: str, directory: Path | None = None) -> bytes:
     """The serialized engine for `key`, built once and stored atomically under the cache directory."""
     directory = directory or cache_dir()
     target = directory / f"{key}.engine"
@@ -238,9 +234,7 @@ class TensorRTBackend(Backend):
             name = engine.get_tensor_name(i)
             dtype = trt.nptype(engine.get_tensor_dtype(name))
             shape = tuple(engine.get_tensor_shape(name))
-            host = (
-                np.ascontiguousarray(feeds[name].astype(dtype)) if name in feeds else np.empty(shape, dtype)
-            )
+            host = np.ascontiguousarray(feeds[name].astype(dtype)) if name in feeds else np.empty(shape, dtype)
             device = cuda.mem_alloc(max(host.nbytes, 1))
             if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 cuda.memcpy_htod(device, host)

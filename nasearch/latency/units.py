@@ -115,9 +115,7 @@ def describe_module(module: nn.Module) -> list[dict[str, Any]]:
                 "attrs": _scalar_attrs(m),
                 "params": [[n, list(p.shape), str(p.dtype)] for n, p in m.named_parameters(recurse=False)],
                 "buffers": [
-                    [n, list(b.shape), str(b.dtype)]
-                    for n, b in m.named_buffers(recurse=False)
-                    if b is not None
+                    [n, list(b.shape), str(b.dtype)] for n, b in m.named_buffers(recurse=False) if b is not None
                 ],
             }
         )
@@ -163,13 +161,9 @@ class _Tracer:
                 full = f"{name}.{rel}" if rel else name
                 self._hook(m, root, full, kind, block_type, descend)
 
-    def _hook(
-        self, m: nn.Module, root: nn.Module, full: str, kind: str, block_type: str, descend: bool
-    ) -> None:
+    def _hook(self, m: nn.Module, root: nn.Module, full: str, kind: str, block_type: str, descend: bool) -> None:
         def pre(mod: nn.Module, args: tuple, kwargs: dict) -> None:
-            outermost = (
-                (not self.stack) if mod is root else (len(self.stack) == 1 and self.stack[0][0] is root)
-            )
+            outermost = (not self.stack) if mod is root else (len(self.stack) == 1 and self.stack[0][0] is root)
             call = None
             if outermost:
                 leaves, spec = pytree.tree_flatten((args, kwargs))
@@ -199,9 +193,7 @@ class _Tracer:
 
 
 def _roots(model: Detector, types: dict[str, str]) -> list[tuple[str, str, str, nn.Module, bool]]:
-    roots: list[tuple[str, str, str, nn.Module, bool]] = [
-        ("stem", "stem", types.get("stem", ""), model.stem, False)
-    ]
+    roots: list[tuple[str, str, str, nn.Module, bool]] = [("stem", "stem", types.get("stem", ""), model.stem, False)]
     for i, stage in enumerate(model.stages):
         roots.append((f"stages.{i}", "stage", types.get(f"stages.{i}", ""), stage, False))
     roots.append(("context", "context", types.get("context", ""), model.context, False))

@@ -62,8 +62,16 @@ def pad_1x1_to_3x3(w: torch.Tensor) -> torch.Tensor:
 def fused_conv(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
     """A Conv2d with `conv`'s geometry carrying the given weight and bias."""
     new = torch.nn.utils.skip_init(  # no random init: the weights are overwritten at once
-        nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-        conv.dilation, conv.groups, bias=True, device=weight.device,
+        nn.Conv2d,
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=True,
+        device=weight.device,
     )
     new.weight.data.copy_(weight)
     new.bias.data.copy_(bias)  # type: ignore[union-attr]
@@ -74,8 +82,15 @@ class ConvBNAct(nn.Module):
     """Conv2d (no bias) + BatchNorm + activation; the BN folds into the conv on `fuse()`."""
 
     def __init__(
-        self, c_in: int, c_out: int, k: int = 1, s: int = 1, ctx: BuildContext | None = None,
-        act: str | None = None, groups: int = 1, p: int | None = None,
+        self,
+        c_in: int,
+        c_out: int,
+        k: int = 1,
+        s: int = 1,
+        ctx: BuildContext | None = None,
+        act: str | None = None,
+        groups: int = 1,
+        p: int | None = None,
     ) -> None:
         super().__init__()
         ctx = ctx or BuildContext()

@@ -8,8 +8,9 @@ from torch import nn
 STRIDES: tuple[int, int, int] = (8, 16, 32)
 
 
-def make_anchors(feats: list[torch.Tensor], strides: tuple[int, ...] = STRIDES, offset: float = 0.5
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def make_anchors(
+    feats: list[torch.Tensor], strides: tuple[int, ...] = STRIDES, offset: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Anchor centres in pixels [N, 2] and their strides [N, 1] for a list of feature maps."""
     points, stride_col = [], []
     for f, s in zip(feats, strides, strict=True):
@@ -39,8 +40,9 @@ def flatten_levels(raw: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.
     return box, cls
 
 
-def decode(raw: list[tuple[torch.Tensor, torch.Tensor]], bins: int, strides: tuple[int, ...] = STRIDES
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def decode(
+    raw: list[tuple[torch.Tensor, torch.Tensor]], bins: int, strides: tuple[int, ...] = STRIDES
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw head outputs → (boxes [B, N, 4] xyxy in input pixels, scores [B, N, nc] in 0..1)."""
     anchors, stride = make_anchors([b for b, _ in raw], strides)
     box, cls = flatten_levels(raw)
@@ -53,8 +55,16 @@ def decode(raw: list[tuple[torch.Tensor, torch.Tensor]], bins: int, strides: tup
 class Detector(nn.Module):
     """A one-stage anchor-free detector. Training mode returns raw per-level outputs; eval mode decodes."""
 
-    def __init__(self, stem: nn.Module, stages: nn.ModuleList, context: nn.Module, neck: nn.Module,
-                 head: nn.Module, nc: int, name: str = "detector") -> None:
+    def __init__(
+        self,
+        stem: nn.Module,
+        stages: nn.ModuleList,
+        context: nn.Module,
+        neck: nn.Module,
+        head: nn.Module,
+        nc: int,
+        name: str = "detector",
+    ) -> None:
         super().__init__()
         self.stem, self.stages, self.context, self.neck, self.head = stem, stages, context, neck, head
         self.nc = nc

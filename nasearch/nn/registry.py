@@ -40,13 +40,24 @@ class Params(BaseModel):
         e = getattr(self, "e", None)
         if not isinstance(e, float):
             return []
-        outs = {"out": self.out} if isinstance(getattr(self, "out", None), int) else {
-            f"{name}.out": level.out for name in type(self).model_fields
-            if isinstance(level := getattr(self, name), Params) and isinstance(getattr(level, "out", None), int)}
+        outs = (
+            {"out": self.out}
+            if isinstance(getattr(self, "out", None), int)
+            else {
+                f"{name}.out": level.out
+                for name in type(self).model_fields
+                if isinstance(level := getattr(self, name), Params) and isinstance(getattr(level, "out", None), int)
+            }
+        )
         for name, out in outs.items():
             if int(out * e) < 1:
-                return [("e", f"e >= {1 / out:.3g}, so that int({name} x e) keeps at least one channel",
-                         f"{e:g} (int({out} x {e:g}) = 0 channels)")]
+                return [
+                    (
+                        "e",
+                        f"e >= {1 / out:.3g}, so that int({name} x e) keeps at least one channel",
+                        f"{e:g} (int({out} x {e:g}) = 0 channels)",
+                    )
+                ]
         return []
 
 

@@ -14,5 +14,4 @@ from nasearch.proxy.result import ProxyResult
 from nasearch.proxy.synflow import synflow_score
 from nasearch.proxy.zen import zen_score
 
-__all__ = ["ProxyResult", "entropy_score", "flops_score", "naswot_score", "params_score", "synflow_score",
-           "zen_score"]
+__all__ = ["ProxyResult", "entropy_score", "flops_score", "naswot_score", "params_score", "synflow_score", "zen_score"]

@@ -78,8 +78,9 @@ def stage_entropies(model: Detector) -> list[float]:
     return [log_std + math.log(channels) for log_std, channels in stage_log_std(model)]
 
 
-def entropy_score(model: Detector, input_shape: tuple[int, ...] | None = None,
-                  weights: tuple[float, ...] = STAGE_WEIGHTS) -> float:
+def entropy_score(
+    model: Detector, input_shape: tuple[int, ...] | None = None, weights: tuple[float, ...] = STAGE_WEIGHTS
+) -> float:
     """MAE-DET score: Σ_i weights[i]·entropy_i over strides 2, 4, 8, 16, 32.
 
     `input_shape` is accepted for a uniform proxy signature; the closed form does not depend on it.

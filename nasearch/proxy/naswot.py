@@ -32,7 +32,7 @@ def code_kernel(codes: torch.Tensor) -> torch.Tensor:
     flat = codes.reshape(codes.shape[0], -1)
     kernel = torch.zeros(flat.shape[0], flat.shape[0], dtype=torch.float64)
     for start in range(0, flat.shape[1], CHUNK):
-        s = flat[:, start:start + CHUNK].float() * 2 - 1
+        s = flat[:, start : start + CHUNK].float() * 2 - 1
         kernel += (s @ s.T).double()
     return (kernel + flat.shape[1]) / 2
 

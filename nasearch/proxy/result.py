@@ -22,5 +22,10 @@ class ProxyResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "kind": self.kind, "higher_is_better": self.higher_is_better,
-                "seconds": round(self.seconds, 4), "details": self.details}
+        return {
+            "value": self.value,
+            "kind": self.kind,
+            "higher_is_better": self.higher_is_better,
+            "seconds": round(self.seconds, 4),
+            "details": self.details,
+        }

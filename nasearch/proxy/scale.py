@@ -52,8 +52,14 @@ def _scale(node: Any, width: float, depth: float) -> Any:
     return out
 
 
-def scale_arch(arch: Architecture, width: float = 1.0, depth: float = 1.0, nc: int | None = None,
-               imgsz: int | None = None, head_width: float | None = None) -> Architecture:
+def scale_arch(
+    arch: Architecture,
+    width: float = 1.0,
+    depth: float = 1.0,
+    nc: int | None = None,
+    imgsz: int | None = None,
+    head_width: float | None = None,
+) -> Architecture:
     """The architecture with widths × `width` (the head's × `head_width`, default `width`), depths × `depth`,
     and nc / imgsz replaced when given."""
     head_width = width if head_width is None else head_width

@@ -59,35 +59,65 @@ def _check_lr(lr: float) -> float:
     return float(lr)
 
 
-def short_train_map(arch: Architecture, imgsz: int | None = None, data: str | Path | None = None,
-                    seed: int = 0, nc: int | None = None, images: int = Budget.images,
-                    epochs: int = Budget.epochs, batch: int = Budget.batch,
-                    val_images: int = Budget.val_images, lr: float = DEFAULT_LR) -> ProxyResult:
+def short_train_map(
+    arch: Architecture,
+    imgsz: int | None = None,
+    data: str | Path | None = None,
+    seed: int = 0,
+    nc: int | None = None,
+    images: int = Budget.images,
+    epochs: int = Budget.epochs,
+    batch: int = Budget.batch,
+    val_images: int = Budget.val_images,
+    lr: float = DEFAULT_LR,
+) -> ProxyResult:
     """Train for `images` × `epochs` images at `imgsz`, return val mAP50-95 in percent points."""
     start = time.perf_counter()
     if data is None:
-        raise InputError("--data", "data", "a dataset to train on (directory, data.yaml or COCO json)",
-                         "none")
+        raise InputError("--data", "data", "a dataset to train on (directory, data.yaml or COCO json)", "none")
     size = resolve_imgsz(arch, imgsz)
-    budget = Budget(check_budget("images", images, 1), check_budget("epochs", epochs, 1, 10_000),
-                    check_budget("batch", batch, 1, 1024), check_budget("val_images", val_images, 1),
-                    _check_lr(lr))
+    budget = Budget(
+        check_budget("images", images, 1),
+        check_budget("epochs", epochs, 1, 10_000),
+        check_budget("batch", batch, 1, 1024),
+        check_budget("val_images", val_images, 1),
+        _check_lr(lr),
+    )
     train_split, val_split = load_split(data, "train"), load_split(data, "val")
     subset = train_subset(train_split, budget.images, seed)
     val = val_split.head(budget.val_images)
     arch = arch.with_overrides(nc=train_split.nc)
     require(arch, batch=budget.batch, imgsz=size, training=True)
     model = fresh_model(arch, seed)
-    loader = make_loader(subset, size, budget.batch, augment=True, mosaic=True, workers=0, seed=seed,
-                         cache=True, drop_last=len(subset) > budget.batch)
+    loader = make_loader(
+        subset,
+        size,
+        budget.batch,
+        augment=True,
+        mosaic=True,
+        workers=0,
+        seed=seed,
+        cache=True,
+        drop_last=len(subset) > budget.batch,
+    )
     with torch.random.fork_rng(devices=[]):
         history = train_steps(model, loader, epochs=budget.epochs, lr=budget.lr, seed=seed)
     result = evaluate_model(model, val, imgsz=size, batch=max(budget.batch, 16))
-    details = {"map50": round(result.map50, 4), "imgsz": size, "train_images": len(subset),
-               "epochs": budget.epochs, "images_seen": history.images, "steps": history.steps,
-               "batch": budget.batch, "lr": budget.lr, "val_images": result.images,
-               "final_loss": round(history.mean_loss(), 4), "train_seconds": round(history.seconds, 2),
-               "eval_seconds": round(result.seconds, 2), "nc": train_split.nc}
+    details = {
+        "map50": round(result.map50, 4),
+        "imgsz": size,
+        "train_images": len(subset),
+        "epochs": budget.epochs,
+        "images_seen": history.images,
+        "steps": history.steps,
+        "batch": budget.batch,
+        "lr": budget.lr,
+        "val_images": result.images,
+        "final_loss": round(history.mean_loss(), 4),
+        "train_seconds": round(history.seconds, 2),
+        "eval_seconds": round(result.seconds, 2),
+        "nc": train_split.nc,
+    }
     if nc is not None and nc != train_split.nc:
         details["nc_requested"] = nc  # the head always gets the dataset's classes, as in `nasearch train`
     return ProxyResult(float(result.map), "map50_95", True, time.perf_counter() - start, details)

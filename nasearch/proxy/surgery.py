@@ -19,7 +19,15 @@ BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 ACT_TYPES: tuple[type[nn.Module], ...] = (
     *(t for t in ACTIVATIONS.values() if t is not nn.Identity),
-    nn.ReLU6, nn.Sigmoid, nn.Tanh, nn.Mish, nn.ELU, nn.PReLU, nn.Hardsigmoid, nn.Softplus)
+    nn.ReLU6,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Mish,
+    nn.ELU,
+    nn.PReLU,
+    nn.Hardsigmoid,
+    nn.Softplus,
+)
 
 
 def replace_modules(model: nn.Module, types: tuple[type[nn.Module], ...]) -> nn.Module:

@@ -25,8 +25,7 @@ from nasearch.proxy.surgery import CONV_TYPES, check_input_shape, without_bn
 WEIGHTED = (*CONV_TYPES, nn.Linear)
 
 
-def layer_flows(model: nn.Module, input_shape: tuple[int, ...],
-                forward: str | None = None) -> dict[str, float]:
+def layer_flows(model: nn.Module, input_shape: tuple[int, ...], forward: str | None = None) -> dict[str, float]:
     """Per-layer Σ|θ ⊙ ∂R/∂θ| (layer name → value); `forward` names the method giving the outputs."""
     net = without_bn(model).double()
     with torch.no_grad():

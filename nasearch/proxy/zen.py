@@ -44,8 +44,9 @@ def _bn_log_scales(net: nn.Module) -> tuple[list[float], list[torch.utils.hooks.
 
 
 @torch.no_grad()
-def zen_score(model: Detector, input_shape: tuple[int, ...], seed: int = 0, repeats: int = 1,
-              alpha: float = ALPHA) -> float:
+def zen_score(
+    model: Detector, input_shape: tuple[int, ...], seed: int = 0, repeats: int = 1, alpha: float = ALPHA
+) -> float:
     """Mean Zen-score over `repeats` draws of (weights, x, δ); deterministic for a seed."""
     shape = check_input_shape(input_shape)
     if shape[0] < 2:

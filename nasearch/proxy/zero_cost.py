@@ -51,21 +51,24 @@ def _timed(kind: str, run: Callable[[], tuple[float, dict]]) -> ProxyResult:
     return ProxyResult(float(value), kind, True, time.perf_counter() - start, details)
 
 
-def entropy(arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | None = None
-            ) -> ProxyResult:
+def entropy(arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | None = None) -> ProxyResult:
     """MAE-DET entropy score (closed form; weights (0, 0, 1, 1, 6) over strides 2..32)."""
     size = resolve_imgsz(arch, imgsz)
 
     def run() -> tuple[float, dict]:
         model = fresh_model(arch, seed, nc)
-        return entropy_score(model), {"stage_entropy": [round(e, 4) for e in stage_entropies(model)],
-                                      "stage_weights": list(STAGE_WEIGHTS), "imgsz": size}
+        return entropy_score(model), {
+            "stage_entropy": [round(e, 4) for e in stage_entropies(model)],
+            "stage_weights": list(STAGE_WEIGHTS),
+            "imgsz": size,
+        }
 
     return _timed("mae_det_entropy", run)
 
 
-def zen(arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | None = None, batch: int = 4,
-        repeats: int = 2) -> ProxyResult:
+def zen(
+    arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | None = None, batch: int = 4, repeats: int = 2
+) -> ProxyResult:
     """Zen-score of the neck features (Gaussian weights, batch-statistics BN, mean over repeats)."""
     size = resolve_imgsz(arch, imgsz)
     check_budget("batch", batch, 2, 1024)
@@ -73,14 +76,18 @@ def zen(arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | N
 
     def run() -> tuple[float, dict]:
         model = fresh_model(arch, seed, nc)
-        return zen_score(model, (batch, 3, size, size), seed, repeats), {"batch": batch, "repeats": repeats,
-                                                                          "imgsz": size}
+        return zen_score(model, (batch, 3, size, size), seed, repeats), {
+            "batch": batch,
+            "repeats": repeats,
+            "imgsz": size,
+        }
 
     return _timed("zen", run)
 
 
-def naswot(arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | None = None,
-           batch: int = 16) -> ProxyResult:
+def naswot(
+    arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | None = None, batch: int = 16
+) -> ProxyResult:
     """NASWOT log|det K| of the activation-code kernel over a seeded N(0, 1) minibatch."""
     size = resolve_imgsz(arch, imgsz)
     check_budget("batch", batch, 2, 1024)
@@ -92,8 +99,7 @@ def naswot(arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int 
     return _timed("naswot_logdet", run)
 
 
-def synflow(arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | None = None
-            ) -> ProxyResult:
+def synflow(arch: Architecture, imgsz: int | None = None, seed: int = 0, nc: int | None = None) -> ProxyResult:
     """log SynFlow of the whole detector (|weights|, BN off, all-ones image)."""
     size = resolve_imgsz(arch, imgsz)
 

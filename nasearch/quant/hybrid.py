@@ -45,8 +45,14 @@ def selection_split(split: DetectionSplit) -> tuple[DetectionSplit, DetectionSpl
     return split.subset(order[0::2]), split.subset(order[1::2])
 
 
-def layer_sensitivity(float_onnx: Path, calib: Sequence[np.ndarray], evaluate: Evaluate, config: Int8Spec,
-                      candidates: Sequence[str] | None = None, workdir: Path | None = None) -> dict[str, float]:
+def layer_sensitivity(
+    float_onnx: Path,
+    calib: Sequence[np.ndarray],
+    evaluate: Evaluate,
+    config: Int8Spec,
+    candidates: Sequence[str] | None = None,
+    workdir: Path | None = None,
+) -> dict[str, float]:
     """Accuracy of the all-INT8 model with each candidate layer alone kept in float."""
     names = list(candidates) if candidates is not None else conv_node_names(float_onnx, config.op_types)
     out = {}
@@ -57,9 +63,16 @@ def layer_sensitivity(float_onnx: Path, calib: Sequence[np.ndarray], evaluate: E
     return out
 
 
-def search_float_layers(float_onnx: Path, out: Path, calib: Sequence[np.ndarray], evaluate: Evaluate,
-                        max_drop: float, config: Int8Spec | None = None, max_float: int | None = None,
-                        candidates: Sequence[str] | None = None) -> HybridResult:
+def search_float_layers(
+    float_onnx: Path,
+    out: Path,
+    calib: Sequence[np.ndarray],
+    evaluate: Evaluate,
+    max_drop: float,
+    config: Int8Spec | None = None,
+    max_float: int | None = None,
+    candidates: Sequence[str] | None = None,
+) -> HybridResult:
     """Write to `out` the QDQ model with the fewest float layers whose drop is ≤ max_drop (if reachable)."""
     config = config or int8_spec("cpu")
     float_acc = evaluate(float_onnx)

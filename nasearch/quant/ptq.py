@@ -47,8 +47,10 @@ def perturbed_copies(feeds: Mapping[str, np.ndarray], copies: int = 2) -> list[d
     Latency depends on where the Q/DQ pairs sit, not on calibration quality, so two copies are enough.
     """
     rng = np.random.default_rng(0)
-    return [{k: (v * (1 + 0.05 * rng.standard_normal(v.shape))).astype(v.dtype) for k, v in feeds.items()}
-            for _ in range(copies)]
+    return [
+        {k: (v * (1 + 0.05 * rng.standard_normal(v.shape))).astype(v.dtype) for k, v in feeds.items()}
+        for _ in range(copies)
+    ]
 
 
 def conv_node_names(model_path: str | Path, op_types: Sequence[str] = QUANTIZED_OPS) -> list[str]:
@@ -65,8 +67,14 @@ def prepare(float_onnx: str | Path, out: str | Path) -> Path:
     return Path(out)
 
 
-def quantize_qdq(float_onnx: str | Path, out: str | Path, batches: Iterable[Batch], spec: Int8Spec | None = None,
-                 exclude: Sequence[str] = (), ranges: Mapping[str, tuple[float, float]] | None = None) -> Path:
+def quantize_qdq(
+    float_onnx: str | Path,
+    out: str | Path,
+    batches: Iterable[Batch],
+    spec: Int8Spec | None = None,
+    exclude: Sequence[str] = (),
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> Path:
     """Write a QDQ INT8 model of `float_onnx` as `spec` says (default: `int8_spec("cpu")` for this CPU).
 
     `batches` calibrate it ([B, 3, S, S] float32 in 0..1, or dicts by input name); `exclude` names nodes
@@ -76,21 +84,27 @@ def quantize_qdq(float_onnx: str | Path, out: str | Path, batches: Iterable[Batc
 
     spec = spec or int8_spec("cpu")
     spec.check()
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[spec.method]
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[spec.method]
     types = {"s8": QuantType.QInt8, "u8": QuantType.QUInt8}
     extra: dict = {"ActivationSymmetric": spec.activations == "s8", "WeightSymmetric": True}
     if spec.method == "percentile":
         extra["CalibPercentile"] = spec.percentile
     if ranges:
-        extra["TensorQuantOverrides"] = {t: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}]
-                                         for t, (lo, hi) in ranges.items()}
+        extra["TensorQuantOverrides"] = {
+            t: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for t, (lo, hi) in ranges.items()
+        }
     model = onnx.load(str(float_onnx))
     input_name = model.graph.input[0].name
     out = Path(out)
     with atomic.staged(out) as staged:  # beside `out`: a failure never leaves a half-written model there
         quantize_static(
-            str(float_onnx), str(staged), _Reader(input_name, batches),
+            str(float_onnx),
+            str(staged),
+            _Reader(input_name, batches),
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(spec.op_types),
             per_channel=spec.per_channel,

@@ -136,8 +136,13 @@ def fake_quant_weight(w: torch.Tensor, axis: int = 0, qmax: int = WEIGHT_QMAX) -
 class QuantConv(nn.Module):
     """A Conv2d / ConvTranspose2d with fake-quantized input, weights and output; `conv` is the original."""
 
-    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, in_q: ActFakeQuant | None,
-                 out_q: ActFakeQuant | None, weight_qmax: int = WEIGHT_QMAX) -> None:
+    def __init__(
+        self,
+        conv: nn.Conv2d | nn.ConvTranspose2d,
+        in_q: ActFakeQuant | None,
+        out_q: ActFakeQuant | None,
+        weight_qmax: int = WEIGHT_QMAX,
+    ) -> None:
         super().__init__()
         self.weight_qmax = weight_qmax
         self.conv = conv
@@ -208,9 +213,14 @@ def weight_qmax(qdq_onnx: str | Path) -> int:
     """
     graph = onnx.load(str(qdq_onnx)).graph
     inits = {i.name: i for i in graph.initializer}
-    peaks = [int(np.abs(numpy_helper.to_array(inits[n.input[0]]).astype(np.int32)).max())
-             for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
-             and inits[n.input[0]].data_type == onnx.TensorProto.INT8 and numpy_helper.to_array(inits[n.input[0]]).size]
+    peaks = [
+        int(np.abs(numpy_helper.to_array(inits[n.input[0]]).astype(np.int32)).max())
+        for n in graph.node
+        if n.op_type == "DequantizeLinear"
+        and n.input[0] in inits
+        and inits[n.input[0]].data_type == onnx.TensorProto.INT8
+        and numpy_helper.to_array(inits[n.input[0]]).size
+    ]
     peak = max(peaks, default=WEIGHT_QMAX)
     return 64 if peak <= 64 else WEIGHT_QMAX
 
@@ -278,13 +288,33 @@ def qat_recipe(lr: float, batch: int, total_iters: int) -> Recipe:
     recipe's weight decay, nominal batch and clipping, and an EMA whose ramp is a tenth of the run."""
     full = Recipe()
     accumulate = full.accumulate(batch)
-    return replace(full, optimizer="sgd", lr0=lr, lrf=0.01, schedule="cosine", warmup_iters=0, momentum=0.9,
-                   warmup_momentum=0.9, warmup_bias_lr=lr, ema_decay=0.999,
-                   ema_tau=max(total_iters / accumulate / 10, 1.0), amp=False)
+    return replace(
+        full,
+        optimizer="sgd",
+        lr0=lr,
+        lrf=0.01,
+        schedule="cosine",
+        warmup_iters=0,
+        momentum=0.9,
+        warmup_momentum=0.9,
+        warmup_bias_lr=lr,
+        ema_decay=0.999,
+        ema_tau=max(total_iters / accumulate / 10, 1.0),
+        amp=False,
+    )
 
 
-def finetune(model: nn.Module, split: Any, imgsz: int, epochs: int, batch: int, lr: float, workers: int = 0,
-             seed: int = 0, log: Callable[[str], None] | None = None) -> nn.Module:
+def finetune(
+    model: nn.Module,
+    split: Any,
+    imgsz: int,
+    epochs: int,
+    batch: int,
+    lr: float,
+    workers: int = 0,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> nn.Module:
     """Fine-tune a fake-quantized deploy-form model with the detection loss (`qat_recipe`); returns its EMA.
 
     No mosaic: the model is adapting to quantization noise, not learning new content.
@@ -313,17 +343,34 @@ def finetune(model: nn.Module, split: Any, imgsz: int, epochs: int, batch: int, 
     return engine.ema.model.eval()
 
 
-def run_qat(fused: nn.Module, float_onnx: Path, ptq_onnx: Path, out: Path, calib: list[np.ndarray],
-            evaluate: Callable[[Path], float], opts: Any, imgsz: int, log: Callable[[str], None]
-            ) -> tuple[float, dict[str, Any]]:
+def run_qat(
+    fused: nn.Module,
+    float_onnx: Path,
+    ptq_onnx: Path,
+    out: Path,
+    calib: list[np.ndarray],
+    evaluate: Callable[[Path], float],
+    opts: Any,
+    imgsz: int,
+    log: Callable[[str], None],
+) -> tuple[float, dict[str, Any]]:
     """PTQ ranges → QAT fine-tuning → QDQ ONNX at `out`; returns (its mAP, details for the report)."""
     from nasearch.export.onnx import export_detector
     from nasearch.quant.report import calibration_split
 
     qmodel, plan = prepare_qat(fused, float_onnx, ptq_onnx)
     log(f"qat: {len(plan.modules)} fake-quantized convs, {opts.qat_epochs} epochs at lr {opts.qat_lr:g}")
-    tuned = finetune(qmodel, calibration_split(opts.data, log), imgsz, opts.qat_epochs, opts.qat_batch,
-                     opts.qat_lr, opts.workers, opts.seed, log)
+    tuned = finetune(
+        qmodel,
+        calibration_split(opts.data, log),
+        imgsz,
+        opts.qat_epochs,
+        opts.qat_batch,
+        opts.qat_lr,
+        opts.workers,
+        opts.seed,
+        log,
+    )
     plain = strip_qat(tuned)
     tuned_float = export_detector(plain, out.with_name("model.qat-float.onnx"), imgsz, fused=True)
     quantize_qdq(tuned_float, out, calib, opts.ptq_config(), ranges=learnt_ranges(tuned, plain, tuned_float))

@@ -69,12 +69,21 @@ class QuantizeOptions:
         if self.ops not in OPS:
             raise InputError("--ops", "ops", " | ".join(OPS), repr(self.ops))
         if self.ops == "conv+act" and (self.mode != "ptq" or self.target != "cpu"):
-            raise InputError("--ops", "ops", "conv with hybrid, qat or the tensorrt target (layers are kept float "
-                             "or emulated per convolution, and TensorRT fuses activations itself)", self.ops)
+            raise InputError(
+                "--ops",
+                "ops",
+                "conv with hybrid, qat or the tensorrt target (layers are kept float "
+                "or emulated per convolution, and TensorRT fuses activations itself)",
+                self.ops,
+            )
         if not 0 <= self.max_drop <= 100:
             raise InputError("--max-drop", "max_drop", "mAP points between 0 and 100", str(self.max_drop))
-        for name, value in (("calib-images", self.calib_images), ("threads", self.threads),
-                            ("qat-epochs", self.qat_epochs), ("qat-batch", self.qat_batch)):
+        for name, value in (
+            ("calib-images", self.calib_images),
+            ("threads", self.threads),
+            ("qat-epochs", self.qat_epochs),
+            ("qat-batch", self.qat_batch),
+        ):
             if value < 1:
                 raise InputError(f"--{name}", name.replace("-", "_"), "a positive integer", str(value))
         if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
@@ -145,13 +154,18 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
     model, arch, state = load_checkpoint(ckpt)
     val = load_split(opts.data, "val")
     if val.nc != arch.data["nc"]:
-        raise InputError(opts.data, "categories", f"{arch.data['nc']} classes (as the checkpoint {ckpt})",
-                         f"{val.nc} classes")
+        raise InputError(
+            opts.data, "categories", f"{arch.data['nc']} classes (as the checkpoint {ckpt})", f"{val.nc} classes"
+        )
     select_val = None
     if opts.mode == "hybrid":  # float layers are chosen on one half, every reported figure is the other's
         if len(val) < 2:
-            raise InputError(opts.data, "val", "at least 2 val images with --mode hybrid (one half selects the "
-                             "float layers, the other reports)", f"{len(val)} image")
+            raise InputError(
+                opts.data,
+                "val",
+                "at least 2 val images with --mode hybrid (one half selects the float layers, the other reports)",
+                f"{len(val)} image",
+            )
         select_val, val = selection_split(val)
     saved = state.get("train_args") if isinstance(state.get("train_args"), dict) else {}
     imgsz = int(opts.imgsz or saved.get("imgsz") or arch.data["imgsz"])
@@ -159,9 +173,11 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
     out.mkdir(parents=True, exist_ok=True)
     config = opts.ptq_config()
     calib = calibration_batches(calibration_split(opts.data, log), imgsz, opts.calib_images, opts.seed)
-    log(f"quantize: {arch.name} at {imgsz} px, mode {opts.mode}, target {opts.target} "
+    log(
+        f"quantize: {arch.name} at {imgsz} px, mode {opts.mode}, target {opts.target} "
         f"({config.activations} activations), {config.method} calibration on {len(calib)} images, "
-        f"evaluation on {len(val)} val images")
+        f"evaluation on {len(val)} val images"
+    )
 
     def evaluate(path: Path, split: DetectionSplit = val) -> float:
         session = open_onnx(path, threads=opts.threads)
@@ -189,25 +205,39 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
         result = _hybrid(float_onnx, int8_onnx, calib, selecting, opts, config, sel_float, sel_ptq, log)
         float_layers = list(result.float_layers)
         map_int8 = evaluate(int8_onnx)
-        extra.update({"sensitivity": dict(sorted(result.sensitivity.items(), key=lambda kv: -kv[1])),
-                      "steps": [{"float_layers": n, "map": round(a, 4)} for n, a in result.steps],
-                      "reached": map_float - map_int8 <= opts.max_drop, "max_drop": opts.max_drop,
-                      "selection": {"map_float": round(sel_float, 4), "map_ptq": round(sel_ptq, 4),
-                                    "map_int8": round(result.int8_accuracy, 4), "drop": round(result.drop, 4)},
-                      "split": {"rule": SELECTION_RULE, "selection_images": len(select_val),
-                                "report_images": len(val),
-                                "selection_image_ids": [r.image_id for r in select_val.records],
-                                "report_image_ids": [r.image_id for r in val.records]},
-                      "figures_on": "report half (map_float, map_ptq, map_int8, drop); sensitivity and steps "
-                                    "on the selection half"})
+        extra.update(
+            {
+                "sensitivity": dict(sorted(result.sensitivity.items(), key=lambda kv: -kv[1])),
+                "steps": [{"float_layers": n, "map": round(a, 4)} for n, a in result.steps],
+                "reached": map_float - map_int8 <= opts.max_drop,
+                "max_drop": opts.max_drop,
+                "selection": {
+                    "map_float": round(sel_float, 4),
+                    "map_ptq": round(sel_ptq, 4),
+                    "map_int8": round(result.int8_accuracy, 4),
+                    "drop": round(result.drop, 4),
+                },
+                "split": {
+                    "rule": SELECTION_RULE,
+                    "selection_images": len(select_val),
+                    "report_images": len(val),
+                    "selection_image_ids": [r.image_id for r in select_val.records],
+                    "report_image_ids": [r.image_id for r in val.records],
+                },
+                "figures_on": "report half (map_float, map_ptq, map_int8, drop); sensitivity and steps "
+                "on the selection half",
+            }
+        )
     elif opts.mode == "qat":
         from nasearch.quant.qat import run_qat
 
         map_int8, qat_info = run_qat(fused, float_onnx, ptq_path, int8_onnx, calib, evaluate, opts, imgsz, log)
         extra.update(qat_info)
     paths = [float_onnx, int8_onnx] + ([ptq_path] if opts.mode == "hybrid" and float_layers else [])
-    log(f"quantize: timing {len(paths)} models on ONNX Runtime CPU ({opts.threads} thread(s), "
-        f"{opts.latency_rounds} interleaved rounds)")
+    log(
+        f"quantize: timing {len(paths)} models on ONNX Runtime CPU ({opts.threads} thread(s), "
+        f"{opts.latency_rounds} interleaved rounds)"
+    )
     timings = measure_latencies(paths, opts.threads, opts.latency_rounds)
     lat_float, lat_int8 = timings[0]["median_ms"], timings[1]["median_ms"]
     if len(timings) > 2:
@@ -244,9 +274,11 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
         **extra,
     }
     _write_json(doc, out / "quantize.json")
-    log(f"quantize: mAP50-95 float {map_float:.3f} -> INT8 {map_int8:.3f} (drop {doc['drop']:.3f}); latency "
+    log(
+        f"quantize: mAP50-95 float {map_float:.3f} -> INT8 {map_int8:.3f} (drop {doc['drop']:.3f}); latency "
         f"{lat_float:.2f} -> {lat_int8:.2f} ms measured (x{doc['speedup']}); float layers: {len(float_layers)} "
-        f"-> {out / 'quantize.json'}")
+        f"-> {out / 'quantize.json'}"
+    )
     return doc
 
 
@@ -258,13 +290,23 @@ def check_candidates(float_onnx: Path, opts: QuantizeOptions, config: Int8Spec) 
     candidates = list(opts.candidates) if opts.candidates else names
     unknown = [c for c in candidates if c not in names]
     if unknown:
-        raise InputError("--candidates", "candidates", f"conv node names of the exported model, e.g. {names[0]}",
-                         repr(unknown[0]))
+        raise InputError(
+            "--candidates", "candidates", f"conv node names of the exported model, e.g. {names[0]}", repr(unknown[0])
+        )
     return candidates
 
 
-def _hybrid(float_onnx: Path, int8_onnx: Path, calib: list[np.ndarray], evaluate: Callable[[Path], float],
-            opts: QuantizeOptions, config: Int8Spec, map_float: float, map_ptq: float, log: Log) -> Any:
+def _hybrid(
+    float_onnx: Path,
+    int8_onnx: Path,
+    calib: list[np.ndarray],
+    evaluate: Callable[[Path], float],
+    opts: QuantizeOptions,
+    config: Int8Spec,
+    map_float: float,
+    map_ptq: float,
+    log: Log,
+) -> Any:
     """The fewest float layers that bring the drop within `max_drop` (sensitivity of every conv first)."""
     from nasearch.quant.hybrid import HybridResult, search_float_layers
 
@@ -282,8 +324,11 @@ def _hybrid(float_onnx: Path, int8_onnx: Path, calib: list[np.ndarray], evaluate
             return cache.setdefault(key, map_float)
         return evaluate(path)
 
-    result = search_float_layers(float_onnx, int8_onnx, calib, cached, opts.max_drop, config, opts.max_float,
-                                 candidates)
-    log(f"quantize: {len(result.float_layers)} float layer(s) -> mAP50-95 {result.int8_accuracy:.3f} "
-        f"(drop {result.drop:.3f}{'' if result.drop <= opts.max_drop else ', above --max-drop'})")
+    result = search_float_layers(
+        float_onnx, int8_onnx, calib, cached, opts.max_drop, config, opts.max_float, candidates
+    )
+    log(
+        f"quantize: {len(result.float_layers)} float layer(s) -> mAP50-95 {result.int8_accuracy:.3f} "
+        f"(drop {result.drop:.3f}{'' if result.drop <= opts.max_drop else ', above --max-drop'})"
+    )
     return result

@@ -66,8 +66,9 @@ class Int8Spec:
             raise ValueError(f"weight type {self.weights!r}: expected s8")
 
 
-def int8_spec(target: str = "cpu", method: str = "minmax", op_types: tuple[str, ...] = QUANTIZED_OPS,
-              isa: str | None = None) -> Int8Spec:
+def int8_spec(
+    target: str = "cpu", method: str = "minmax", op_types: tuple[str, ...] = QUANTIZED_OPS, isa: str | None = None
+) -> Int8Spec:
     """The spec for `target` on this CPU (`isa` forces a path; default: `nasearch.quant.isa.int8_isa()`)."""
     if target not in TARGETS:
         raise ValueError(f"INT8 target {target!r}: expected one of {TARGETS}")

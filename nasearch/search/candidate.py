@@ -57,9 +57,25 @@ class Memo(Protocol):
     def lookup(self, arch_hash: str) -> Prior | None: ...
 
 
-REUSED = ("arch_name", "params", "gflops", "convs", "latency_screen", "screen_latency_ms",
-          "screen_latency_measured", "latency_ms", "latency_measured", "latency_method", "latency_details",
-          "rungs", "accuracy", "accuracy_kind", "fidelity", "feasible", "violations")
+REUSED = (
+    "arch_name",
+    "params",
+    "gflops",
+    "convs",
+    "latency_screen",
+    "screen_latency_ms",
+    "screen_latency_measured",
+    "latency_ms",
+    "latency_measured",
+    "latency_method",
+    "latency_details",
+    "rungs",
+    "accuracy",
+    "accuracy_kind",
+    "fidelity",
+    "feasible",
+    "violations",
+)
 
 
 class DictRecorder:
@@ -102,8 +118,11 @@ class SearchContext:
     def screens(self) -> bool:
         """Whether the latency screen runs: a latency limit, latency measured here, and not turned off."""
         spec = self.exp.spec
-        return (spec.latency_screen.enabled and spec.constraints.latency_ms is not None
-                and spec.objectives.latency.source == "measure")
+        return (
+            spec.latency_screen.enabled
+            and spec.constraints.latency_ms is not None
+            and spec.objectives.latency.source == "measure"
+        )
 
     @property
     def rungs(self) -> list[ProxySpec]:
@@ -126,17 +145,25 @@ class SearchContext:
         return Architecture({**base.data, "name": name}, base.source)
 
 
-def _limits_excess(limits: dict[str, float], latency_ms: float, params: int, gflops: float
-                   ) -> dict[str, float]:
+def _limits_excess(limits: dict[str, float], latency_ms: float, params: int, gflops: float) -> dict[str, float]:
     """Constraint values in Optuna's convention (<= 0 feasible), relative to each limit."""
     have = {"latency_ms": latency_ms, "params_m": params / 1e6, "gflops": gflops}
     return {k: (have[k] - v) / v for k, v in limits.items()}
 
 
 def _rung_doc(index: int, spec: ProxySpec, acc: ProxyResult, lat: LatencyResult, feasible: bool) -> dict:
-    return {"rung": index, "proxy": spec.proxy, "budget": dict(spec.budget), "accuracy": acc.value,
-            "kind": acc.kind, "seconds": round(acc.seconds, 3), "latency_ms": lat.ms,
-            "latency_measured": lat.measured, "feasible": feasible, "details": _jsonable(acc.details)}
+    return {
+        "rung": index,
+        "proxy": spec.proxy,
+        "budget": dict(spec.budget),
+        "accuracy": acc.value,
+        "kind": acc.kind,
+        "seconds": round(acc.seconds, 3),
+        "latency_ms": lat.ms,
+        "latency_measured": lat.measured,
+        "feasible": feasible,
+        "details": _jsonable(acc.details),
+    }
 
 
 def _jsonable(obj: Any) -> Any:
@@ -168,9 +195,16 @@ def rejection(space: Space, data: dict, rec: Recorder) -> Outcome | None:
     return Outcome("rejected", constraints={"space": float(len(violations))}, reason=reason)
 
 
-def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: promotion.RungBoard,
-             preset: str | None = None, memo: Memo | None = None,
-             history: screen.LatencyHistory | None = None) -> Outcome:
+def evaluate(
+    ctx: SearchContext,
+    data: dict,
+    key: str,
+    rec: Recorder,
+    board: promotion.RungBoard,
+    preset: str | None = None,
+    memo: Memo | None = None,
+    history: screen.LatencyHistory | None = None,
+) -> Outcome:
     """Score one resolution of the space; never raises for a bad candidate.
 
     An architecture already scored in this study (same content hash) is not scored again: the trial
@@ -222,8 +256,11 @@ def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: pro
                 rec.set("screened", verdict.reason)
                 rec.set("feasible", False)
                 rec.set("seconds", round(time.perf_counter() - start, 3))
-                return Outcome("screened", constraints=_limits_excess(limits, verdict.predicted_ms, params,
-                                                                      gflops), reason=verdict.reason)
+                return Outcome(
+                    "screened",
+                    constraints=_limits_excess(limits, verdict.predicted_ms, params, gflops),
+                    reason=verdict.reason,
+                )
         stage = "latency"
         lat = ctx.latency.screen(arch, fused)
         if not (math.isfinite(lat.ms) and lat.ms > 0):
@@ -285,8 +322,9 @@ def evaluate(ctx: SearchContext, data: dict, key: str, rec: Recorder, board: pro
         return Outcome("failed", reason=reason)
 
 
-def _screen(ctx: SearchContext, arch: Architecture, gflops: float, convs: int,
-            history: screen.LatencyHistory | None) -> screen.Verdict:
+def _screen(
+    ctx: SearchContext, arch: Architecture, gflops: float, convs: int, history: screen.LatencyHistory | None
+) -> screen.Verdict:
     spec = ctx.exp.spec.latency_screen
     limit = ctx.exp.spec.constraints.latency_ms
     assert limit is not None
@@ -295,8 +333,16 @@ def _screen(ctx: SearchContext, arch: Architecture, gflops: float, convs: int,
     except InputError:  # a database that cannot predict this candidate: the online fit instead
         stored = None
     db = (stored.ms, stored.method) if stored is not None else None
-    return screen.decide(limit, gflops, convs, history.measured() if history is not None else [],
-                         spec.min_history, spec.min_margin, spec.max_margin, db)
+    return screen.decide(
+        limit,
+        gflops,
+        convs,
+        history.measured() if history is not None else [],
+        spec.min_history,
+        spec.min_margin,
+        spec.max_margin,
+        db,
+    )
 
 
 def _set_latency(rec: Recorder, lat: LatencyResult) -> None:

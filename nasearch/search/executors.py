@@ -53,8 +53,11 @@ def complete_count(study: optuna.Study) -> int:
 
 
 def failed_count(study: optuna.Study) -> int:
-    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-               if not str(t.user_attrs.get("failure", "")).startswith("interrupted"))
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if not str(t.user_attrs.get("failure", "")).startswith("interrupted")
+    )
 
 
 def should_stop(study: optuna.Study, budget: Budget) -> bool:
@@ -66,12 +69,15 @@ def check_failures(study: optuna.Study, budget: Budget, outcome: Outcome | None)
     failed = failed_count(study) - budget.failed_before
     if failed > budget.max_failures:
         last = outcome.reason if outcome else ""
-        raise SearchAborted(f"{failed} candidates failed in this session (more than max_failures = "
-                            f"{budget.max_failures}); the last: {last}")
+        raise SearchAborted(
+            f"{failed} candidates failed in this session (more than max_failures = "
+            f"{budget.max_failures}); the last: {last}"
+        )
 
 
-def local_loop(study: optuna.Study, ctx: SearchContext, budget: Budget,
-               on_trial: Callable[[optuna.Study], None] | None = None) -> None:
+def local_loop(
+    study: optuna.Study, ctx: SearchContext, budget: Budget, on_trial: Callable[[optuna.Study], None] | None = None
+) -> None:
     """Trials one after another in this process until the budget is met."""
     rejected_in_a_row = 0
     while not should_stop(study, budget):
@@ -81,8 +87,10 @@ def local_loop(study: optuna.Study, ctx: SearchContext, budget: Budget,
             raise outcome.error
         rejected_in_a_row = rejected_in_a_row + 1 if outcome.state in ("rejected", "screened") else 0
         if rejected_in_a_row > MAX_REJECTIONS_IN_A_ROW:
-            raise SearchAborted(f"the sampler proposed {rejected_in_a_row} candidates in a row that break "
-                                f"the space's constraints or the latency screen (last: {outcome.reason})")
+            raise SearchAborted(
+                f"the sampler proposed {rejected_in_a_row} candidates in a row that break "
+                f"the space's constraints or the latency screen (last: {outcome.reason})"
+            )
         if outcome.state == "failed":
             check_failures(study, budget, outcome)
         if on_trial is not None:
@@ -93,8 +101,9 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _worker_main(raw: dict, file: str, url: str, study_name: str, budget: Budget, index: int, threads: int,
-                 messages: Any) -> None:
+def _worker_main(
+    raw: dict, file: str, url: str, study_name: str, budget: Budget, index: int, threads: int, messages: Any
+) -> None:
     """One process of `--workers N`: its own sampler seed, the shared storage, the same stop rule."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
     import torch
@@ -121,14 +130,28 @@ def _worker_main(raw: dict, file: str, url: str, study_name: str, budget: Budget
         sys.exit(1)
 
 
-def multiprocess(raw: dict, file: str, url: str, study_name: str, budget: Budget, workers: int,
-                 study: optuna.Study, on_poll: Callable[[optuna.Study], None] | None = None) -> None:
+def multiprocess(
+    raw: dict,
+    file: str,
+    url: str,
+    study_name: str,
+    budget: Budget,
+    workers: int,
+    study: optuna.Study,
+    on_poll: Callable[[optuna.Study], None] | None = None,
+) -> None:
     """N spawned processes share the storage; this process only watches, and stops them on an error."""
     ctx = mp.get_context("spawn")
     messages = ctx.Queue()
     threads = max(1, (os.cpu_count() or 1) // workers)
-    procs = [ctx.Process(target=_worker_main, args=(raw, file, url, study_name, budget, i, threads, messages),
-                         name=f"nasearch-worker-{i}") for i in range(workers)]
+    procs = [
+        ctx.Process(
+            target=_worker_main,
+            args=(raw, file, url, study_name, budget, i, threads, messages),
+            name=f"nasearch-worker-{i}",
+        )
+        for i in range(workers)
+    ]
     for p in procs:
         p.start()
     problem: tuple[str, Any] | None = None

@@ -244,8 +244,9 @@ class LoadedExperiment:
 
     def fingerprint(self) -> str:
         """What a resumed run must share with the original: everything that defines the objective."""
-        keep = self.spec.model_dump(include={"space", "imgsz", "scale", "nc", "dataset", "objectives",
-                                             "constraints", "presets"})
+        keep = self.spec.model_dump(
+            include={"space", "imgsz", "scale", "nc", "dataset", "objectives", "constraints", "presets"}
+        )
         if keep["dataset"].get("trees") is None:  # runs made before the trees set keep their fingerprint
             keep["dataset"].pop("trees", None)
         keep["space_text"] = self.space_path.read_text() if self.space_path.is_file() else ""
@@ -286,12 +287,20 @@ def check_references(exp: LoadedExperiment) -> None:
     if not exp.space_path.is_file():
         raise InputError(exp.file, "space", "an existing search-space file", f"{spec.space!r} (no such file)")
     if exp.dataset_path is not None and not exp.dataset_path.exists():
-        raise InputError(exp.file, "dataset.path", "an existing dataset (directory, data.yaml or COCO json)",
-                         f"{spec.dataset.path!r} (no such path)")
+        raise InputError(
+            exp.file,
+            "dataset.path",
+            "an existing dataset (directory, data.yaml or COCO json)",
+            f"{spec.dataset.path!r} (no such path)",
+        )
     db = exp.latency_db
     if db is not None and spec.objectives.latency.source == "database" and not db.exists():
-        raise InputError(exp.file, "objectives.latency.db", "an existing latency database (run `nasearch "
-                         "latency profile` first)", f"{spec.objectives.latency.db!r} (no such file)")
+        raise InputError(
+            exp.file,
+            "objectives.latency.db",
+            "an existing latency database (run `nasearch latency profile` first)",
+            f"{spec.objectives.latency.db!r} (no such file)",
+        )
     acc = spec.objectives.accuracy
     check_proxy_spec(acc.screen, exp.file, "objectives.accuracy.screen")
     for i, rung in enumerate(acc.rungs):
@@ -303,5 +312,4 @@ def check_references(exp: LoadedExperiment) -> None:
         known = list_presets(local if local.is_dir() else presets_dir())
         for i, name in enumerate(spec.presets):
             if name not in known:
-                raise InputError(exp.file, f"presets[{i}]", f"a preset name (one of {', '.join(known)})",
-                                 repr(name))
+                raise InputError(exp.file, f"presets[{i}]", f"a preset name (one of {', '.join(known)})", repr(name))

@@ -50,14 +50,19 @@ def check_proxy_spec(spec: ProxySpec, file: str, where: str) -> None:
     from nasearch.proxy import registry
 
     if spec.proxy not in registry.names():
-        raise InputError(file, f"{where}.proxy",
-                         f"a registered proxy (one of {', '.join(sorted(registry.names()))})", repr(spec.proxy))
+        raise InputError(
+            file,
+            f"{where}.proxy",
+            f"a registered proxy (one of {', '.join(sorted(registry.names()))})",
+            repr(spec.proxy),
+        )
     keys = registry.get(spec.proxy).budget_keys
     for key in spec.budget:
         if key not in keys:
             allowed = ", ".join(sorted(keys)) or "none"
-            raise InputError(file, f"{where}.budget.{key}", f"a budget key of {spec.proxy} ({allowed})",
-                             f"unknown key {key!r}")
+            raise InputError(
+                file, f"{where}.budget.{key}", f"a budget key of {spec.proxy} ({allowed})", f"unknown key {key!r}"
+            )
 
 
 def score_accuracy(spec: ProxySpec, arch: Architecture, ctx: EvalContext) -> ProxyResult:
@@ -93,9 +98,12 @@ class LatencyEvaluator:
         timing = self._backend.measure_model(fused, self.imgsz)
         s = self.spec
         method = f"{s.backend} {s.precision} b{s.batch} t{s.threads or 1}"
-        return LatencyResult(float(timing.median_ms), True, method,
-                             {"p10_ms": timing.p10_ms, "p90_ms": timing.p90_ms, "runs": timing.runs,
-                              "stable": timing.stable})
+        return LatencyResult(
+            float(timing.median_ms),
+            True,
+            method,
+            {"p10_ms": timing.p10_ms, "p90_ms": timing.p90_ms, "runs": timing.runs, "stable": timing.stable},
+        )
 
     def screen(self, arch: Architecture, fused: nn.Module) -> LatencyResult:
         s = self.spec
@@ -105,9 +113,12 @@ class LatencyEvaluator:
             from nasearch.latency.t4_model import predict_t4
 
             doc = predict_t4(arch, s.precision, self.imgsz, s.batch, s.float_layers)
-            return LatencyResult(float(doc["predicted_ms"]), False,
-                                 f"{doc['target']} {doc['method']} {doc['mode']}",
-                                 {k: v for k, v in doc.items() if k in ("per_image_ms", "float_layers")})
+            return LatencyResult(
+                float(doc["predicted_ms"]),
+                False,
+                f"{doc['target']} {doc['method']} {doc['mode']}",
+                {k: v for k, v in doc.items() if k in ("per_image_ms", "float_layers")},
+            )
         return self._predict_db(arch)
 
     def _predict_db(self, arch: Architecture, missing: str = "measure") -> LatencyResult:
@@ -124,11 +135,16 @@ class LatencyEvaluator:
             local = None  # this machine cannot run that backend: stored figures only
         assert self.db is not None
         with LatencyDB(self.db, create=False) as database:
-            fp = select_fingerprint(database, local.fingerprint() if local else None, s.precision, s.batch,
-                                    s.backend, s.threads)
+            fp = select_fingerprint(
+                database, local.fingerprint() if local else None, s.precision, s.batch, s.backend, s.threads
+            )
             doc = predict_from_db(database, fp, arch, self.imgsz, local, missing)
-        return LatencyResult(float(doc["predicted_ms"]), False, f"database {doc['method']} ({doc['device']})",
-                             {"units_ms": doc["units_ms"], "units_measured_now": doc["units_measured_now"]})
+        return LatencyResult(
+            float(doc["predicted_ms"]),
+            False,
+            f"database {doc['method']} ({doc['device']})",
+            {"units_ms": doc["units_ms"], "units_measured_now": doc["units_measured_now"]},
+        )
 
     def predict_stored(self, arch: Architecture) -> LatencyResult | None:
         """A prediction from the latency database alone (nothing measured), if the experiment names one."""
@@ -161,8 +177,14 @@ def dataset_provider(exp: LoadedExperiment) -> Callable[[], Path]:
             from nasearch.data.trees import VERSION, ensure_trees
 
             root = Path(trees.cache).expanduser() if trees.cache else default_data_cache()
-            cached.append(ensure_trees(root / f"trees-{VERSION}-tile{trees.tile}-overlap{trees.overlap}",
-                                       trees.tile, trees.overlap, exp.trees_wheel))
+            cached.append(
+                ensure_trees(
+                    root / f"trees-{VERSION}-tile{trees.tile}-overlap{trees.overlap}",
+                    trees.tile,
+                    trees.overlap,
+                    exp.trees_wheel,
+                )
+            )
             return cached[0]
         from nasearch.data import ensure_synthetic
 

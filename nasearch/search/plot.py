@@ -20,10 +20,24 @@ def _latency_label(entries: list[FrontEntry], method: str) -> str:
 def _presets(ax, entries: list[FrontEntry]) -> None:
     for e in entries:
         if e.preset:
-            ax.scatter([e.latency_ms], [e.accuracy], marker="*", s=260, facecolors="none", zorder=5,
-                       edgecolors="tab:red", linewidths=1.2)
-            ax.annotate(e.preset, (e.latency_ms, e.accuracy), textcoords="offset points", xytext=(6, -10),
-                        fontsize=8, color="tab:red")
+            ax.scatter(
+                [e.latency_ms],
+                [e.accuracy],
+                marker="*",
+                s=260,
+                facecolors="none",
+                zorder=5,
+                edgecolors="tab:red",
+                linewidths=1.2,
+            )
+            ax.annotate(
+                e.preset,
+                (e.latency_ms, e.accuracy),
+                textcoords="offset points",
+                xytext=(6, -10),
+                fontsize=8,
+                color="tab:red",
+            )
 
 
 def plot_front(res: Results, out: Path) -> Path:
@@ -55,17 +69,36 @@ def draw_front(res: Results):
     method = next((r["latency_method"] for r in res.rows if r.get("latency_method")), "")
     pool = res.pool
     if pool:
-        ax.scatter([e.latency_ms for e in pool], [e.accuracy for e in pool], s=14, color="0.65",
-                   label=f"trials at rung {res.rung} ({len(pool)})")
-        ax.step([e.latency_ms for e in res.front], [e.accuracy for e in res.front], where="post",
-                color="tab:blue", lw=1.5)
-        ax.scatter([e.latency_ms for e in res.front], [e.accuracy for e in res.front], s=36, color="tab:blue",
-                   zorder=4, label=f"Pareto front ({len(res.front)})")
+        ax.scatter(
+            [e.latency_ms for e in pool],
+            [e.accuracy for e in pool],
+            s=14,
+            color="0.65",
+            label=f"trials at rung {res.rung} ({len(pool)})",
+        )
+        ax.step(
+            [e.latency_ms for e in res.front], [e.accuracy for e in res.front], where="post", color="tab:blue", lw=1.5
+        )
+        ax.scatter(
+            [e.latency_ms for e in res.front],
+            [e.accuracy for e in res.front],
+            s=36,
+            color="tab:blue",
+            zorder=4,
+            label=f"Pareto front ({len(res.front)})",
+        )
         _presets(ax, pool)
         for rank, (e, target) in enumerate(res.suite, 1):
             ax.axvline(target, color="tab:green", ls="--", lw=0.9)
-            ax.annotate(f"suite {rank}: {e.arch_name}", (target, e.accuracy), textcoords="offset points",
-                        xytext=(4, 6), fontsize=8, color="tab:green", rotation=0)
+            ax.annotate(
+                f"suite {rank}: {e.arch_name}",
+                (target, e.accuracy),
+                textcoords="offset points",
+                xytext=(4, 6),
+                fontsize=8,
+                color="tab:green",
+                rotation=0,
+            )
         ax.set_xlabel(_latency_label(pool, method))
         ax.set_ylabel(pool[0].accuracy_kind or "accuracy")
     infeasible = [r for r in res.rows if r["state"] == "complete" and r["feasible"] is False]
@@ -77,12 +110,25 @@ def draw_front(res: Results):
     ax.legend(loc="best", fontsize=8)
     if two:
         ax2 = axes[0][1]
-        promoted = [e for e in screen if any(d.get("rung", 0) > 0 for r in res.rows if r["trial"] == e.trial
-                                             for d in r["_rungs"])]
-        ax2.scatter([e.latency_ms for e in screen], [e.accuracy for e in screen], s=12, color="0.65",
-                    label=f"screened ({len(screen)})")
-        ax2.scatter([e.latency_ms for e in promoted], [e.accuracy for e in promoted], s=22,
-                    color="tab:orange", label=f"promoted ({len(promoted)})")
+        promoted = [
+            e
+            for e in screen
+            if any(d.get("rung", 0) > 0 for r in res.rows if r["trial"] == e.trial for d in r["_rungs"])
+        ]
+        ax2.scatter(
+            [e.latency_ms for e in screen],
+            [e.accuracy for e in screen],
+            s=12,
+            color="0.65",
+            label=f"screened ({len(screen)})",
+        )
+        ax2.scatter(
+            [e.latency_ms for e in promoted],
+            [e.accuracy for e in promoted],
+            s=22,
+            color="tab:orange",
+            label=f"promoted ({len(promoted)})",
+        )
         xs = [r["screen_latency_ms"] for r in infeasible if r["screen_latency_ms"] is not None]
         ys = [r["screen_accuracy"] for r in infeasible if r["screen_accuracy"] is not None]
         if xs and len(xs) == len(ys):

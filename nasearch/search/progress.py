@@ -25,9 +25,14 @@ class SearchProgress:
         self.console = Console(stderr=True)
         self.live_mode = self.console.is_terminal
         self.target = target
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[extra]}"), TimeElapsedColumn(),
-                                 console=self.console)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[extra]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
         self.task = self.progress.add_task(title, total=target, extra="")
         self.table = Table()
         self.live: Live | None = None
@@ -36,8 +41,9 @@ class SearchProgress:
 
     def __enter__(self) -> SearchProgress:
         if self.live_mode:
-            self.live = Live(Group(self.progress, self.table), console=self.console, refresh_per_second=4,
-                             transient=False)
+            self.live = Live(
+                Group(self.progress, self.table), console=self.console, refresh_per_second=4, transient=False
+            )
             self.live.__enter__()
         return self
 
@@ -51,18 +57,24 @@ class SearchProgress:
         for r in rows:
             counts[r["state"]] = counts.get(r["state"], 0) + 1
         entries, _, rung = front(rows)
-        extra = (f"failed {counts.get('failed', 0)} · rejected {counts.get('rejected', 0)} · "
-                 f"screened {counts.get('screened', 0)} · "
-                 f"front {len(entries)} (rung {rung})")
+        extra = (
+            f"failed {counts.get('failed', 0)} · rejected {counts.get('rejected', 0)} · "
+            f"screened {counts.get('screened', 0)} · "
+            f"front {len(entries)} (rung {rung})"
+        )
         self.progress.update(self.task, completed=min(counts.get("complete", 0), self.target), extra=extra)
         table = Table(title="best front so far", title_justify="left", box=None, pad_edge=False)
-        for col in ("trial", "latency ms", entries[0].accuracy_kind if entries else "accuracy", "M params",
-                    "name"):
+        for col in ("trial", "latency ms", entries[0].accuracy_kind if entries else "accuracy", "M params", "name"):
             table.add_column(col, justify="right" if col != "name" else "left")
         step = max(1, len(entries) // SHOWN + (len(entries) % SHOWN > 0))
         for e in entries[::step]:
-            table.add_row(str(e.trial), f"{e.latency_ms:.3f}", f"{e.accuracy:.4g}", f"{e.params / 1e6:.2f}",
-                          e.preset or e.arch_name)
+            table.add_row(
+                str(e.trial),
+                f"{e.latency_ms:.3f}",
+                f"{e.accuracy:.4g}",
+                f"{e.params / 1e6:.2f}",
+                e.preset or e.arch_name,
+            )
         self.table = table
         if self.live is not None:
             self.live.update(Group(self.progress, table))

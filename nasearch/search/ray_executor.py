@@ -56,16 +56,18 @@ def _cached(key: str, make: Callable[[], Any]) -> Any:
     return _WORKER_CACHE[key]
 
 
-def run_trial(raw: dict, file: str, url: str, study_name: str, tid: int, params: dict, preset: str | None,
-              threads: int) -> dict[str, Any]:
+def run_trial(
+    raw: dict, file: str, url: str, study_name: str, tid: int, params: dict, preset: str | None, threads: int
+) -> dict[str, Any]:
     """One trial on a Ray worker: re-open it in the study, evaluate, return the outcome (attributes are
     already in the study)."""
     import torch
 
     torch.set_num_threads(max(1, threads))
     quiet_optuna()
-    ctx: SearchContext = _cached(repr(("ctx", file, sorted(raw))),
-                                 lambda: SearchContext.create(experiment_from_dict(raw, file)))
+    ctx: SearchContext = _cached(
+        repr(("ctx", file, sorted(raw))), lambda: SearchContext.create(experiment_from_dict(raw, file))
+    )
     study: optuna.Study = _cached(repr(("study", url, study_name)), lambda: load_study(url, study_name))
     trial = reopen_trial(study, tid)
     rec = TrialRecorder(trial)
@@ -79,16 +81,21 @@ def run_trial(raw: dict, file: str, url: str, study_name: str, tid: int, params:
         outcome = Outcome("fatal", reason=exc.line(), error=exc)
     rec.set("worker_finished", time.time())
     error = outcome.error
-    return {"state": outcome.state, "values": list(outcome.values) if outcome.values else None,
-            "constraints": outcome.constraints, "reason": outcome.reason,
-            "input_error": [error.file, error.path, error.expected, error.found] if error else None}
+    return {
+        "state": outcome.state,
+        "values": list(outcome.values) if outcome.values else None,
+        "constraints": outcome.constraints,
+        "reason": outcome.reason,
+        "input_error": [error.file, error.path, error.expected, error.found] if error else None,
+    }
 
 
 def _outcome(payload: dict[str, Any]) -> Outcome:
     values = payload["values"]
     error = InputError(*payload["input_error"]) if payload["input_error"] else None
-    return Outcome(payload["state"], tuple(values) if values else None, dict(payload["constraints"]),
-                   payload["reason"], error)
+    return Outcome(
+        payload["state"], tuple(values) if values else None, dict(payload["constraints"]), payload["reason"], error
+    )
 
 
 def _check_resources(resources: dict[str, float], file: str) -> None:
@@ -98,8 +105,12 @@ def _check_resources(resources: dict[str, float], file: str) -> None:
     for key, amount in resources.items():
         if have.get(key, 0.0) < amount:
             known = ", ".join(sorted(k for k in have if not k.startswith("node:")))
-            raise InputError(file, f"executor.resources.{key}", f"a resource the Ray cluster has ({known})",
-                             f"{key}: {amount} (the cluster has {have.get(key, 0.0)})")
+            raise InputError(
+                file,
+                f"executor.resources.{key}",
+                f"a resource the Ray cluster has ({known})",
+                f"{key}: {amount} (the cluster has {have.get(key, 0.0)})",
+            )
 
 
 def concurrency(resources: dict[str, float], cluster: dict[str, float]) -> int:
@@ -118,8 +129,13 @@ def ray_session(exp: LoadedExperiment) -> Iterator[None]:
     with contextlib.redirect_stdout(sys.stderr):  # Ray prints cluster events (a node died) on stdout
         if not ray.is_initialized():
             os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-            ray.init(address=exp.spec.executor.address, include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR", configure_logging=True)
+            ray.init(
+                address=exp.spec.executor.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+                configure_logging=True,
+            )
             started_here = True
         try:
             _check_resources({k: float(v) for k, v in exp.spec.executor.resources.items()}, exp.file)
@@ -132,17 +148,18 @@ def ray_session(exp: LoadedExperiment) -> Iterator[None]:
 class _Driver:
     """The trials in flight: asked in the study, running as Ray tasks."""
 
-    def __init__(self, exp: LoadedExperiment, study: optuna.Study, info: RunInfo, ctx: SearchContext,
-                 budget: Budget) -> None:
+    def __init__(
+        self, exp: LoadedExperiment, study: optuna.Study, info: RunInfo, ctx: SearchContext, budget: Budget
+    ) -> None:
         import ray
 
         self.exp, self.study, self.info, self.ctx, self.budget = exp, study, info, ctx, budget
         resources = {k: float(v) for k, v in exp.spec.executor.resources.items()}
         self.threads = int(resources.get("CPU", 1) or 1)
         custom = {k: v for k, v in resources.items() if k not in ("CPU", "GPU")}
-        self.task = ray.remote(run_trial).options(num_cpus=resources.get("CPU", 1.0),
-                                                  num_gpus=resources.get("GPU", 0.0), resources=custom,
-                                                  max_retries=0)
+        self.task = ray.remote(run_trial).options(
+            num_cpus=resources.get("CPU", 1.0), num_gpus=resources.get("GPU", 0.0), resources=custom, max_retries=0
+        )
         self.slots = exp.spec.executor.concurrent or concurrency(resources, ray.cluster_resources())
         self.running: dict[Any, optuna.Trial] = {}
         self.rejected_in_a_row = 0
@@ -157,13 +174,22 @@ class _Driver:
                 enqueue_repair(self.study, self.ctx, tell(self.study, trial, rejected))
                 self.rejected_in_a_row += 1
                 if self.rejected_in_a_row > MAX_REJECTIONS_IN_A_ROW:
-                    raise SearchAborted(f"the sampler proposed {self.rejected_in_a_row} resolutions in a row "
-                                        f"that break the space's constraints (last: {rejected.reason})")
+                    raise SearchAborted(
+                        f"the sampler proposed {self.rejected_in_a_row} resolutions in a row "
+                        f"that break the space's constraints (last: {rejected.reason})"
+                    )
                 continue
             self.rejected_in_a_row = 0
-            ref = self.task.remote(self.exp.raw, self.exp.file, self.info.storage, self.info.study_name,
-                                   trial_id(trial), dict(trial.params), trial.user_attrs.get("preset"),
-                                   self.threads)
+            ref = self.task.remote(
+                self.exp.raw,
+                self.exp.file,
+                self.info.storage,
+                self.info.study_name,
+                trial_id(trial),
+                dict(trial.params),
+                trial.user_attrs.get("preset"),
+                self.threads,
+            )
             self.running[ref] = trial
 
     def collect(self, timeout: float) -> None:
@@ -207,8 +233,14 @@ class _Driver:
         self.running.clear()
 
 
-def run_ray(exp: LoadedExperiment, study: optuna.Study, info: RunInfo, ctx: SearchContext, budget: Budget,
-            on_trial: Callable[[optuna.Study], None] | None = None) -> None:
+def run_ray(
+    exp: LoadedExperiment,
+    study: optuna.Study,
+    info: RunInfo,
+    ctx: SearchContext,
+    budget: Budget,
+    on_trial: Callable[[optuna.Study], None] | None = None,
+) -> None:
     """Run trials as Ray tasks (inside `ray_session`) until the study holds `budget.target` complete trials."""
     driver = _Driver(exp, study, info, ctx, budget)
     try:

@@ -26,8 +26,13 @@ from nasearch.search.promotion import pareto_indices
 from nasearch.search.study import META_KEY
 from nasearch.search.suite import best_subset, best_under_targets, hypervolume, reference_point
 
-STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed", TrialState.PRUNED: "rejected",
-               TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
+STATE_NAMES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.FAIL: "failed",
+    TrialState.PRUNED: "rejected",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
 MAX_RUNGS_COLUMNS = 8
 
 
@@ -48,21 +53,30 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         row: dict[str, Any] = {
-            "trial": t.number, "state": _state_name(t),
-            "preset": a.get("preset", ""), "arch_name": a.get("arch_name", ""),
+            "trial": t.number,
+            "state": _state_name(t),
+            "preset": a.get("preset", ""),
+            "arch_name": a.get("arch_name", ""),
             "arch_hash": a.get("arch_hash", ""),
-            "params": a.get("params"), "gflops": a.get("gflops"),
-            "latency_ms": a.get("latency_ms"), "latency_measured": a.get("latency_measured"),
+            "params": a.get("params"),
+            "gflops": a.get("gflops"),
+            "latency_ms": a.get("latency_ms"),
+            "latency_measured": a.get("latency_measured"),
             "latency_method": a.get("latency_method", ""),
             "screen_latency_ms": t.values[0] if t.values else a.get("screen_latency_ms"),
             "screen_accuracy": t.values[1] if t.values else None,
-            "accuracy": a.get("accuracy"), "accuracy_kind": a.get("accuracy_kind", ""),
-            "fidelity": a.get("fidelity"), "feasible": a.get("feasible"),
-            "violations": "; ".join(a.get("violations", [])), "rejected": a.get("rejected", ""),
+            "accuracy": a.get("accuracy"),
+            "accuracy_kind": a.get("accuracy_kind", ""),
+            "fidelity": a.get("fidelity"),
+            "feasible": a.get("feasible"),
+            "violations": "; ".join(a.get("violations", [])),
+            "rejected": a.get("rejected", ""),
             "screened": a.get("screened", ""),
             "latency_predicted_ms": (a.get("latency_screen") or {}).get("predicted_ms"),
-            "failure": a.get("failure", ""), "duplicate_of": a.get("duplicate_of"),
-            "retry_of": a.get("retry_of"), "repair_of": a.get("repair_of"),
+            "failure": a.get("failure", ""),
+            "duplicate_of": a.get("duplicate_of"),
+            "retry_of": a.get("retry_of"),
+            "repair_of": a.get("repair_of"),
             "seconds": a.get("seconds"),
         }
         for doc in a.get("rungs", [])[:MAX_RUNGS_COLUMNS]:
@@ -111,16 +125,29 @@ def candidates_at(rows: list[dict], rung: int) -> list[FrontEntry]:
         if doc is None or row["arch_hash"] in seen:
             continue
         seen.add(row["arch_hash"])
-        out.append(FrontEntry(row["trial"], float(doc["latency_ms"]), bool(doc.get("latency_measured")),
-                              float(doc["accuracy"]), str(doc.get("kind", "")), int(row["params"] or 0),
-                              float(row["gflops"] or 0.0), row["arch_name"], row["arch_hash"], row["preset"],
-                              rung, row["_yaml"]))
+        out.append(
+            FrontEntry(
+                row["trial"],
+                float(doc["latency_ms"]),
+                bool(doc.get("latency_measured")),
+                float(doc["accuracy"]),
+                str(doc.get("kind", "")),
+                int(row["params"] or 0),
+                float(row["gflops"] or 0.0),
+                row["arch_name"],
+                row["arch_hash"],
+                row["preset"],
+                rung,
+                row["_yaml"],
+            )
+        )
     return out
 
 
 def top_rung(rows: list[dict]) -> int | None:
-    levels = [d["rung"] for r in rows if r["state"] == "complete" and r["feasible"] for d in r["_rungs"]
-              if d.get("feasible")]
+    levels = [
+        d["rung"] for r in rows if r["state"] == "complete" and r["feasible"] for d in r["_rungs"] if d.get("feasible")
+    ]
     return max(levels) if levels else None
 
 
@@ -149,8 +176,9 @@ def hypervolume_by_trial(rows: list[dict], rung: int, latency_limit: float | Non
     return curve, ref
 
 
-def choose_suite(entries: list[FrontEntry], models: int | None, targets: list[float] | None
-                 ) -> list[tuple[FrontEntry, float]]:
+def choose_suite(
+    entries: list[FrontEntry], models: int | None, targets: list[float] | None
+) -> list[tuple[FrontEntry, float]]:
     """(model, its latency target): per explicit target, or the K members of largest hypervolume."""
     points = [e.point() for e in entries]
     if targets:
@@ -191,7 +219,7 @@ def collect(study: optuna.Study) -> Results:
     entries, pool, rung = front(rows)
     limit = meta.get("constraints", {}).get("latency_ms")
     hv_screen, ref_screen = hypervolume_by_trial(rows, 0, limit)
-    hv_final, ref_final = (hypervolume_by_trial(rows, rung, limit) if rung is not None else ([], None))
+    hv_final, ref_final = hypervolume_by_trial(rows, rung, limit) if rung is not None else ([], None)
     suite_cfg = meta.get("experiment", {}).get("suite", {}) or {}
     targets = suite_cfg.get("latency_targets_ms")
     models = suite_cfg.get("models") or (None if targets else 3)
@@ -199,8 +227,10 @@ def collect(study: optuna.Study) -> Results:
     return Results(rows, entries, pool, rung, suite, meta, hv_screen, hv_final, ref_screen, ref_final)
 
 
-PRESET_LABEL = ("proxy figure: the search's accuracy signal at that rung, one evaluation each, no interval; "
-                "only full training of both shows whether a found model beats the preset")
+PRESET_LABEL = (
+    "proxy figure: the search's accuracy signal at that rung, one evaluation each, no interval; "
+    "only full training of both shows whether a found model beats the preset"
+)
 
 
 def _best_rung(row: dict) -> dict | None:
@@ -220,9 +250,18 @@ def preset_comparison(rows: list[dict]) -> list[dict[str, Any]]:
             continue
         seen.add(name)
         doc = _best_rung(row) if row["feasible"] else None
-        item: dict[str, Any] = {"preset": name, "trial": row["trial"], "latency_ms": row["latency_ms"],
-                                "rung": None, "accuracy": None, "accuracy_kind": None, "best_found": None,
-                                "gain": None, "front_ahead": None, "label": PRESET_LABEL}
+        item: dict[str, Any] = {
+            "preset": name,
+            "trial": row["trial"],
+            "latency_ms": row["latency_ms"],
+            "rung": None,
+            "accuracy": None,
+            "accuracy_kind": None,
+            "best_found": None,
+            "gain": None,
+            "front_ahead": None,
+            "label": PRESET_LABEL,
+        }
         if doc is None:
             item["status"] = f"over the constraints ({row['violations']})" if not row["feasible"] else "not scored"
             out.append(item)
@@ -237,9 +276,17 @@ def preset_comparison(rows: list[dict]) -> list[dict[str, Any]]:
             continue
         best = max(rivals, key=lambda e: (e.accuracy, -e.latency_ms))
         gain = best.accuracy - acc
-        item.update(best_found={"trial": best.trial, "latency_ms": best.latency_ms, "accuracy": best.accuracy,
-                                "name": best.arch_name}, gain=gain, front_ahead=gain > 0,
-                    status="found model ahead" if gain > 0 else "no found model ahead")
+        item.update(
+            best_found={
+                "trial": best.trial,
+                "latency_ms": best.latency_ms,
+                "accuracy": best.accuracy,
+                "name": best.arch_name,
+            },
+            gain=gain,
+            front_ahead=gain > 0,
+            status="found model ahead" if gain > 0 else "no found model ahead",
+        )
         out.append(item)
     return out
 
@@ -252,10 +299,12 @@ def preset_lines(items: list[dict[str, Any]]) -> list[str]:
             lines.append(f"preset {p['preset']}: {p['status']}")
             continue
         b = p["best_found"]
-        lines.append(f"preset {p['preset']} ({p['latency_ms']:.3g} ms, {p['accuracy_kind']} {p['accuracy']:.4g} at "
-                     f"rung {p['rung']}): best found at or below its latency trial {b['trial']} "
-                     f"({b['latency_ms']:.3g} ms, {b['accuracy']:.4g}), {p['gain']:+.4g}: {p['status']} "
-                     "[proxy figure, no interval]")
+        lines.append(
+            f"preset {p['preset']} ({p['latency_ms']:.3g} ms, {p['accuracy_kind']} {p['accuracy']:.4g} at "
+            f"rung {p['rung']}): best found at or below its latency trial {b['trial']} "
+            f"({b['latency_ms']:.3g} ms, {b['accuracy']:.4g}), {p['gain']:+.4g}: {p['status']} "
+            "[proxy figure, no interval]"
+        )
     return lines
 
 
@@ -285,16 +334,30 @@ def arch_path(run_dir: Path, trial: int) -> Path:
 
 def front_doc(res: Results, run_dir: Path) -> list[dict[str, Any]]:
     """The `nasearch pareto --json` list: one entry per front member, `arch` = its YAML file."""
-    return [{"trial": e.trial, "latency_ms": round(e.latency_ms, 4), "latency_measured": e.latency_measured,
-             "accuracy": e.accuracy, "accuracy_kind": e.accuracy_kind, "params": e.params,
-             "gflops": e.gflops, "arch": str(arch_path(run_dir, e.trial)), "name": e.arch_name,
-             "preset": e.preset or None, "fidelity": e.fidelity} for e in res.front]
+    return [
+        {
+            "trial": e.trial,
+            "latency_ms": round(e.latency_ms, 4),
+            "latency_measured": e.latency_measured,
+            "accuracy": e.accuracy,
+            "accuracy_kind": e.accuracy_kind,
+            "params": e.params,
+            "gflops": e.gflops,
+            "arch": str(arch_path(run_dir, e.trial)),
+            "name": e.arch_name,
+            "preset": e.preset or None,
+            "fidelity": e.fidelity,
+        }
+        for e in res.front
+    ]
 
 
 def _header(e: FrontEntry, extra: str = "") -> str:
     lat = "measured" if e.latency_measured else "predicted"
-    return (f"# trial {e.trial}{extra}: latency {e.latency_ms:.4g} ms ({lat}), "
-            f"{e.accuracy_kind} {e.accuracy:.4g}, {e.params / 1e6:.3f} M params, {e.gflops:.3f} GFLOPs\n")
+    return (
+        f"# trial {e.trial}{extra}: latency {e.latency_ms:.4g} ms ({lat}), "
+        f"{e.accuracy_kind} {e.accuracy:.4g}, {e.params / 1e6:.3f} M params, {e.gflops:.3f} GFLOPs\n"
+    )
 
 
 def write_results(study: optuna.Study, run_dir: Path, plot: Path | None = None) -> Results:
@@ -321,19 +384,36 @@ def write_results(study: optuna.Study, run_dir: Path, plot: Path | None = None) 
     suite_rows = []
     for rank, (e, target) in enumerate(res.suite, 1):
         name = f"{rank}_{e.arch_name}.yaml"
-        _write_atomic(suite_dir / name, _header(e, f", suite model {rank}/{len(res.suite)}, target "
-                                                   f"{target:.4g} ms") + e.yaml)
-        suite_rows.append({"rank": rank, "target_ms": target, "trial": e.trial, "file": f"suite/{name}",
-                           "latency_ms": e.latency_ms, "accuracy": e.accuracy,
-                           "accuracy_kind": e.accuracy_kind, "params": e.params, "gflops": e.gflops})
+        _write_atomic(
+            suite_dir / name, _header(e, f", suite model {rank}/{len(res.suite)}, target {target:.4g} ms") + e.yaml
+        )
+        suite_rows.append(
+            {
+                "rank": rank,
+                "target_ms": target,
+                "trial": e.trial,
+                "file": f"suite/{name}",
+                "latency_ms": e.latency_ms,
+                "accuracy": e.accuracy,
+                "accuracy_kind": e.accuracy_kind,
+                "params": e.params,
+                "gflops": e.gflops,
+            }
+        )
     suite_csv = pd.DataFrame(suite_rows).to_csv(index=False) if suite_rows else "rank\n"
     _write_atomic(run_dir / "suite.csv", suite_csv)
-    summary = {"study": study.study_name, "counts": res.counts(), "top_rung": res.rung,
-               "front": doc, "suite": suite_rows, "presets": preset_comparison(res.rows),
-               "hypervolume_screen": res.hv_screen[-1] if res.hv_screen else 0.0,
-               "reference_screen": res.ref_screen,
-               "hypervolume_final": res.hv_final[-1] if res.hv_final else None,
-               "reference_final": res.ref_final}
+    summary = {
+        "study": study.study_name,
+        "counts": res.counts(),
+        "top_rung": res.rung,
+        "front": doc,
+        "suite": suite_rows,
+        "presets": preset_comparison(res.rows),
+        "hypervolume_screen": res.hv_screen[-1] if res.hv_screen else 0.0,
+        "reference_screen": res.ref_screen,
+        "hypervolume_final": res.hv_final[-1] if res.hv_final else None,
+        "reference_final": res.ref_final,
+    }
     _write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=_jsonable) + "\n")
     from nasearch.search.plot import plot_front
 

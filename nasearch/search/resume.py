@@ -40,8 +40,12 @@ class RunLock:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
             fh.close()
-            raise InputError(self.path.parent, "<dir>", "a run directory no other search is using",
-                             f"a search still running there ({holder})") from None
+            raise InputError(
+                self.path.parent,
+                "<dir>",
+                "a run directory no other search is using",
+                f"a search still running there ({holder})",
+            ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
@@ -79,5 +83,8 @@ def retry(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -
 
 
 def interrupted_count(study: optuna.Study) -> int:
-    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-               if str(t.user_attrs.get("failure", "")).startswith("interrupted"))
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if str(t.user_attrs.get("failure", "")).startswith("interrupted")
+    )

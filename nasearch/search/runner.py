@@ -42,33 +42,47 @@ class Overrides:
     storage: str | None = None
 
     def apply(self, exp: LoadedExperiment) -> LoadedExperiment:
-        executor = {k: v for k, v in (("kind", self.executor), ("workers", self.workers),
-                                      ("address", self.address)) if v is not None}
-        return exp.with_overrides(trials=self.trials, sampler=self.sampler, seed=self.seed,
-                                  storage=self.storage, executor=executor or None)
+        executor = {
+            k: v
+            for k, v in (("kind", self.executor), ("workers", self.workers), ("address", self.address))
+            if v is not None
+        }
+        return exp.with_overrides(
+            trials=self.trials, sampler=self.sampler, seed=self.seed, storage=self.storage, executor=executor or None
+        )
 
 
 def default_run_dir(exp: LoadedExperiment) -> Path:
     return Path("runs") / exp.spec.name
 
 
-def _open(exp: LoadedExperiment, run_dir: Path, resume: bool, ctx: SearchContext
-          ) -> tuple[optuna.Study, RunInfo, list[int]]:
+def _open(
+    exp: LoadedExperiment, run_dir: Path, resume: bool, ctx: SearchContext
+) -> tuple[optuna.Study, RunInfo, list[int]]:
     if resume:
         info = RunInfo.load(run_dir)
         if info.fingerprint != exp.fingerprint():
-            raise InputError(exp.file, "<root>", f"the experiment {run_dir} was started with (space, "
-                             "objectives, constraints, dataset and presets unchanged), or a new --out",
-                             "a changed experiment")
+            raise InputError(
+                exp.file,
+                "<root>",
+                f"the experiment {run_dir} was started with (space, "
+                "objectives, constraints, dataset and presets unchanged), or a new --out",
+                "a changed experiment",
+            )
         study = load_study(info.storage, info.study_name)
         return study, info, recover_interrupted(study)
     if (run_dir / RUN_FILE).exists():  # finished or not, whatever the budget: only --resume continues it
-        raise InputError(run_dir, "<dir>", "a new run directory (or --resume to continue this run, or to print "
-                         "its results when it is finished)", "an existing search run")
+        raise InputError(
+            run_dir,
+            "<dir>",
+            "a new run directory (or --resume to continue this run, or to print its results when it is finished)",
+            "an existing search run",
+        )
     url = storage_url(exp, run_dir)
     study = create_study(exp, ctx, url)
-    info = RunInfo(url, exp.spec.name, str(Path(exp.file).resolve()) if exp.file != "<memory>" else exp.file,
-                   exp.fingerprint())
+    info = RunInfo(
+        url, exp.spec.name, str(Path(exp.file).resolve()) if exp.file != "<memory>" else exp.file, exp.fingerprint()
+    )
     info.save(run_dir)
     if Path(exp.file).is_file():
         (run_dir / "experiment.yaml").write_text(Path(exp.file).read_text())
@@ -92,12 +106,18 @@ def check_resources(exp: LoadedExperiment, overrides: Overrides | None) -> None:
     ex = exp.spec.executor
     if ex.kind == "local" and ex.workers > 1:
         from_flag = overrides is not None and overrides.workers is not None
-        check_workers(ex.workers, "--workers" if from_flag else exp.file,
-                      "workers" if from_flag else "executor.workers")
+        check_workers(
+            ex.workers, "--workers" if from_flag else exp.file, "workers" if from_flag else "executor.workers"
+        )
 
 
-def run_search(experiment: str | Path | LoadedExperiment, out: Path | None = None, resume: bool = False,
-               overrides: Overrides | None = None, show_progress: bool = True) -> dict[str, Any]:
+def run_search(
+    experiment: str | Path | LoadedExperiment,
+    out: Path | None = None,
+    resume: bool = False,
+    overrides: Overrides | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
     """Run (or continue) a search; return the summary that `--json` prints."""
     quiet_optuna()
     start = time.monotonic()
@@ -111,8 +131,11 @@ def run_search(experiment: str | Path | LoadedExperiment, out: Path | None = Non
     with RunLock(run_dir), _executor_session(exp):
         study, info, retried = _open(exp, run_dir, resume, ctx)
         study.sampler = session_sampler(exp, study)
-        budget = Budget(exp.spec.trials, exp.spec.max_failures if exp.spec.max_failures is not None
-                        else exp.spec.trials, failed_count(study))
+        budget = Budget(
+            exp.spec.trials,
+            exp.spec.max_failures if exp.spec.max_failures is not None else exp.spec.trials,
+            failed_count(study),
+        )
         ex = exp.spec.executor
         title = f"search {exp.spec.name}"
         try:
@@ -123,8 +146,16 @@ def run_search(experiment: str | Path | LoadedExperiment, out: Path | None = Non
 
                     run_ray(exp, study, info, ctx, budget, on_trial=progress.update)
                 elif ex.workers > 1:
-                    multiprocess(exp.raw, exp.file, info.storage, info.study_name, budget, ex.workers, study,
-                                 on_poll=progress.update)
+                    multiprocess(
+                        exp.raw,
+                        exp.file,
+                        info.storage,
+                        info.study_name,
+                        budget,
+                        ex.workers,
+                        study,
+                        on_poll=progress.update,
+                    )
                 else:
                     local_loop(study, ctx, budget, on_trial=progress.update)
                 progress.update(study)
@@ -135,23 +166,41 @@ def run_search(experiment: str | Path | LoadedExperiment, out: Path | None = Non
         res = write_results(study, run_dir)
     unmet = unmet_constraints(res)
     if unmet:  # an empty front because no architecture can meet a limit: say which and by how much
-        raise InputError(exp.file, "constraints", f"limits some architecture of the space meets (no trial did, "
-                         f"so the front is empty; results in {run_dir})", unmet)
+        raise InputError(
+            exp.file,
+            "constraints",
+            f"limits some architecture of the space meets (no trial did, so the front is empty; results in {run_dir})",
+            unmet,
+        )
     return summary(res, run_dir, info, retried, time.monotonic() - start)
 
 
 def summary(res: Results, run_dir: Path, info: RunInfo, retried: list[int], seconds: float) -> dict[str, Any]:
-    return {"run_dir": str(run_dir), "study": info.study_name, "storage": masked(info.storage),
-            "trials": res.counts(), "retried": retried, "top_rung": res.rung,
-            "front": front_doc(res, run_dir),
-            "suite": [{"rank": i, "trial": e.trial, "target_ms": t, "latency_ms": e.latency_ms,
-                       "accuracy": e.accuracy, "accuracy_kind": e.accuracy_kind,
-                       "file": str(run_dir / "suite" / f"{i}_{e.arch_name}.yaml")}
-                      for i, (e, t) in enumerate(res.suite, 1)],
-            "hypervolume_screen": res.hv_screen[-1] if res.hv_screen else 0.0,
-            "hypervolume_final": res.hv_final[-1] if res.hv_final else None,
-            "presets": preset_comparison(res.rows),
-            "seconds": round(seconds, 1)}
+    return {
+        "run_dir": str(run_dir),
+        "study": info.study_name,
+        "storage": masked(info.storage),
+        "trials": res.counts(),
+        "retried": retried,
+        "top_rung": res.rung,
+        "front": front_doc(res, run_dir),
+        "suite": [
+            {
+                "rank": i,
+                "trial": e.trial,
+                "target_ms": t,
+                "latency_ms": e.latency_ms,
+                "accuracy": e.accuracy,
+                "accuracy_kind": e.accuracy_kind,
+                "file": str(run_dir / "suite" / f"{i}_{e.arch_name}.yaml"),
+            }
+            for i, (e, t) in enumerate(res.suite, 1)
+        ],
+        "hypervolume_screen": res.hv_screen[-1] if res.hv_screen else 0.0,
+        "hypervolume_final": res.hv_final[-1] if res.hv_final else None,
+        "presets": preset_comparison(res.rows),
+        "seconds": round(seconds, 1),
+    }
 
 
 def _executor_session(exp: LoadedExperiment) -> contextlib.AbstractContextManager:

@@ -61,12 +61,20 @@ class Verdict:
     @property
     def reason(self) -> str:
         assert self.predicted_ms is not None and self.margin is not None
-        return (f"latency screen: predicted {self.predicted_ms:.3f} ms ({self.method}, n = {self.n}) is over "
-                f"the {self.limit_ms:g} ms limit × (1 + margin {self.margin:.2f})")
+        return (
+            f"latency screen: predicted {self.predicted_ms:.3f} ms ({self.method}, n = {self.n}) is over "
+            f"the {self.limit_ms:g} ms limit × (1 + margin {self.margin:.2f})"
+        )
 
     def doc(self) -> dict:
-        return {"predicted_ms": self.predicted_ms, "method": self.method, "n": self.n, "margin": self.margin,
-                "limit_ms": self.limit_ms, "skip": self.skip}
+        return {
+            "predicted_ms": self.predicted_ms,
+            "method": self.method,
+            "n": self.n,
+            "margin": self.margin,
+            "limit_ms": self.limit_ms,
+            "skip": self.skip,
+        }
 
 
 def conv_count(fused: nn.Module) -> int:
@@ -120,8 +128,16 @@ def learned_margin(overpredictions: Sequence[float], floor: float) -> float:
     return max(floor, SAFETY * float(np.quantile(overpredictions, RARELY)))
 
 
-def decide(limit_ms: float, gflops: float, convs: int, history: Sequence[Measured], min_history: int,
-           min_margin: float, max_margin: float, db: tuple[float, str] | None = None) -> Verdict:
+def decide(
+    limit_ms: float,
+    gflops: float,
+    convs: int,
+    history: Sequence[Measured],
+    min_history: int,
+    min_margin: float,
+    max_margin: float,
+    db: tuple[float, str] | None = None,
+) -> Verdict:
     """Predict the candidate's latency and whether it is clearly over the limit.
 
     With a database, the margin comes from the database's errors on the measured candidates; without, from

@@ -35,14 +35,15 @@ _SERVER_SCHEMES = ("postgresql", "postgres")
 class ClaimingRDBStorage(optuna.storages.RDBStorage):
     """RDBStorage whose WAITING → RUNNING transition is a single atomic compare-and-set."""
 
-    def set_trial_state_values(self, trial_id: int, state: TrialState,
-                               values: Sequence[float] | None = None) -> bool:
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         if state != TrialState.RUNNING or values is not None:
             return super().set_trial_state_values(trial_id, state, values)
         table = trial_table()
-        claim = (sqlalchemy.update(table)
-                 .where(table.c.trial_id == trial_id, table.c.state == TrialState.WAITING)
-                 .values(state=TrialState.RUNNING, datetime_start=datetime.now()))
+        claim = (
+            sqlalchemy.update(table)
+            .where(table.c.trial_id == trial_id, table.c.state == TrialState.WAITING)
+            .values(state=TrialState.RUNNING, datetime_start=datetime.now())
+        )
         with self.engine.begin() as conn:
             claimed = conn.execute(claim).rowcount == 1
         if not claimed:  # taken by another process, or finished: the same answers as Optuna's own path
@@ -91,11 +92,16 @@ def _sqlite_tables(path: Path, readonly: bool) -> set[str]:
         finally:
             con.close()
     except sqlite3.DatabaseError:
-        raise InputError(path, "storage", STUDY_DB, "a file that is not an SQLite database (truncated or "
-                         "foreign)") from None
+        raise InputError(
+            path, "storage", STUDY_DB, "a file that is not an SQLite database (truncated or foreign)"
+        ) from None
     except (sqlite3.Error, OSError) as exc:
-        raise InputError(path, "storage", f"{STUDY_DB} that can be opened",
-                         f"{type(exc).__name__} ({'read-only' if readonly else 'read-write'})") from None
+        raise InputError(
+            path,
+            "storage",
+            f"{STUDY_DB} that can be opened",
+            f"{type(exc).__name__} ({'read-only' if readonly else 'read-write'})",
+        ) from None
 
 
 def readonly_mode(path: Path) -> str:
@@ -140,8 +146,12 @@ def _prepare_sqlite(url: str, readonly: bool = False) -> str:
 
 def _schema_race(exc: Exception) -> bool:
     text = str(exc)
-    return ("UNIQUE constraint failed" in text or "already exists" in text or "database is locked" in text
-            or "duplicate key value" in text)
+    return (
+        "UNIQUE constraint failed" in text
+        or "already exists" in text
+        or "database is locked" in text
+        or "duplicate key value" in text
+    )
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
@@ -153,8 +163,12 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
 
 
 def _driver_missing(url: str) -> InputError:
-    return InputError("storage", "storage", "a PostgreSQL driver for this URL: pip install 'nasearch[cluster]' "
-                      "(psycopg 3)", f"{masked(url)!r} and no psycopg module")
+    return InputError(
+        "storage",
+        "storage",
+        "a PostgreSQL driver for this URL: pip install 'nasearch[cluster]' (psycopg 3)",
+        f"{masked(url)!r} and no psycopg module",
+    )
 
 
 def open_storage(url: str, readonly: bool = False) -> optuna.storages.BaseStorage:
@@ -182,5 +196,9 @@ def open_storage(url: str, readonly: bool = False) -> optuna.storages.BaseStorag
             error = exc
             break
     detail = masked(" ".join(str(error).split("\n(Background")[0].split()))[:200]
-    raise InputError("storage", "storage", "a reachable Optuna storage URL (sqlite:///…, postgresql://…)",
-                     f"{masked(url)!r} ({type(error).__name__}: {detail})") from None
+    raise InputError(
+        "storage",
+        "storage",
+        "a reachable Optuna storage URL (sqlite:///…, postgresql://…)",
+        f"{masked(url)!r} ({type(error).__name__}: {detail})",
+    ) from None

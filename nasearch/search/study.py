@@ -56,8 +56,9 @@ def storage_url(exp: LoadedExperiment, run_dir: Path) -> str:
     return f"sqlite:///{(run_dir / 'study.db').resolve()}"
 
 
-def make_sampler(name: str, seed: int, population_size: int | None = None,
-                 n_startup_trials: int | None = None) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, seed: int, population_size: int | None = None, n_startup_trials: int | None = None
+) -> optuna.samplers.BaseSampler:
     """Samplers by the experiment's name; `motpe` is TPE on several objectives (Optuna's MOTPE)."""
     quiet_optuna()
     if name == "nsga2":
@@ -66,8 +67,9 @@ def make_sampler(name: str, seed: int, population_size: int | None = None,
         return optuna.samplers.NSGAIIISampler(population_size=population_size or 16, seed=seed)
     if name in ("tpe", "motpe"):
         startup = 10 if n_startup_trials is None else n_startup_trials
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
-                                          n_startup_trials=startup)
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=startup
+        )
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials or 10)
     if name == "random":
@@ -83,15 +85,18 @@ def experiment_sampler(exp: LoadedExperiment) -> optuna.samplers.BaseSampler:
 SESSION_SEED_STRIDE = 1_000_003
 
 
-def session_sampler(exp: LoadedExperiment, study: optuna.Study, worker: int = 0
-                    ) -> optuna.samplers.BaseSampler:
+def session_sampler(exp: LoadedExperiment, study: optuna.Study, worker: int = 0) -> optuna.samplers.BaseSampler:
     """The experiment's sampler, seeded by the seed and by how far the study has got, so a resumed
     search does not replay the proposals it already made (and a fresh one is reproducible); each
     worker of `--workers N` gets its own stream."""
     done = sum(1 for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING)
     opts = exp.spec.sampler_options
-    return make_sampler(exp.spec.sampler, exp.spec.seed + SESSION_SEED_STRIDE * done + 7919 * worker,
-                        opts.population_size, opts.n_startup_trials)
+    return make_sampler(
+        exp.spec.sampler,
+        exp.spec.seed + SESSION_SEED_STRIDE * done + 7919 * worker,
+        opts.population_size,
+        opts.n_startup_trials,
+    )
 
 
 @dataclass
@@ -120,8 +125,9 @@ class RunInfo:
             if not isinstance(info.storage, str):
                 raise TypeError("storage")
         except (ValueError, KeyError, TypeError):
-            raise InputError(path, "<root>", "the run description written by `nasearch search`",
-                             "an unreadable file") from None
+            raise InputError(
+                path, "<root>", "the run description written by `nasearch search`", "an unreadable file"
+            ) from None
         except OSError as exc:
             raise InputError(path, "<file>", "a readable run description", type(exc).__name__) from None
         info.storage = resolve_storage(info.storage, run_dir)
@@ -153,10 +159,19 @@ def resolve_storage(url: str, run_dir: Path) -> str:
 def study_meta(exp: LoadedExperiment, ctx: SearchContext) -> dict[str, Any]:
     acc = exp.spec.objectives.accuracy
     raw = {**exp.raw, "storage": masked(exp.raw["storage"])} if exp.raw.get("storage") else exp.raw
-    return {"experiment": raw, "experiment_file": exp.file, "fingerprint": exp.fingerprint(),
-            "space": str(exp.space_path), "space_name": ctx.space.name, "imgsz": ctx.imgsz, "nc": ctx.nc,
-            "latency_imgsz": ctx.latency.imgsz, "rungs": [r.proxy for r in [acc.screen, *acc.rungs]],
-            "constraints": exp.spec.constraints.limits(), "trials": exp.spec.trials}
+    return {
+        "experiment": raw,
+        "experiment_file": exp.file,
+        "fingerprint": exp.fingerprint(),
+        "space": str(exp.space_path),
+        "space_name": ctx.space.name,
+        "imgsz": ctx.imgsz,
+        "nc": ctx.nc,
+        "latency_imgsz": ctx.latency.imgsz,
+        "rungs": [r.proxy for r in [acc.screen, *acc.rungs]],
+        "constraints": exp.spec.constraints.limits(),
+        "trials": exp.spec.trials,
+    }
 
 
 def create_study(exp: LoadedExperiment, ctx: SearchContext, url: str, sampler: Any = None) -> optuna.Study:
@@ -164,10 +179,12 @@ def create_study(exp: LoadedExperiment, ctx: SearchContext, url: str, sampler: A
     storage = open_storage(url)
     name = exp.spec.name
     if any(s.study_name == name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)):
-        raise InputError(masked(url), "storage", f"a storage without a study named {name!r} (or pass --resume)",
-                         "an existing study")
-    study = optuna.create_study(storage=storage, study_name=name, directions=DIRECTIONS,
-                                sampler=sampler or experiment_sampler(exp))
+        raise InputError(
+            masked(url), "storage", f"a storage without a study named {name!r} (or pass --resume)", "an existing study"
+        )
+    study = optuna.create_study(
+        storage=storage, study_name=name, directions=DIRECTIONS, sampler=sampler or experiment_sampler(exp)
+    )
     study.set_metric_names(["latency_ms", exp.spec.objectives.accuracy.screen.proxy])
     study.set_user_attr(META_KEY, study_meta(exp, ctx))
     enqueue_presets(study, exp, ctx)
@@ -236,23 +253,27 @@ class StorageBoard:
     def measured(self) -> list[screen.Measured]:
         """The study's candidates with a latency measured at screening, oldest first (the screen's data)."""
         out = []
-        for t in sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                        key=lambda t: t.number):
+        for t in sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
             a = t.user_attrs
             if "duplicate_of" in a or not a.get("screen_latency_measured") or "convs" not in a:
                 continue
             seen = a.get("latency_screen") or {}
-            out.append(screen.Measured(float(a["gflops"]), int(a["convs"]), float(a["screen_latency_ms"]),
-                                       seen.get("predicted_ms"), str(seen.get("method", ""))))
+            out.append(
+                screen.Measured(
+                    float(a["gflops"]),
+                    int(a["convs"]),
+                    float(a["screen_latency_ms"]),
+                    seen.get("predicted_ms"),
+                    str(seen.get("method", "")),
+                )
+            )
         return out
 
     def lookup(self, arch_hash: str) -> Prior | None:
-        for t in sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                        key=lambda t: t.number):
+        for t in sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
             if t.user_attrs.get("arch_hash") == arch_hash and t.values is not None:
                 original = t.user_attrs.get("duplicate_of", t.number)
-                return Prior(int(original), (t.values[0], t.values[1]), dict(t.constraints),
-                             dict(t.user_attrs))
+                return Prior(int(original), (t.values[0], t.values[1]), dict(t.constraints), dict(t.user_attrs))
         return None
 
 

@@ -65,8 +65,11 @@ def best_subset(points: Sequence[Point], k: int, ref: Point | None = None) -> li
     for j in range(1, k):
         row = []
         for i in range(n):
-            candidates = [(best[j - 1][p][0] + gain[i] * (points[order[i]][1] - points[order[p]][1]), p)
-                          for p in range(i) if best[j - 1][p][1] != -2]
+            candidates = [
+                (best[j - 1][p][0] + gain[i] * (points[order[i]][1] - points[order[p]][1]), p)
+                for p in range(i)
+                if best[j - 1][p][1] != -2
+            ]
             row.append(max(candidates) if candidates else (float("-inf"), -2))
         best.append(row)
     last = max(range(n), key=lambda i: best[k - 1][i][0])

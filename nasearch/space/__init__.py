@@ -5,6 +5,12 @@ from nasearch.space.build import build_model
 from nasearch.space.space import Space, load_space
 
 __all__ = [
-    "Architecture", "Space", "build_model", "list_presets", "load_arch", "load_presets", "load_space",
+    "Architecture",
+    "Space",
+    "build_model",
+    "list_presets",
+    "load_arch",
+    "load_presets",
+    "load_space",
     "presets_dir",
 ]

@@ -34,8 +34,13 @@ def build_model(arch: Architecture, nc: int | None = None) -> Detector:
 
 def _build(arch: Architecture, nc: int | None) -> Detector:
     data = arch.data
-    ctx = BuildContext(act=data["act"], bn_eps=data["bn_eps"], bn_momentum=data["bn_momentum"],
-                       nc=nc or data["nc"], reg_max=data["reg_max"])
+    ctx = BuildContext(
+        act=data["act"],
+        bn_eps=data["bn_eps"],
+        bn_momentum=data["bn_momentum"],
+        nc=nc or data["nc"],
+        reg_max=data["reg_max"],
+    )
     backbone = data["backbone"]
     stem, c = build_block(backbone["stem"], ctx, 3)
     stages, levels = nn.ModuleList(), []

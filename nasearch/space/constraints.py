@@ -24,12 +24,18 @@ from nasearch.errors import InputError, describe, did_you_mean
 from nasearch.space import decisions as dec
 
 PAIR_RULES: dict[str, Callable[[Any, Any], bool]] = {
-    "le": operator.le, "lt": operator.lt, "ge": operator.ge, "gt": operator.gt,
-    "eq": operator.eq, "ne": operator.ne,
+    "le": operator.le,
+    "lt": operator.lt,
+    "ge": operator.ge,
+    "gt": operator.gt,
+    "eq": operator.eq,
+    "ne": operator.ne,
 }
 ORDER_RULES: dict[str, Callable[[Any, Any], bool]] = {
-    "non_decreasing": operator.le, "strictly_increasing": operator.lt,
-    "non_increasing": operator.ge, "strictly_decreasing": operator.gt,
+    "non_decreasing": operator.le,
+    "strictly_increasing": operator.lt,
+    "non_increasing": operator.ge,
+    "strictly_decreasing": operator.gt,
 }
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -78,7 +84,7 @@ def _exists_in_space(tree: Any, path: list[str | int | None]) -> bool:
     if isinstance(seg, str):
         return isinstance(tree, dict) and seg in tree and _exists_in_space(tree[seg], rest)
     if isinstance(tree, list):
-        items = tree if seg is None else tree[seg:seg + 1]
+        items = tree if seg is None else tree[seg : seg + 1]
         return any(_exists_in_space(v, rest) for v in items)
     return False
 
@@ -124,10 +130,14 @@ def parse_constraints(raw: Any, space_tree: dict, file: str) -> list[Constraint]
         where = f"constraints[{i}]"
         if not isinstance(item, dict) or len(item) != 1:
             raise InputError(file, where, "a mapping with one rule (e.g. `le: [a.b, c.d]`)", describe(item))
-        (rule, args), = item.items()
+        ((rule, args),) = item.items()
         if rule not in rules:
-            raise InputError(file, f"{where}.{rule}", f"one of the rules {', '.join(rules)}",
-                             f"{rule!r}{did_you_mean(str(rule), rules)}")
+            raise InputError(
+                file,
+                f"{where}.{rule}",
+                f"one of the rules {', '.join(rules)}",
+                f"{rule!r}{did_you_mean(str(rule), rules)}",
+            )
         if rule in ORDER_RULES:
             left = _operand(args, space_tree, file, f"{where}.{rule}", need_path=True)
             if sum(s is None for s in left) != 1:  # type: ignore[union-attr]

@@ -40,8 +40,11 @@ def check_decision_shape(node: dict, path: str, file: str) -> None:
         raise InputError(file, path, "a range mapping with keys 'range' and 'step'", f"extra keys {sorted(extra)}")
     rng = node["range"]
     num = (int, float)
-    if (not isinstance(rng, list) or len(rng) != 2
-            or not all(isinstance(v, num) and not isinstance(v, bool) for v in rng)):
+    if (
+        not isinstance(rng, list)
+        or len(rng) != 2
+        or not all(isinstance(v, num) and not isinstance(v, bool) for v in rng)
+    ):
         raise InputError(file, f"{path}.range", "[low, high] numbers", describe(rng))
     lo, hi = rng
     if lo > hi:

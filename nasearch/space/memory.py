@@ -113,9 +113,12 @@ def memory_limit() -> int | None:
 
 
 def _refuse(arch: Architecture, what: str, need: int, limit: int, params: int) -> MemoryLimitError:
-    return MemoryLimitError(arch.source, "<architecture>",
-                            f"at most {limit / GB:.1f} GB for {what} ({OVERRIDE_HINT})",
-                            f"an estimated {need / GB:.1f} GB ({_count(params)} parameters)")
+    return MemoryLimitError(
+        arch.source,
+        "<architecture>",
+        f"at most {limit / GB:.1f} GB for {what} ({OVERRIDE_HINT})",
+        f"an estimated {need / GB:.1f} GB ({_count(params)} parameters)",
+    )
 
 
 def _count(params: int) -> str:
@@ -129,8 +132,9 @@ def check_weights(arch: Architecture, params: int, copies: int = 1) -> None:
         raise _refuse(arch, "the weights", copies * params * FLOAT_BYTES, limit, params)
 
 
-def require(arch: Architecture, *, batch: int = 1, imgsz: int | None = None, training: bool = False,
-            copies: int = 1) -> MemoryEstimate | None:
+def require(
+    arch: Architecture, *, batch: int = 1, imgsz: int | None = None, training: bool = False, copies: int = 1
+) -> MemoryEstimate | None:
     """Refuse `arch` when running it (inference with `copies` of the weights, or training at `batch`) would
     not fit; returns the estimate (None when the guard is off)."""
     limit = memory_limit()
@@ -153,8 +157,13 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def check_workers(workers: int, source: str = "--workers", field: str = "workers", per_core: int = 1,
-                  per_worker_bytes: int = WORKER_BYTES) -> None:
+def check_workers(
+    workers: int,
+    source: str = "--workers",
+    field: str = "workers",
+    per_core: int = 1,
+    per_worker_bytes: int = WORKER_BYTES,
+) -> None:
     """Refuse more processes than the cores (times `per_core`) or the memory can carry."""
     cores = usable_cores()
     limit = memory_limit()

@@ -93,8 +93,7 @@ class Walker:
         ann, metadata = _split_annotated(ann, metadata)
         if dec.is_decision(node):
             if not self.allow_decisions:
-                raise self.fail(path, "a fixed value in an architecture (decisions belong in a space)",
-                                describe(node))
+                raise self.fail(path, "a fixed value in an architecture (decisions belong in a space)", describe(node))
             return self._decision(node, ann, path, metadata)
         if isinstance(node, dict) and ("choice" in node or "range" in node) and len(node) <= 3:
             dec.check_decision_shape(node, path, self.file)  # malformed decision: precise message
@@ -117,11 +116,16 @@ class Walker:
     def _decision(self, node: dict, ann: Any, path: str, metadata: tuple) -> dict:
         dec.check_decision_shape(node, path, self.file)
         if "choice" in node:
-            return {"choice": [self.walk(opt, ann, f"{path}.choice[{i}]", metadata)
-                               for i, opt in enumerate(node["choice"])]}
+            return {
+                "choice": [self.walk(opt, ann, f"{path}.choice[{i}]", metadata) for i, opt in enumerate(node["choice"])]
+            }
         lo, hi = node["range"]
-        out: dict[str, Any] = {"range": [self._leaf(lo, ann, f"{path}.range[0]", metadata),
-                                         self._leaf(hi, ann, f"{path}.range[1]", metadata)]}
+        out: dict[str, Any] = {
+            "range": [
+                self._leaf(lo, ann, f"{path}.range[0]", metadata),
+                self._leaf(hi, ann, f"{path}.range[1]", metadata),
+            ]
+        }
         if "step" in node:
             out["step"] = node["step"]
         base = typing.get_origin(ann) or ann
@@ -133,8 +137,9 @@ class Walker:
             raise self.fail(path, "integer range bounds and step on an integer field", describe(node))
         return out
 
-    def _list(self, node: Any, item: Any, path: str, metadata: tuple, ref: BlockRef | None,
-              length: Length | None) -> list:
+    def _list(
+        self, node: Any, item: Any, path: str, metadata: tuple, ref: BlockRef | None, length: Length | None
+    ) -> list:
         if not isinstance(node, list):
             raise self.fail(path, "a list", describe(node))
         if length and not (length.min <= len(node) <= length.max):
@@ -148,16 +153,21 @@ class Walker:
         if not isinstance(node, dict):
             raise self.fail(path, f"a {ref.kind} block mapping with a 'type'", describe(node))
         if "type" not in node:
-            raise self.fail(f"{path}.type", f"a {ref.kind} block type (one of {', '.join(sorted(known))})",
-                            "nothing")
+            raise self.fail(f"{path}.type", f"a {ref.kind} block type (one of {', '.join(sorted(known))})", "nothing")
         kind = node["type"]
         if dec.is_decision(kind):
-            raise self.fail(f"{path}.type", "a fixed block type (for a choice of blocks, make the whole "
-                            "block a `choice` of mappings)", describe(kind))
+            raise self.fail(
+                f"{path}.type",
+                "a fixed block type (for a choice of blocks, make the whole block a `choice` of mappings)",
+                describe(kind),
+            )
         if not isinstance(kind, str) or kind not in known:
             hint = did_you_mean(str(kind), known) if isinstance(kind, str) else ""
-            raise self.fail(f"{path}.type", f"a {ref.kind} block type (one of {', '.join(sorted(known))})",
-                            f"{describe(kind)}{hint}")
+            raise self.fail(
+                f"{path}.type",
+                f"a {ref.kind} block type (one of {', '.join(sorted(known))})",
+                f"{describe(kind)}{hint}",
+            )
         rest = {k: v for k, v in node.items() if k != "type"}
         return {"type": kind, **self._model(rest, known[kind].params, path)}
 
@@ -166,8 +176,11 @@ class Walker:
             raise self.fail(path, "a mapping", describe(node))
         fields = model.model_fields
         if not path and foreign_mapping(node, fields):
-            raise self.fail("<root>", "an architecture or a search space (keys such as backbone, neck, head)",
-                            f"a mapping with none of those keys ({len(node)} others, not shown)")
+            raise self.fail(
+                "<root>",
+                "an architecture or a search space (keys such as backbone, neck, head)",
+                f"a mapping with none of those keys ({len(node)} others, not shown)",
+            )
         for key in node:
             if not isinstance(key, str) or key not in fields:
                 name, found = unknown_key(key, fields)

@@ -102,8 +102,9 @@ class Space:
         return (False, f"violates constraint {bad[0]}") if bad else (True, "inside")
 
     def presets_inside(self) -> list[str]:
-        return [name for name, arch in load_presets(self._presets_dir or presets_dir()).items()
-                if self.contains(arch)[0]]
+        return [
+            name for name, arch in load_presets(self._presets_dir or presets_dir()).items() if self.contains(arch)[0]
+        ]
 
     # -- sampling ---------------------------------------------------------------------------------
     def resolve(self, chooser: dec.Chooser) -> dict:
@@ -123,8 +124,12 @@ class Space:
             data = dec.resolve(self.tree, chooser)
             if not self.violations(data):
                 return self.to_arch(data)
-        raise InputError(self.source, "constraints", "constraints that sampled architectures can satisfy",
-                         f"none of {MAX_TRIES} samples satisfied them")
+        raise InputError(
+            self.source,
+            "constraints",
+            "constraints that sampled architectures can satisfy",
+            f"none of {MAX_TRIES} samples satisfied them",
+        )
 
     def _check_satisfiable(self) -> None:
         if not self.constraints:
@@ -132,8 +137,12 @@ class Space:
         if self.cardinality() <= 20_000:
             if any(not self.violations(a) for a in dec.enumerate_all(self.tree)):
                 return
-            raise InputError(self.source, "constraints", "constraints that some architecture satisfies",
-                             "none of the space's architectures satisfies them")
+            raise InputError(
+                self.source,
+                "constraints",
+                "constraints that some architecture satisfies",
+                "none of the space's architectures satisfies them",
+            )
         self.sample(0)
 
 

@@ -10,8 +10,21 @@ from nasearch.nn.inspect import count_params
 from nasearch.space.arch import Architecture
 from nasearch.space.build import build_model
 
-SHAPE_KEYS = ("out", "down", "lateral", "blocks", "hidden", "e", "block", "c3k", "psa_blocks", "concat_intermediates",
-              "width_mult", "variant", "k")
+SHAPE_KEYS = (
+    "out",
+    "down",
+    "lateral",
+    "blocks",
+    "hidden",
+    "e",
+    "block",
+    "c3k",
+    "psa_blocks",
+    "concat_intermediates",
+    "width_mult",
+    "variant",
+    "k",
+)
 
 
 def _row(part: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -62,8 +62,15 @@ class TaskAlignedAssigner:
         self.beta = beta
 
     @torch.no_grad()
-    def __call__(self, pred_scores: torch.Tensor, pred_boxes: torch.Tensor, anchors: torch.Tensor,
-                 gt_labels: torch.Tensor, gt_boxes: torch.Tensor, gt_mask: torch.Tensor) -> Assignment:
+    def __call__(
+        self,
+        pred_scores: torch.Tensor,
+        pred_boxes: torch.Tensor,
+        anchors: torch.Tensor,
+        gt_labels: torch.Tensor,
+        gt_boxes: torch.Tensor,
+        gt_mask: torch.Tensor,
+    ) -> Assignment:
         """Assign a batch.
 
         pred_scores [B, N, C] probabilities, pred_boxes [B, N, 4] xyxy pixels, anchors [N, 2] pixels;

@@ -64,22 +64,39 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise InputError(path, "<file>", EXPECTED_FILE, _unpickling_problem(str(exc))) from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, AttributeError, KeyError,
-            IndexError, TypeError) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        zipfile.BadZipFile,
+        AttributeError,
+        KeyError,
+        IndexError,
+        TypeError,
+    ) as exc:
         raise InputError(path, "<file>", EXPECTED_FILE, _first_line(exc)) from None
     if not isinstance(ckpt, dict):
         raise InputError(path, "<root>", "a mapping with 'arch' and 'model'", describe(ckpt))
     fmt = ckpt.get("format")
     if fmt != FORMAT:
-        raise InputError(path, "format", f"{FORMAT!r} (a checkpoint written by nasearch)",
-                         "no format field" if fmt is None else describe(fmt))
+        raise InputError(
+            path,
+            "format",
+            f"{FORMAT!r} (a checkpoint written by nasearch)",
+            "no format field" if fmt is None else describe(fmt),
+        )
     version = ckpt.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
         raise InputError(path, "version", f"a checkpoint version 1..{VERSION}", describe(version))
     for key in REQUIRED:
         if key not in ckpt:
-            raise InputError(path, key, "present (the architecture and the weights)",
-                             f"a checkpoint with keys {sorted(map(str, ckpt))}"[:160])
+            raise InputError(
+                path,
+                key,
+                "present (the architecture and the weights)",
+                f"a checkpoint with keys {sorted(map(str, ckpt))}"[:160],
+            )
     return ckpt
 
 
@@ -88,8 +105,9 @@ def checkpoint_arch(ckpt: dict[str, Any], path: str | Path) -> Architecture:
     try:
         return Architecture.from_dict(ckpt["arch"], str(path))
     except InputError as err:
-        raise InputError(path, f"arch.{err.path}" if err.path != "<root>" else "arch", err.expected,
-                         err.found) from None
+        raise InputError(
+            path, f"arch.{err.path}" if err.path != "<root>" else "arch", err.expected, err.found
+        ) from None
 
 
 def state_dict_of(ckpt: dict[str, Any], key: str, path: str | Path) -> dict[str, torch.Tensor]:
@@ -113,14 +131,19 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path:
             parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         if shapes:
             k = shapes[0]
-            parts.append(f"{len(shapes)} of another shape (e.g. {k}: {tuple(weights[k].shape)} "
-                         f"vs {tuple(own[k].shape)})")
+            parts.append(
+                f"{len(shapes)} of another shape (e.g. {k}: {tuple(weights[k].shape)} vs {tuple(own[k].shape)})"
+            )
         raise InputError(path, key, "weights that fit the architecture in 'arch'", "; ".join(parts))
     for name, tensor in weights.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
-            raise InputError(path, f"{key}.{name}", "finite values (a diverged or damaged checkpoint is refused)",
-                             f"{bad} NaN or Inf of {tensor.numel()}")
+            raise InputError(
+                path,
+                f"{key}.{name}",
+                "finite values (a diverged or damaged checkpoint is refused)",
+                f"{bad} NaN or Inf of {tensor.numel()}",
+            )
     model.load_state_dict(weights)
 
 

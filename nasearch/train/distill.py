@@ -45,8 +45,9 @@ class Distiller:
     def targets(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return self.teacher.forward_raw(images)  # type: ignore[operator]
 
-    def loss(self, images: torch.Tensor, student_raw: list[tuple[torch.Tensor, torch.Tensor]],
-             student_bins: int) -> torch.Tensor:
+    def loss(
+        self, images: torch.Tensor, student_raw: list[tuple[torch.Tensor, torch.Tensor]], student_bins: int
+    ) -> torch.Tensor:
         teacher_raw = self.targets(images)
         s_box, s_cls = flatten_levels(student_raw)
         t_box, t_cls = flatten_levels(teacher_raw)

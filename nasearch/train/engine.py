@@ -53,13 +53,17 @@ def param_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Paramete
     return decay, no_decay, biases
 
 
-def build_optimizer(model: nn.Module, kind: str, lr: float, momentum: float, weight_decay: float
-                    ) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, kind: str, lr: float, momentum: float, weight_decay: float
+) -> torch.optim.Optimizer:
     """SGD (Nesterov) or AdamW over the three groups; the order matters: the schedule warms group 2 (biases)."""
     kind = check_optimizer(kind)
     decay, no_decay, biases = param_groups(model)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0},
-              {"params": biases, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+        {"params": biases, "weight_decay": 0.0},
+    ]
     if kind == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999))
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
@@ -96,8 +100,17 @@ class Recipe:
         return self.weight_decay * batch * self.accumulate(batch) / self.nbs
 
     def make_schedule(self, total_iters: int) -> Schedule:
-        return Schedule(self.lr0, self.lrf, total_iters, self.warmup_iters, self.schedule, self.momentum,
-                        self.warmup_momentum, self.warmup_bias_lr, self.decay_after_warmup)
+        return Schedule(
+            self.lr0,
+            self.lrf,
+            total_iters,
+            self.warmup_iters,
+            self.schedule,
+            self.momentum,
+            self.warmup_momentum,
+            self.warmup_bias_lr,
+            self.decay_after_warmup,
+        )
 
 
 @dataclass(frozen=True)
@@ -135,17 +148,35 @@ class Engine:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, model: nn.Module, recipe: Recipe, loss: LossFn, batch: int, total_iters: int,
-               device: torch.device | None = None) -> Engine:
+    def create(
+        cls,
+        model: nn.Module,
+        recipe: Recipe,
+        loss: LossFn,
+        batch: int,
+        total_iters: int,
+        device: torch.device | None = None,
+    ) -> Engine:
         """The optimizer, schedule, EMA and scaler of `recipe` for `model`, trained `batch` images at a time
         (the total over all processes) for `total_iters` batches."""
         device = device if device is not None else next(model.parameters()).device
-        optimizer = build_optimizer(model, recipe.optimizer, recipe.lr0, recipe.momentum,
-                                    recipe.scaled_weight_decay(batch))
+        optimizer = build_optimizer(
+            model, recipe.optimizer, recipe.lr0, recipe.momentum, recipe.scaled_weight_decay(batch)
+        )
         amp = recipe.amp and device.type == "cuda"
         ema = ModelEMA(model, recipe.ema_decay, recipe.ema_tau) if recipe.ema_decay is not None else None
-        return cls(model, loss, optimizer, recipe.make_schedule(total_iters), device, recipe.accumulate(batch),
-                   recipe.grad_clip, amp, torch.amp.GradScaler("cuda") if amp else None, ema)
+        return cls(
+            model,
+            loss,
+            optimizer,
+            recipe.make_schedule(total_iters),
+            device,
+            recipe.accumulate(batch),
+            recipe.grad_clip,
+            amp,
+            torch.amp.GradScaler("cuda") if amp else None,
+            ema,
+        )
 
     def _optimizer_step(self) -> None:
         if self.scaler is not None:

@@ -45,8 +45,7 @@ def pad_targets(targets: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, t
     any image has.
     """
     if targets.ndim != 2 or targets.shape[1] != 6:
-        raise ValueError(f"targets must be [M, 6] (batch_index, cls, x1, y1, x2, y2), got "
-                         f"{tuple(targets.shape)}")
+        raise ValueError(f"targets must be [M, 6] (batch_index, cls, x1, y1, x2, y2), got {tuple(targets.shape)}")
     device = targets.device
     image = targets[:, 0].long()
     if len(image) and (int(image.min()) < 0 or int(image.max()) >= batch_size):
@@ -83,8 +82,7 @@ def dfl_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (ce_left * weight_left + ce_right * (1 - weight_left)).mean(-1)
 
 
-def varifocal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.75, gamma: float = 2.0
-                   ) -> torch.Tensor:
+def varifocal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.75, gamma: float = 2.0) -> torch.Tensor:
     """Varifocal loss (elementwise): BCE to the soft targets; negatives down-weighted by alpha * p^gamma."""
     prob = logits.sigmoid().detach()
     positive = (target > 0).to(logits.dtype)
@@ -105,9 +103,15 @@ class DetectionLoss:
     `classification` is "bce" (YOLOv8), "varifocal" (YOLOv6 / YOLO-NAS) or "focal".
     """
 
-    def __init__(self, nc: int, bins: int, strides: tuple[int, ...] = STRIDES,
-                 weights: LossWeights | None = None, classification: str = "bce",
-                 assigner: TaskAlignedAssigner | None = None) -> None:
+    def __init__(
+        self,
+        nc: int,
+        bins: int,
+        strides: tuple[int, ...] = STRIDES,
+        weights: LossWeights | None = None,
+        classification: str = "bce",
+        assigner: TaskAlignedAssigner | None = None,
+    ) -> None:
         if nc < 1 or bins < 1:
             raise ValueError(f"nc and bins must be positive, got nc={nc}, bins={bins}")
         if classification not in ("bce", "varifocal", "focal"):
@@ -129,14 +133,15 @@ class DetectionLoss:
         total, parts, _ = self.compute(raw, targets)
         return total, parts
 
-    def compute(self, raw: RawOutput, targets: torch.Tensor
-                ) -> tuple[torch.Tensor, dict[str, float], Assignment]:
+    def compute(self, raw: RawOutput, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], Assignment]:
         """As `__call__`, also returning the assignment (for tests and diagnostics)."""
         box_logits, cls_logits = flatten_levels(raw)
         batch, n = cls_logits.shape[0], cls_logits.shape[2]
         if box_logits.shape[1] != 4 * self.bins or cls_logits.shape[1] != self.nc:
-            raise ValueError(f"head outputs {box_logits.shape[1]} box and {cls_logits.shape[1]} class "
-                             f"channels; the loss expects {4 * self.bins} (bins={self.bins}) and {self.nc}")
+            raise ValueError(
+                f"head outputs {box_logits.shape[1]} box and {cls_logits.shape[1]} class "
+                f"channels; the loss expects {4 * self.bins} (bins={self.bins}) and {self.nc}"
+            )
         box_logits, cls_logits = box_logits.float(), cls_logits.float().transpose(1, 2)  # [B, N, nc]
         anchors, stride = make_anchors([b for b, _ in raw], self.strides)  # pixels [N, 2], [N, 1]
         centres = anchors / stride  # anchor centres in stride units
@@ -146,8 +151,9 @@ class DetectionLoss:
         labels, gt_boxes, gt_mask = pad_targets(targets.to(cls_logits.device), batch)
         if bool(gt_mask.any()) and int(labels[gt_mask].max()) >= self.nc:
             raise ValueError(f"target class {int(labels[gt_mask].max())} is out of range for nc={self.nc}")
-        assigned = self.assigner(cls_logits.detach().sigmoid(), _sane_boxes(pred.detach()) * stride, anchors,
-                                 labels, gt_boxes, gt_mask)
+        assigned = self.assigner(
+            cls_logits.detach().sigmoid(), _sane_boxes(pred.detach()) * stride, anchors, labels, gt_boxes, gt_mask
+        )
         norm = assigned.scores.sum().clamp(min=1.0)
 
         cls_loss = self._classification(cls_logits, assigned.scores).sum() / norm

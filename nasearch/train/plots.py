@@ -55,7 +55,7 @@ def plot_results(rows: Sequence[dict[str, Any]], path: str | Path) -> Path | Non
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
     p = Path(path)

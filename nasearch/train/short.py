@@ -42,15 +42,34 @@ class History:
         return sum(tail) / len(tail) if tail else math.nan
 
 
-def short_recipe(total: int, lr: float = 2e-3, optimizer: str = "adamw", momentum: float = 0.9,
-                 weight_decay: float = 5e-4, warmup: int | None = None, final_lr: float = 0.05,
-                 grad_clip: float = 10.0) -> Recipe:
+def short_recipe(
+    total: int,
+    lr: float = 2e-3,
+    optimizer: str = "adamw",
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    warmup: int | None = None,
+    final_lr: float = 0.05,
+    grad_clip: float = 10.0,
+) -> Recipe:
     """The short recipe: one step per batch, warm-up to `lr` (10% of the steps, at most 300, by default),
     then cosine decay to `final_lr * lr`; no EMA, no accumulation, no AMP."""
     warmup = min(300, max(1, total // 10)) if warmup is None else max(0, warmup)
-    return Recipe(optimizer=check_optimizer(optimizer), lr0=lr, lrf=final_lr, schedule="cosine",
-                  warmup_iters=warmup, decay_after_warmup=True, momentum=momentum, warmup_momentum=momentum,
-                  weight_decay=weight_decay, nbs=None, grad_clip=grad_clip, ema_decay=None, amp=False)
+    return Recipe(
+        optimizer=check_optimizer(optimizer),
+        lr0=lr,
+        lrf=final_lr,
+        schedule="cosine",
+        warmup_iters=warmup,
+        decay_after_warmup=True,
+        momentum=momentum,
+        warmup_momentum=momentum,
+        weight_decay=weight_decay,
+        nbs=None,
+        grad_clip=grad_clip,
+        ema_decay=None,
+        amp=False,
+    )
 
 
 def lr_factor(step: int, total: int, warmup: int, final: float) -> float:
@@ -82,12 +101,22 @@ def resolve_steps(loader: Any, steps: int | None, epochs: float | None) -> int:
     return max(1, math.ceil(epochs * len(loader)))
 
 
-def train_steps(model: nn.Module, loader: Iterable[Any], steps: int | None = None,
-                epochs: float | None = None, lr: float = 2e-3, seed: int = 0,
-                optimizer: OptimizerName = "adamw", momentum: float = 0.9,
-                weight_decay: float = 5e-4, warmup: int | None = None, final_lr: float = 0.05,
-                grad_clip: float = 10.0, loss: DetectionLoss | None = None,
-                on_step: Callable[[int, float], None] | None = None) -> History:
+def train_steps(
+    model: nn.Module,
+    loader: Iterable[Any],
+    steps: int | None = None,
+    epochs: float | None = None,
+    lr: float = 2e-3,
+    seed: int = 0,
+    optimizer: OptimizerName = "adamw",
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    warmup: int | None = None,
+    final_lr: float = 0.05,
+    grad_clip: float = 10.0,
+    loss: DetectionLoss | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> History:
     """Train `model` in place for `steps` optimizer steps (or `epochs` passes of the loader).
 
     The loader yields (images, targets, ...) as `nasearch.data.make_loader` does. `warmup` defaults to 10%

@@ -87,13 +87,22 @@ class TrainConfig(BaseModel):
     def recipe(self, iters_per_epoch: int) -> Recipe:
         """The full recipe of the engine for a run of `iters_per_epoch` batches per epoch."""
         total = self.epochs * iters_per_epoch
-        return Recipe(optimizer=self.optimizer, lr0=self.initial_lr(), lrf=self.lrf, schedule=self.schedule,
-                      warmup_iters=warmup_iterations(self.warmup_epochs, iters_per_epoch, total,
-                                                     self.min_warmup_iters),
-                      momentum=self.momentum, warmup_momentum=self.warmup_momentum,
-                      warmup_bias_lr=self.warmup_bias_lr, weight_decay=self.weight_decay, nbs=self.nbs,
-                      grad_clip=self.grad_clip, ema_decay=self.ema_decay if self.ema else None,
-                      ema_tau=self.ema_tau, amp=self.amp)
+        return Recipe(
+            optimizer=self.optimizer,
+            lr0=self.initial_lr(),
+            lrf=self.lrf,
+            schedule=self.schedule,
+            warmup_iters=warmup_iterations(self.warmup_epochs, iters_per_epoch, total, self.min_warmup_iters),
+            momentum=self.momentum,
+            warmup_momentum=self.warmup_momentum,
+            warmup_bias_lr=self.warmup_bias_lr,
+            weight_decay=self.weight_decay,
+            nbs=self.nbs,
+            grad_clip=self.grad_clip,
+            ema_decay=self.ema_decay if self.ema else None,
+            ema_tau=self.ema_tau,
+            amp=self.amp,
+        )
 
 
 @dataclass
@@ -106,10 +115,18 @@ class TrainResult:
     stopped_early: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {"out": str(self.out), "epochs": self.epochs, "best_epoch": self.best_epoch,
-                "best_map": self.best_fitness, "last": str(self.out / LAST), "best": str(self.out / BEST),
-                "csv": str(self.out / CSV), "plot": str(self.out / PNG), "stopped_early": self.stopped_early,
-                **{k: v for k, v in self.metrics.items()}}
+        return {
+            "out": str(self.out),
+            "epochs": self.epochs,
+            "best_epoch": self.best_epoch,
+            "best_map": self.best_fitness,
+            "last": str(self.out / LAST),
+            "best": str(self.out / BEST),
+            "csv": str(self.out / CSV),
+            "plot": str(self.out / PNG),
+            "stopped_early": self.stopped_early,
+            **{k: v for k, v in self.metrics.items()},
+        }
 
 
 # -- distributed ------------------------------------------------------------------------------------------
@@ -156,12 +173,13 @@ class ShardedSampler(EpochSampler):
 
     def __iter__(self):  # type: ignore[override]
         keys: list[ItemKey] = list(super().__iter__())
-        return iter(keys[self.rank::self.world])
+        return iter(keys[self.rank :: self.world])
 
 
 # -- loss and validation (the project's loss and COCO evaluation) ----------------------------------------
-def make_loss(model: nn.Module, config: TrainConfig, distiller: Any | None = None, world: int = 1
-              ) -> Callable[[Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+def make_loss(
+    model: nn.Module, config: TrainConfig, distiller: Any | None = None, world: int = 1
+) -> Callable[[Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """(raw outputs, images, targets) → (loss summed over the batch, detached [box, cls, dfl] per image).
 
     Under DDP the gradients are averaged over processes, so the loss is scaled by their number to give
@@ -211,10 +229,16 @@ def validate(model: nn.Module, split: Any, imgsz: int, batch: int) -> dict[str, 
 class Trainer:
     """Trains `arch` on `data` into `out`; construct with `resume_state` to continue a run."""
 
-    def __init__(self, arch: Architecture, data: str, out: str | Path, config: TrainConfig,
-                 resume_state: dict[str, Any] | None = None,
-                 on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        arch: Architecture,
+        data: str,
+        out: str | Path,
+        config: TrainConfig,
+        resume_state: dict[str, Any] | None = None,
+        on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.arch, self.data, self.out, self.config = arch, str(data), Path(out), config
         self.resume_state = resume_state
         self.on_epoch_end = on_epoch_end
@@ -229,10 +253,18 @@ class Trainer:
     def _loader(self, split: Any, imgsz: int, batch: int, augment: bool, mosaic: bool) -> DetectionLoader:
         c = self.config
         if self.info.world == 1 or not augment:
-            return make_loader(split, imgsz, batch, augment=augment, mosaic=mosaic, workers=c.workers,
-                               seed=c.seed, cache=c.cache, hyp=c.augment)
-        dataset = DetectionDataset(split, imgsz, augment=True, mosaic=mosaic, hyp=c.augment, seed=c.seed,
-                                   cache=c.cache)
+            return make_loader(
+                split,
+                imgsz,
+                batch,
+                augment=augment,
+                mosaic=mosaic,
+                workers=c.workers,
+                seed=c.seed,
+                cache=c.cache,
+                hyp=c.augment,
+            )
+        dataset = DetectionDataset(split, imgsz, augment=True, mosaic=mosaic, hyp=c.augment, seed=c.seed, cache=c.cache)
         sampler = ShardedSampler(len(dataset), True, c.seed, mosaic, self.info.rank, self.info.world)
         return DetectionLoader(dataset, batch, sampler, c.workers, drop_last=False)
 
@@ -251,8 +283,7 @@ class Trainer:
             torch.cuda.set_device(device)
         train_split, val_split = load_split(self.data, "train"), load_split(self.data, "val")
         if train_split.nc != val_split.nc:
-            raise InputError(self.data, "val", f"the train split's {train_split.nc} classes",
-                             f"{val_split.nc} classes")
+            raise InputError(self.data, "val", f"the train split's {train_split.nc} classes", f"{val_split.nc} classes")
         arch = self.arch
         if arch.data["nc"] != train_split.nc:
             self.log(f"train: nc {arch.data['nc']} -> {train_split.nc} (the dataset's classes)")
@@ -272,11 +303,13 @@ class Trainer:
         if c.teacher:
             from nasearch.train.distill import Distiller, load_teacher
 
-            distiller = Distiller(load_teacher(c.teacher, train_split.nc, device), c.distill_weight,
-                                  c.distill_temperature)
+            distiller = Distiller(
+                load_teacher(c.teacher, train_split.nc, device), c.distill_weight, c.distill_temperature
+            )
         recipe = c.recipe(iters_per_epoch)
-        engine = Engine.create(model, recipe, make_loss(model, c, distiller, info.world), c.batch,
-                               c.epochs * iters_per_epoch, device)
+        engine = Engine.create(
+            model, recipe, make_loss(model, c, distiller, info.world), c.batch, c.epochs * iters_per_epoch, device
+        )
         optimizer, scaler, ema = engine.optimizer, engine.scaler, engine.ema
 
         start_epoch, iteration, best, best_epoch, history = 0, 0, -1.0, -1, []
@@ -286,15 +319,18 @@ class Trainer:
 
         if info.world > 1:
             engine.model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None)
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
         val_batch = c.val_batch or max(c.batch // info.world * 2, 1)
         if info.main:
             self.out.mkdir(parents=True, exist_ok=True)
             arch.save(self.out / "arch.yaml")
-        self.log(f"train: {arch.name} ({arch.hash}) on {len(train_split)} train / {len(val_split)} val images, "
-                 f"{imgsz} px, batch {c.batch} x{engine.accumulate} accumulation, {c.epochs} epochs, {c.optimizer} "
-                 f"lr0 {c.initial_lr():g}, {device.type}{' AMP' if engine.amp else ''}"
-                 f"{f', DDP x{info.world}' if info.world > 1 else ''} -> {self.out}")
+        self.log(
+            f"train: {arch.name} ({arch.hash}) on {len(train_split)} train / {len(val_split)} val images, "
+            f"{imgsz} px, batch {c.batch} x{engine.accumulate} accumulation, {c.epochs} epochs, {c.optimizer} "
+            f"lr0 {c.initial_lr():g}, {device.type}{' AMP' if engine.amp else ''}"
+            f"{f', DDP x{info.world}' if info.world > 1 else ''} -> {self.out}"
+        )
 
         metrics: dict[str, float] = {}
         stopped = False
@@ -322,16 +358,30 @@ class Trainer:
                 improved = metrics["map"] > best
                 if improved:
                     best, best_epoch = metrics["map"], epoch
-                state = self._state(model, optimizer, scaler, ema, epoch, iteration, best, best_epoch, history,
-                                    metrics, train_split.class_names)
+                state = self._state(
+                    model,
+                    optimizer,
+                    scaler,
+                    ema,
+                    epoch,
+                    iteration,
+                    best,
+                    best_epoch,
+                    history,
+                    metrics,
+                    train_split.class_names,
+                )
                 write_csv(history, self.out / CSV)
                 ckpt_io.save_checkpoint(state, self.out / LAST)
                 if improved:
                     ckpt_io.save_checkpoint(state, self.out / BEST)
                 plot_results(history, self.out / PNG)
-                self.log(f"epoch {epoch + 1}/{c.epochs}: " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
-                         + f" | mAP50-95 {metrics['map']:.2f} mAP50 {metrics['map50']:.2f}"
-                         + f" | {train_s:.1f}s{' (best)' if improved else ''}")
+                self.log(
+                    f"epoch {epoch + 1}/{c.epochs}: "
+                    + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+                    + f" | mAP50-95 {metrics['map']:.2f} mAP50 {metrics['map50']:.2f}"
+                    + f" | {train_s:.1f}s{' (best)' if improved else ''}"
+                )
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(epoch, row)
                 stopped = bool(c.patience) and epoch - best_epoch >= c.patience
@@ -348,9 +398,20 @@ class Trainer:
         return TrainResult(self.out, epoch + 1, best_epoch + 1, best, metrics, stopped)
 
     # -- checkpoints ----------------------------------------------------------------------------------
-    def _state(self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, ema: ModelEMA | None,
-               epoch: int, iteration: int, best: float, best_epoch: int, history: list[dict[str, Any]],
-               metrics: dict[str, float], class_names: tuple[str, ...]) -> dict[str, Any]:
+    def _state(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scaler: Any,
+        ema: ModelEMA | None,
+        epoch: int,
+        iteration: int,
+        best: float,
+        best_epoch: int,
+        history: list[dict[str, Any]],
+        metrics: dict[str, float],
+        class_names: tuple[str, ...],
+    ) -> dict[str, Any]:
         weights = ema.state_dict() if ema else model.state_dict()
         return {
             "arch": self.arch.data,
@@ -371,8 +432,9 @@ class Trainer:
             "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
 
-    def _restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, ema: ModelEMA | None
-                 ) -> tuple[int, int, float, int, list[dict[str, Any]]]:
+    def _restore(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, ema: ModelEMA | None
+    ) -> tuple[int, int, float, int, list[dict[str, Any]]]:
         state = self.resume_state or {}
         where = self.out / LAST
         ckpt_io.load_weights(model, ckpt_io.state_dict_of(state, "train_model", where), where, "train_model")
@@ -385,8 +447,13 @@ class Trainer:
         except (KeyError, ValueError, TypeError) as exc:
             raise InputError(where, "optimizer", "the optimizer state of this run", str(exc)[:120]) from None
         ckpt_io.set_rng_state(state.get("rng"))
-        return (int(state["epoch"]) + 1, int(state["iteration"]), float(state["best_fitness"]),
-                int(state.get("best_epoch", -1)), list(state.get("history", [])))
+        return (
+            int(state["epoch"]) + 1,
+            int(state["iteration"]),
+            float(state["best_fitness"]),
+            int(state.get("best_epoch", -1)),
+            list(state.get("history", [])),
+        )
 
 
 class _Progress:
@@ -404,9 +471,15 @@ class _Progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
-                                 console=Console(stderr=True), transient=True)
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[losses]}"),
+                console=Console(stderr=True),
+                transient=True,
+            )
             self._bar.start()
             self._task = self._bar.add_task(self.title, total=self.total, losses="")
         return self
@@ -427,8 +500,12 @@ class _Progress:
 def prepare_run(arch: Architecture, data: str, out: Path, config: TrainConfig) -> Trainer:
     """A new run; refuses to overwrite a directory that already holds one."""
     if (out / LAST).exists():
-        raise InputError(out, "<dir>", "a new or empty output directory (or --resume to continue this run)",
-                         f"a previous run ({LAST})")
+        raise InputError(
+            out,
+            "<dir>",
+            "a new or empty output directory (or --resume to continue this run)",
+            f"a previous run ({LAST})",
+        )
     return Trainer(arch, data, out, config)
 
 
@@ -449,9 +526,17 @@ def resume_run(ckpt_path: Path, data: str | None, overrides: dict[str, Any]) -> 
     config = config.model_copy(update=runtime)
     for key, value in overrides.items():
         if key not in RUNTIME_KEYS and value is not None and getattr(config, key) != value:
-            raise InputError(f"--{key}", key, f"the run's saved value {getattr(config, key)} (or leave it out) "
-                             "with --resume", str(value))
+            raise InputError(
+                f"--{key}",
+                key,
+                f"the run's saved value {getattr(config, key)} (or leave it out) with --resume",
+                str(value),
+            )
     if int(state["epoch"]) + 1 >= config.epochs:
-        raise InputError(ckpt_path, "epoch", f"an unfinished run (fewer than {config.epochs} epochs done)",
-                         f"all {config.epochs} epochs done")
+        raise InputError(
+            ckpt_path,
+            "epoch",
+            f"an unfinished run (fewer than {config.epochs} epochs done)",
+            f"all {config.epochs} epochs done",
+        )
     return Trainer(arch, data or saved_data, ckpt_path.parent, config, resume_state=state)

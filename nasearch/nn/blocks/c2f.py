@@ -18,8 +18,16 @@ class Bottleneck(nn.Module):
     """Two Conv-BN-Act (3×3 and 3×3 by default; YOLOv5's C3 uses 1×1 then 3×3) with an optional residual
     (only when shapes agree)."""
 
-    def __init__(self, c_in: int, c_out: int, shortcut: bool, ctx: BuildContext, e: float = 1.0,
-                 act: str | None = None, k: tuple[int, int] = (3, 3)) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        shortcut: bool,
+        ctx: BuildContext,
+        e: float = 1.0,
+        act: str | None = None,
+        k: tuple[int, int] = (3, 3),
+    ) -> None:
         super().__init__()
         hidden = int(c_out * e)
         self.cv1 = ConvBNAct(c_in, hidden, k[0], 1, ctx, act)
@@ -37,8 +45,17 @@ class C2f(nn.Module):
     The inner block is YOLOv8's Bottleneck unless `inner` (c → a c-to-c module) says otherwise (YOLO11's C3k2).
     """
 
-    def __init__(self, c_in: int, c_out: int, n: int, shortcut: bool, ctx: BuildContext, e: float = 0.5,
-                 act: str | None = None, inner: Callable[[int], nn.Module] | None = None) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        n: int,
+        shortcut: bool,
+        ctx: BuildContext,
+        e: float = 0.5,
+        act: str | None = None,
+        inner: Callable[[int], nn.Module] | None = None,
+    ) -> None:
         super().__init__()
         self.c = int(c_out * e)
         self.cv1 = ConvBNAct(c_in, 2 * self.c, 1, 1, ctx, act)
@@ -64,6 +81,7 @@ class C2fStageParams(Params):
 @register("c2f_stage", "stage", C2fStageParams)
 def build(p: C2fStageParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLOv8 backbone stage: Conv 3×3 stride 2, then C2f."""
-    stage = nn.Sequential(ConvBNAct(c_in, p.out, 3, 2, ctx, p.act),
-                          C2f(p.out, p.out, p.blocks, p.shortcut, ctx, p.e, p.act))
+    stage = nn.Sequential(
+        ConvBNAct(c_in, p.out, 3, 2, ctx, p.act), C2f(p.out, p.out, p.blocks, p.shortcut, ctx, p.e, p.act)
+    )
     return stage, p.out

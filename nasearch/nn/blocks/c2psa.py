@@ -36,7 +36,7 @@ class Attention(nn.Module):
         self.heads = heads
         self.head_dim = dim // heads
         self.key_dim = int(self.head_dim * attn_ratio)
-        self.scale = self.key_dim ** -0.5
+        self.scale = self.key_dim**-0.5
         self.qkv = ConvBNAct(dim, dim + 2 * self.key_dim * heads, 1, 1, ctx, "identity")
         self.proj = ConvBNAct(dim, dim, 1, 1, ctx, "identity")
         self.pe = ConvBNAct(dim, dim, 3, 1, ctx, "identity", groups=dim)
@@ -67,8 +67,9 @@ class PSABlock(nn.Module):
 class C2PSA(nn.Module):
     """1×1 to 2·c (c = width·e), n PSA blocks on one half, concat, 1×1 back to width."""
 
-    def __init__(self, width: int, n: int, ctx: BuildContext, e: float = 0.5, heads: int | None = None,
-                 act: str | None = None) -> None:
+    def __init__(
+        self, width: int, n: int, ctx: BuildContext, e: float = 0.5, heads: int | None = None, act: str | None = None
+    ) -> None:
         super().__init__()
         self.c = int(width * e)
         self.cv1 = ConvBNAct(width, 2 * self.c, 1, 1, ctx, act)
@@ -96,13 +97,19 @@ class SPPFC2PSAParams(Params):
         inner = int(self.out * self.psa_e)
         if inner >= 2:
             return []
-        return [("psa_e", f"psa_e >= {2 / self.out:.3g}, so that int(out x psa_e) keeps the 2 channels attention "
-                 "needs", f"{self.psa_e:g} (int({self.out} x {self.psa_e:g}) = {inner} channels)")]
+        return [
+            (
+                "psa_e",
+                f"psa_e >= {2 / self.out:.3g}, so that int(out x psa_e) keeps the 2 channels attention needs",
+                f"{self.psa_e:g} (int({self.out} x {self.psa_e:g}) = {inner} channels)",
+            )
+        ]
 
 
 @register("sppf_c2psa", "context", SPPFC2PSAParams)
 def build(p: SPPFC2PSAParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLO11's P5 context: SPPF, then C2PSA (attention heads: one per 64 channels of its inner width)."""
-    block = nn.Sequential(SPPF(c_in, p.out, p.k, ctx, p.hidden, p.act), C2PSA(p.out, p.psa_blocks, ctx, p.psa_e,
-                                                                             act=p.act))
+    block = nn.Sequential(
+        SPPF(c_in, p.out, p.k, ctx, p.hidden, p.act), C2PSA(p.out, p.psa_blocks, ctx, p.psa_e, act=p.act)
+    )
     return block, p.out

@@ -17,8 +17,17 @@ class C3(nn.Module):
     YOLOv5's C3 uses 1×1-then-3×3 bottlenecks; YOLO11's C3k (inside C3k2) is the same block with 3×3 ones.
     """
 
-    def __init__(self, c_in: int, c_out: int, n: int, shortcut: bool, ctx: BuildContext, e: float = 0.5,
-                 act: str | None = None, k: tuple[int, int] = (1, 3)) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        n: int,
+        shortcut: bool,
+        ctx: BuildContext,
+        e: float = 0.5,
+        act: str | None = None,
+        k: tuple[int, int] = (1, 3),
+    ) -> None:
         super().__init__()
         hidden = int(c_out * e)
         self.cv1 = ConvBNAct(c_in, hidden, 1, 1, ctx, act)
@@ -41,6 +50,7 @@ class C3StageParams(Params):
 @register("c3_stage", "stage", C3StageParams)
 def build(p: C3StageParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLOv5 backbone stage: Conv 3×3 stride 2, then C3."""
-    stage = nn.Sequential(ConvBNAct(c_in, p.out, 3, 2, ctx, p.act),
-                          C3(p.out, p.out, p.blocks, p.shortcut, ctx, p.e, p.act))
+    stage = nn.Sequential(
+        ConvBNAct(c_in, p.out, 3, 2, ctx, p.act), C3(p.out, p.out, p.blocks, p.shortcut, ctx, p.e, p.act)
+    )
     return stage, p.out

@@ -24,8 +24,14 @@ class ConvStemParams(Params):
         if self.k - 2 * pad in (1, 2):
             return []
         field = "k" if self.pad is None else "pad"
-        return [(field, "an odd kernel size k (padding k // 2), or k - 2 x pad of 1 or 2 (e.g. k 6 with pad 2), "
-                 "so that the stride-2 stem halves the image", f"k {self.k} with padding {pad}")]
+        return [
+            (
+                field,
+                "an odd kernel size k (padding k // 2), or k - 2 x pad of 1 or 2 (e.g. k 6 with pad 2), "
+                "so that the stride-2 stem halves the image",
+                f"k {self.k} with padding {pad}",
+            )
+        ]
 
 
 @register("conv_stem", "stem", ConvStemParams)

@@ -30,8 +30,9 @@ from nasearch.nn.registry import BuildContext, Params, register
 class _ReparamBlock(nn.Module):
     """Shared deploy path: after `fuse()` the block is `act(reparam(x))`."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, identity: bool, ctx: BuildContext,
-                 act: str | None, alpha_1x1: bool) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, stride: int, identity: bool, ctx: BuildContext, act: str | None, alpha_1x1: bool
+    ) -> None:
         super().__init__()
         self.c_in, self.c_out, self.stride = c_in, c_out, stride
         self.has_identity = identity and c_in == c_out and stride == 1
@@ -60,8 +61,16 @@ class _ReparamBlock(nn.Module):
 class RepVGGBlock(_ReparamBlock):
     """act(BN(conv3×3 x) + α·BN(conv1×1 x) + BN(x)); the identity BN only when shapes allow."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1, ctx: BuildContext | None = None,
-                 act: str | None = None, identity: bool = True, alpha_1x1: bool = False) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        stride: int = 1,
+        ctx: BuildContext | None = None,
+        act: str | None = None,
+        identity: bool = True,
+        alpha_1x1: bool = False,
+    ) -> None:
         ctx = ctx or BuildContext()
         super().__init__(c_in, c_out, stride, identity, ctx, act, alpha_1x1)
         self.conv1x1: nn.Conv2d | None = nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False)
@@ -93,9 +102,17 @@ class RepVGGBlock(_ReparamBlock):
 class QARepVGGBlock(_ReparamBlock):
     """act(postBN(BN(conv3×3 x) + α·(conv1×1 x + bias) + x)): the quantization-friendly RepVGG."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1, ctx: BuildContext | None = None,
-                 act: str | None = None, identity: bool = True, alpha_1x1: bool = False,
-                 bias_1x1: bool = True) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        stride: int = 1,
+        ctx: BuildContext | None = None,
+        act: str | None = None,
+        identity: bool = True,
+        alpha_1x1: bool = False,
+        bias_1x1: bool = True,
+    ) -> None:
         ctx = ctx or BuildContext()
         super().__init__(c_in, c_out, stride, identity, ctx, act, alpha_1x1)
         self.conv1x1: nn.Conv2d | None = nn.Conv2d(c_in, c_out, 1, stride, 0, bias=bias_1x1)
@@ -127,8 +144,15 @@ class QARepVGGBlock(_ReparamBlock):
 RepVariant = Literal["repvgg", "qarepvgg"]
 
 
-def make_rep_block(variant: RepVariant, c_in: int, c_out: int, stride: int, ctx: BuildContext,
-                   act: str | None = None, identity: bool = True) -> _ReparamBlock:
+def make_rep_block(
+    variant: RepVariant,
+    c_in: int,
+    c_out: int,
+    stride: int,
+    ctx: BuildContext,
+    act: str | None = None,
+    identity: bool = True,
+) -> _ReparamBlock:
     """A RepVGG-family block by name (the identity branch appears only if c_in == c_out and stride 1)."""
     cls = QARepVGGBlock if variant == "qarepvgg" else RepVGGBlock
     return cls(c_in, c_out, stride, ctx, act, identity=identity)
@@ -146,8 +170,9 @@ def build(p: RepVGGStemParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module,
     return make_rep_block(p.variant, c_in, p.out, 2, ctx, p.act, identity=False), p.out
 
 
-def make_block(kind: str, c_in: int, c_out: int, stride: int, ctx: BuildContext, act: str | None,
-               identity: bool = True) -> nn.Module:
+def make_block(
+    kind: str, c_in: int, c_out: int, stride: int, ctx: BuildContext, act: str | None, identity: bool = True
+) -> nn.Module:
     """A 3×3 block of the given kind ("qarepvgg" | "repvgg" | "conv"); `identity` allows RepVGG's identity
     branch when shapes agree."""
     if kind == "conv":

@@ -14,8 +14,9 @@ from nasearch.nn.registry import BuildContext, Params, register
 
 
 class SPPF(nn.Module):
-    def __init__(self, c_in: int, c_out: int, k: int, ctx: BuildContext, hidden: int | None = None,
-                 act: str | None = None) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, k: int, ctx: BuildContext, hidden: int | None = None, act: str | None = None
+    ) -> None:
         super().__init__()
         hidden = hidden or c_in // 2
         self.cv1 = ConvBNAct(c_in, hidden, 1, 1, ctx, act)

@@ -11,9 +11,13 @@ from nasearch.nn.registry import BuildContext, register
 
 def dw_branch(c_in: int, width: int, c_out: int, ctx: BuildContext) -> nn.Sequential:
     """(depthwise 3×3 Conv-BN-Act, 1×1 Conv-BN-Act) twice, then a 1×1 conv to the outputs."""
-    return nn.Sequential(ConvBNAct(c_in, c_in, 3, 1, ctx, groups=c_in), ConvBNAct(c_in, width, 1, 1, ctx),
-                         ConvBNAct(width, width, 3, 1, ctx, groups=width), ConvBNAct(width, width, 1, 1, ctx),
-                         nn.Conv2d(width, c_out, 1))
+    return nn.Sequential(
+        ConvBNAct(c_in, c_in, 3, 1, ctx, groups=c_in),
+        ConvBNAct(c_in, width, 1, 1, ctx),
+        ConvBNAct(width, width, 3, 1, ctx, groups=width),
+        ConvBNAct(width, width, 1, 1, ctx),
+        nn.Conv2d(width, c_out, 1),
+    )
 
 
 @register("v11_head", "head", V8HeadParams)

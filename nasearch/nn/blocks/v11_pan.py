@@ -28,6 +28,7 @@ class V11PanParams(V8PanParams):
 @register("v11_pan", "neck", V11PanParams)
 def build(p: V11PanParams, ctx: BuildContext, levels: list[int]) -> tuple[nn.Module, list[int]]:
     """Upsample+concat+C3k2 twice (to P3), then strided Conv+concat+C3k2 twice (to P4, P5)."""
+
     def c3k2(c_in: int, lvl: C3k2Level) -> nn.Module:
         return C3k2(c_in, lvl.out, lvl.blocks, lvl.c3k, p.shortcut, ctx, p.e)
 

@@ -25,15 +25,17 @@ Branch = Callable[[int, int, int, BuildContext], nn.Sequential]
 
 def conv_branch(c_in: int, width: int, c_out: int, ctx: BuildContext) -> nn.Sequential:
     """Two 3×3 Conv-BN-Act, then a 1×1 conv to the outputs (every branch of YOLOv8 and YOLOv5u)."""
-    return nn.Sequential(ConvBNAct(c_in, width, 3, 1, ctx), ConvBNAct(width, width, 3, 1, ctx),
-                         nn.Conv2d(width, c_out, 1))
+    return nn.Sequential(
+        ConvBNAct(c_in, width, 3, 1, ctx), ConvBNAct(width, width, 3, 1, ctx), nn.Conv2d(width, c_out, 1)
+    )
 
 
 class V8Head(nn.Module):
     """Per level a box branch (4·bins DFL logits) and a class branch; `cls_branch` builds the latter."""
 
-    def __init__(self, levels: list[int], ctx: BuildContext, box_width: int, cls_width: int,
-                 cls_branch: Branch = conv_branch) -> None:
+    def __init__(
+        self, levels: list[int], ctx: BuildContext, box_width: int, cls_width: int, cls_branch: Branch = conv_branch
+    ) -> None:
         super().__init__()
         self.bins = max(ctx.reg_max, 1)
         self.nc = ctx.nc

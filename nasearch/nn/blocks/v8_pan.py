@@ -34,8 +34,7 @@ Fuse = Callable[[int, Any], nn.Module]  # (input width, level params) -> the blo
 class V8Pan(nn.Module):
     """The topology; `fuse_block` builds each level's block (YOLOv8: C2f; YOLO11: C3k2)."""
 
-    def __init__(self, p: V8PanParams, ctx: BuildContext, levels: list[int], fuse_block: Fuse | None = None
-                 ) -> None:
+    def __init__(self, p: V8PanParams, ctx: BuildContext, levels: list[int], fuse_block: Fuse | None = None) -> None:
         super().__init__()
         c3, c4, c5 = levels[-3:]
         make = fuse_block or (lambda c_in, lvl: C2f(c_in, lvl.out, lvl.blocks, p.shortcut, ctx, p.e))

@@ -23,8 +23,9 @@ from nasearch.nn.registry import BuildContext, Params, register
 class YoloNASBottleneck(nn.Module):
     """Two blocks in series plus the input scaled by a learnable alpha (when shapes agree)."""
 
-    def __init__(self, c_in: int, c_out: int, kind: InnerBlock, ctx: BuildContext, act: str | None,
-                 shortcut: bool = True) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, kind: InnerBlock, ctx: BuildContext, act: str | None, shortcut: bool = True
+    ) -> None:
         super().__init__()
         self.cv1 = make_block(kind, c_in, c_out, 1, ctx, act)
         self.cv2 = make_block(kind, c_out, c_out, 1, ctx, act)
@@ -39,8 +40,17 @@ class YoloNASBottleneck(nn.Module):
 class YoloNASCSP(nn.Module):
     """1×1 conv1 → n bottlenecks; 1×1 conv2 beside; concat (every intermediate if asked); 1×1 conv3."""
 
-    def __init__(self, c_in: int, c_out: int, blocks: int, hidden: int, kind: InnerBlock, ctx: BuildContext,
-                 act: str | None, concat_intermediates: bool = False) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        blocks: int,
+        hidden: int,
+        kind: InnerBlock,
+        ctx: BuildContext,
+        act: str | None,
+        concat_intermediates: bool = False,
+    ) -> None:
         super().__init__()
         self.concat_intermediates = concat_intermediates
         self.conv1 = ConvBNAct(c_in, hidden, 1, 1, ctx, act)
@@ -81,8 +91,9 @@ def build_stage(p: YoloNASStageParams, ctx: BuildContext, c_in: int) -> tuple[nn
 class SPP(nn.Module):
     """1×1 to hidden, parallel max-pools of several sizes, concat with the input, 1×1 to out."""
 
-    def __init__(self, c_in: int, c_out: int, hidden: int, kernels: list[int], ctx: BuildContext,
-                 act: str | None) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, hidden: int, kernels: list[int], ctx: BuildContext, act: str | None
+    ) -> None:
         super().__init__()
         self.cv1 = ConvBNAct(c_in, hidden, 1, 1, ctx, act)
         self.pools = nn.ModuleList(nn.MaxPool2d(k, 1, k // 2) for k in kernels)
@@ -91,7 +102,6 @@ class SPP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.cv1(x)
         return self.cv2(torch.cat([x, *(pool(x) for pool in self.pools)], 1))
-
 
 
 class YoloNASSPPParams(Params):
@@ -112,8 +122,9 @@ class YoloNASUpStage(nn.Module):
     upsampled by a 2×2 transposed conv; the same-resolution skip is reduced by 1×1; the higher-resolution
     skip is reduced by 1×1 and downsampled by a 3×3 stride-2 conv; concat, 1×1 reduce, CSP layer."""
 
-    def __init__(self, c_deep: int, c_skip: int, c_skip_hi: int, p: UpLevel, ctx: BuildContext,
-                 act: str | None) -> None:
+    def __init__(
+        self, c_deep: int, c_skip: int, c_skip_hi: int, p: UpLevel, ctx: BuildContext, act: str | None
+    ) -> None:
         super().__init__()
         out = p.out
         self.conv = ConvBNAct(c_deep, out, 1, 1, ctx, act)
@@ -122,11 +133,9 @@ class YoloNASUpStage(nn.Module):
         self.reduce_skip_hi = ConvBNAct(c_skip_hi, out, 1, 1, ctx, act)
         self.downsample = ConvBNAct(out, out, 3, 2, ctx, act)
         self.reduce_after_concat = ConvBNAct(3 * out, out, 1, 1, ctx, act)
-        self.blocks = YoloNASCSP(out, out, p.blocks, p.hidden, p.block, ctx, act,
-                                 p.concat_intermediates)
+        self.blocks = YoloNASCSP(out, out, p.blocks, p.hidden, p.block, ctx, act, p.concat_intermediates)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor, skip_hi: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor, skip_hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         inter = self.conv(x)
         hi = self.downsample(self.reduce_skip_hi(skip_hi))
         y = torch.cat([self.upsample(inter), self.reduce_skip(skip), hi], 1)
@@ -140,8 +149,7 @@ class YoloNASDownStage(nn.Module):
         super().__init__()
         half = p.out // 2
         self.conv = ConvBNAct(c_in, half, 3, 2, ctx, act)
-        self.blocks = YoloNASCSP(half + c_lateral, p.out, p.blocks, p.hidden, p.block, ctx, act,
-                                 p.concat_intermediates)
+        self.blocks = YoloNASCSP(half + c_lateral, p.out, p.blocks, p.hidden, p.block, ctx, act, p.concat_intermediates)
 
     def forward(self, x: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
         return self.blocks(torch.cat([self.conv(x), lateral], 1))
@@ -237,8 +245,9 @@ class YoloNASHead(nn.Module):
         super().__init__()
         self.bins = ctx.reg_max + 1  # DFL over distances 0..reg_max inclusive
         self.nc = ctx.nc
-        self.levels = nn.ModuleList(YoloNASHeadLevel(c, w, self.bins, ctx, act)
-                                    for c, w in zip(levels, widths, strict=True))
+        self.levels = nn.ModuleList(
+            YoloNASHeadLevel(c, w, self.bins, ctx, act) for c, w in zip(levels, widths, strict=True)
+        )
         for level in self.levels:
             nn.init.constant_(level.cls_pred.bias, -math.log((1 - self.PRIOR_PROB) / self.PRIOR_PROB))
 

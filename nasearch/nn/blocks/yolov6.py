@@ -24,8 +24,7 @@ from nasearch.nn.registry import BuildContext, Params, register
 class RepBlock(nn.Sequential):
     """`n` basic blocks in series; the first maps c_in → c_out, the rest keep c_out (identity branches on)."""
 
-    def __init__(self, c_in: int, c_out: int, n: int, kind: InnerBlock, ctx: BuildContext,
-                 act: str | None) -> None:
+    def __init__(self, c_in: int, c_out: int, n: int, kind: InnerBlock, ctx: BuildContext, act: str | None) -> None:
         super().__init__(*(make_block(kind, c_in if i == 0 else c_out, c_out, 1, ctx, act) for i in range(n)))
 
 
@@ -46,8 +45,9 @@ class BottleRep(nn.Module):
 class BepC3(nn.Module):
     """CSPStackRep: 1×1 to hidden → `units` BottleReps; 1×1 to hidden beside; concat; 1×1 to c_out."""
 
-    def __init__(self, c_in: int, c_out: int, units: int, e: float, kind: InnerBlock, ctx: BuildContext,
-                 act: str | None) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, units: int, e: float, kind: InnerBlock, ctx: BuildContext, act: str | None
+    ) -> None:
         super().__init__()
         hidden = int(c_out * e)
         self.cv1 = ConvBNAct(c_in, hidden, 1, 1, ctx, act)
@@ -59,8 +59,9 @@ class BepC3(nn.Module):
         return self.cv3(torch.cat((self.m(self.cv1(x)), self.cv2(x)), 1))
 
 
-def make_stage_body(csp: bool, c_in: int, c_out: int, blocks: int, e: float, kind: InnerBlock,
-                    ctx: BuildContext, act: str | None) -> nn.Module:
+def make_stage_body(
+    csp: bool, c_in: int, c_out: int, blocks: int, e: float, kind: InnerBlock, ctx: BuildContext, act: str | None
+) -> nn.Module:
     """RepBlock of `blocks` basic blocks, or (csp) BepC3 of `blocks` BottleReps — shared by stages and neck."""
     if csp:
         return BepC3(c_in, c_out, blocks, e, kind, ctx, act)
@@ -79,8 +80,10 @@ class V6RepStageParams(Params):
 @register("v6_rep_stage", "stage", V6RepStageParams)
 def build_rep_stage(p: V6RepStageParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLOv6 EfficientRep stage (N/S): stride-2 RepVGG downsample, then RepBlock."""
-    stage = nn.Sequential(make_block(p.block, c_in, p.out, 2, ctx, p.act, identity=False),
-                          RepBlock(p.out, p.out, p.blocks, p.block, ctx, p.act))
+    stage = nn.Sequential(
+        make_block(p.block, c_in, p.out, 2, ctx, p.act, identity=False),
+        RepBlock(p.out, p.out, p.blocks, p.block, ctx, p.act),
+    )
     return stage, p.out
 
 
@@ -100,8 +103,10 @@ class V6CSPBepStageParams(Params):
 @register("v6_cspbep_stage", "stage", V6CSPBepStageParams)
 def build_cspbep_stage(p: V6CSPBepStageParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLOv6 CSPBep stage (M/L): stride-2 downsample, then BepC3 (CSPStackRep) with hidden = int(out·e)."""
-    stage = nn.Sequential(make_block(p.block, c_in, p.out, 2, ctx, p.act, identity=False),
-                          BepC3(p.out, p.out, p.blocks, p.e, p.block, ctx, p.act))
+    stage = nn.Sequential(
+        make_block(p.block, c_in, p.out, 2, ctx, p.act, identity=False),
+        BepC3(p.out, p.out, p.blocks, p.e, p.block, ctx, p.act),
+    )
     return stage, p.out
 
 
