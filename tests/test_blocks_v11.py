@@ -10,12 +10,13 @@ from nasearch.nn.blocks.c2f import Bottleneck
 from nasearch.nn.blocks.c2psa import C2PSA, Attention, PSABlock, default_heads
 from nasearch.nn.blocks.c3 import C3
 from nasearch.nn.blocks.c3k2 import C3k2
-from nasearch.nn.blocks.v5_pan import V5Pan, V5PanParams, V5UpLevel
+from nasearch.nn.blocks.v5_pan import V5Pan
 from nasearch.nn.blocks.v8_head import V8Head
-from nasearch.nn.blocks.v8_pan import PanLevel
 from nasearch.nn.blocks.v11_head import dw_branch
-from nasearch.nn.blocks.v11_pan import C3k2Level, V11PanParams
 from nasearch.nn.registry import BuildContext, load_blocks
+from nasearch.nn.specs.v5_pan import V5PanParams, V5UpLevel
+from nasearch.nn.specs.v8_pan import PanLevel
+from nasearch.nn.specs.v11_pan import C3k2Level, V11PanParams
 from nasearch.proxy.scale import scale_arch
 from nasearch.space import build_model, load_arch, load_space
 from tests.conftest import SPACES

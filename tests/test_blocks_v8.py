@@ -8,10 +8,11 @@ import torch
 from nasearch.nn.blocks.c2f import C2f
 from nasearch.nn.blocks.sppf import SPPF
 from nasearch.nn.blocks.v8_head import V8Head
-from nasearch.nn.blocks.v8_pan import PanLevel, V8Pan, V8PanParams
+from nasearch.nn.blocks.v8_pan import V8Pan
 from nasearch.nn.common import ConvBNAct
 from nasearch.nn.inspect import fused_copy, fusion_max_abs_diff, randomize_bn
 from nasearch.nn.registry import BuildContext
+from nasearch.nn.specs.v8_pan import PanLevel, V8PanParams
 from nasearch.space import build_model, load_arch
 from tests.published import assert_matches_ultralytics
 

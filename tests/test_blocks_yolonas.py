@@ -12,20 +12,18 @@ from nasearch.errors import InputError
 from nasearch.nn.blocks.repvgg import QARepVGGBlock, RepVGGBlock
 from nasearch.nn.blocks.yolonas import (
     SPP,
-    DownLevel,
-    UpLevel,
     YoloNASBottleneck,
     YoloNASCSP,
     YoloNASDownStage,
     YoloNASHead,
     YoloNASPan,
-    YoloNASPanParams,
     YoloNASUpStage,
     head_widths,
 )
 from nasearch.nn.common import ConvBNAct
 from nasearch.nn.inspect import count_params, fused_copy
 from nasearch.nn.registry import BuildContext, load_blocks
+from nasearch.nn.specs.yolonas import DownLevel, UpLevel, YoloNASPanParams
 from nasearch.space import Architecture, build_model, load_arch
 from tests.fusion import assert_fuses, randomize
 

@@ -13,10 +13,11 @@ from nasearch.nn.blocks.repvgg import QARepVGGBlock, RepVGGBlock
 from nasearch.nn.blocks.sppf import SPPF
 from nasearch.nn.blocks.yolov6 import CSPSPPF, BepC3, BottleRep, RepBlock
 from nasearch.nn.blocks.yolov6_head import V6Head
-from nasearch.nn.blocks.yolov6_neck import BiC, NeckLevel, V6RepBiFPAN, V6RepBiFPANParams
+from nasearch.nn.blocks.yolov6_neck import BiC, V6RepBiFPAN
 from nasearch.nn.common import ConvBNAct
 from nasearch.nn.inspect import count_flops, count_params, fused_copy
 from nasearch.nn.registry import BuildContext, load_blocks
+from nasearch.nn.specs.yolov6_neck import NeckLevel, V6RepBiFPANParams
 from nasearch.space import Architecture, build_model, load_arch
 from tests.fusion import assert_fuses, randomize
 

@@ -57,9 +57,26 @@ def test_group_help_imports_no_heavy_library() -> None:
     assert loaded == [], f"`nasearch search --help` imported {loaded}"
 
 
-@pytest.mark.slow
-def test_space_info_imports_only_torch_of_the_heavy_libraries() -> None:
-    """The DSL validates block parameters declared beside their torch modules, so torch stays; nothing else."""
-    code, loaded = imported_by("space", "info", "search_spaces/yolo_nas_space.yaml", "--json")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("space", "info", "search_spaces/yolo_nas_space.yaml", "--json"),
+        ("space", "sample", "search_spaces/yolo_nas_space.yaml", "--seed", "3"),
+        ("space", "contains", "search_spaces/yolo_nas_space.yaml", "yolo_nas_s", "--json"),
+    ],
+    ids=["info", "sample", "contains"],
+)
+def test_space_commands_import_no_heavy_library(args: tuple[str, ...]) -> None:
+    """The DSL validates, samples and describes spaces from the blocks' declarations (`nasearch.nn.specs`),
+    which need no torch; presets are validated the same way."""
+    code, loaded = imported_by(*args)
     assert code == 0
-    assert set(loaded) <= {"torch"}, f"`nasearch space info` imported {loaded}"
+    assert loaded == [], f"`nasearch {' '.join(args[:2])}` imported {loaded}"
+
+
+@pytest.mark.slow
+def test_model_info_builds_with_torch_alone() -> None:
+    """Counting parameters and FLOPs builds the model, so torch loads; no other heavy library does."""
+    code, loaded = imported_by("model", "info", "yolo_nas_s", "--json")
+    assert code == 0
+    assert loaded == ["torch"], f"`nasearch model info` imported {loaded}"

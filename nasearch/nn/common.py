@@ -5,16 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nasearch.nn.fields import ACTIVATION_CLASSES
 from nasearch.nn.registry import BuildContext
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "silu": nn.SiLU,
-    "leaky_relu": nn.LeakyReLU,
-    "hardswish": nn.Hardswish,
-    "gelu": nn.GELU,
-    "identity": nn.Identity,
-}
+ACTIVATIONS: dict[str, type[nn.Module]] = {name: getattr(nn, cls) for name, cls in ACTIVATION_CLASSES.items()}
 
 
 def make_act(name: str) -> nn.Module:

@@ -1,4 +1,4 @@
-"""Parameter field types shared by the blocks' parameter models (bounds the DSL validator enforces)."""
+"""Parameter field types shared by the blocks' parameter models (bounds the DSL validator enforces; no torch)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,19 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from nasearch.nn.common import ACTIVATIONS
+# The activations an architecture may name, each with its torch.nn class (`nasearch.nn.common` builds them).
+ACTIVATION_CLASSES: dict[str, str] = {
+    "relu": "ReLU",
+    "silu": "SiLU",
+    "leaky_relu": "LeakyReLU",
+    "hardswish": "Hardswish",
+    "gelu": "GELU",
+    "identity": "Identity",
+}
 
-Act = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+Act = Literal[tuple(ACTIVATION_CLASSES)]  # type: ignore[valid-type]
 InnerBlock = Literal["qarepvgg", "repvgg", "conv"]
+RepVariant = Literal["repvgg", "qarepvgg"]
 Channels = Annotated[int, Field(ge=4, le=4096)]
 Depth = Annotated[int, Field(ge=1, le=16)]
 Expansion = Annotated[float, Field(gt=0, le=1)]

@@ -1,8 +1,11 @@
-"""The block registry: the only place the compiler learns which blocks exist.
+"""The block registry: the only place the DSL and the compiler learn which blocks exist.
 
-A block is one small module that defines a pydantic parameter model and a build function, decorated
-with `@register(name, kind, Params)`. Modules in `nasearch.nn.blocks` are discovered automatically,
-so adding a block needs no edit anywhere else.
+A block is declared once, without torch, in a module of `nasearch.nn.specs`: its pydantic parameter model
+(fields, bounds, validators) decorated with `@declare(name, kind)`. Its torch module lives in the module of
+the same name in `nasearch.nn.blocks`, whose build function attaches to the declaration with
+`@register(name)` and reads its parameters from the declared model. Both packages are discovered
+automatically, so adding a block needs no edit anywhere else. The DSL (validating, sampling and describing
+spaces) reads the declarations only, so it never imports torch; `load_blocks()` imports the torch side.
 
 Kinds and what `build(params, ctx, c_in)` receives and returns:
 - ``stem``, ``stage``, ``context``: ``c_in: int`` -> ``(module, c_out: int)``; tensor in, tensor out.
@@ -18,10 +21,13 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
-from torch import nn
+
+if TYPE_CHECKING:
+    from torch import nn
 
 Kind = Literal["stem", "stage", "context", "neck", "head"]
 KINDS: tuple[str, ...] = ("stem", "stage", "context", "neck", "head")
@@ -72,50 +78,96 @@ class BuildContext:
     reg_max: int = 16
 
 
-BuildFn = Callable[[Any, BuildContext, Any], tuple[nn.Module, Any]]
+BuildFn = Callable[[Any, BuildContext, Any], "tuple[nn.Module, Any]"]
 
 
 @dataclass(frozen=True)
-class BlockEntry:
+class BlockSpec:
+    """A declared block: what the DSL validates, samples and describes (no torch)."""
+
     name: str
     kind: str
     params: type[Params]
+
+
+@dataclass(frozen=True)
+class BlockEntry(BlockSpec):
+    """A declared block with its torch build function attached."""
+
     build: BuildFn
     doc: str
 
 
+SPECS: dict[str, BlockSpec] = {}
 REGISTRY: dict[str, BlockEntry] = {}
 
+ParamsT = TypeVar("ParamsT", bound=type[Params])
 
-def register(name: str, kind: Kind, params: type[Params]) -> Callable[[BuildFn], BuildFn]:
-    """Register a block builder under `name` for the given kind."""
+
+def declare(name: str, kind: Kind) -> Callable[[ParamsT], ParamsT]:
+    """Declare a block `name` of the given kind whose parameters the decorated model describes.
+
+    One model may be declared under several names (e.g. two heads that share their parameters)."""
     if kind not in KINDS:
         raise ValueError(f"unknown block kind {kind!r}")
 
+    def deco(params: ParamsT) -> ParamsT:
+        if name in SPECS and SPECS[name].params is not params:
+            raise ValueError(f"block {name!r} declared twice")
+        SPECS[name] = BlockSpec(name, kind, params)
+        return params
+
+    return deco
+
+
+def register(name: str) -> Callable[[BuildFn], BuildFn]:
+    """Attach a torch build function to the block declared as `name`."""
+
     def deco(fn: BuildFn) -> BuildFn:
+        spec = load_specs().get(name)
+        if spec is None:
+            raise ValueError(f"block {name!r} is not declared in nasearch.nn.specs")
         if name in REGISTRY and REGISTRY[name].build is not fn:
             raise ValueError(f"block {name!r} registered twice")
-        doc = (fn.__doc__ or params.__doc__ or "").strip().splitlines()
-        REGISTRY[name] = BlockEntry(name, kind, params, fn, doc[0] if doc else "")
+        doc = (fn.__doc__ or spec.params.__doc__ or "").strip().splitlines()
+        REGISTRY[name] = BlockEntry(name, spec.kind, spec.params, fn, doc[0] if doc else "")
         return fn
 
     return deco
 
 
-_loaded = False
+def _import_all(package: ModuleType) -> None:
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+_loaded: set[str] = set()
+
+
+def load_specs() -> dict[str, BlockSpec]:
+    """Import every module of `nasearch.nn.specs` once, so their declarations run (no torch)."""
+    if "specs" not in _loaded:
+        from nasearch.nn import specs
+
+        _import_all(specs)
+        _loaded.add("specs")
+    return SPECS
 
 
 def load_blocks() -> dict[str, BlockEntry]:
-    """Import every module of `nasearch.nn.blocks` once, so their registrations run."""
-    global _loaded
-    if not _loaded:
+    """Import every module of `nasearch.nn.blocks` once (torch), so every declared block gets its builder."""
+    if "blocks" not in _loaded:
+        load_specs()
         from nasearch.nn import blocks
 
-        for info in pkgutil.iter_modules(blocks.__path__):
-            importlib.import_module(f"{blocks.__name__}.{info.name}")
-        _loaded = True
+        _import_all(blocks)
+        missing = sorted(set(SPECS) - set(REGISTRY))
+        if missing:
+            raise RuntimeError(f"declared blocks without a build function in nasearch.nn.blocks: {missing}")
+        _loaded.add("blocks")
     return REGISTRY
 
 
-def blocks_of_kind(kind: str) -> dict[str, BlockEntry]:
-    return {k: v for k, v in load_blocks().items() if v.kind == kind}
+def blocks_of_kind(kind: str) -> dict[str, BlockSpec]:
+    """The declared blocks of one kind (declarations only: no torch)."""
+    return {k: v for k, v in load_specs().items() if v.kind == kind}

@@ -1,8 +1,9 @@
 """The architecture schema and the walker that validates (and normalizes) architectures and spaces.
 
 One walker serves both: in a space any field may be a decision (`choice` / `range`), in an
-architecture none may. Block parameters come from the registry's pydantic models, so a new block
-needs no edit here. The walker fills defaults, so equal architectures have equal data and hashes.
+architecture none may. Block parameters come from the registry's pydantic models (the blocks'
+declarations in `nasearch.nn.specs`, which need no torch), so a new block needs no edit here. The
+walker fills defaults, so equal architectures have equal data and hashes.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import types
 import typing
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from nasearch.errors import InputError, describe, did_you_mean, foreign_mapping, unknown_key
-from nasearch.nn.common import ACTIVATIONS
+from nasearch.nn.fields import Act
 from nasearch.nn.registry import Params, blocks_of_kind
 from nasearch.space import decisions as dec
 
@@ -34,9 +35,6 @@ class Length:
 
     min: int
     max: int
-
-
-Act = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 
 
 class BackboneSpec(Params):

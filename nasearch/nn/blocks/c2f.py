@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.fields import Act
-from nasearch.nn.registry import BuildContext, Params, register
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.c2f import C2fStageParams
 
 
 class Bottleneck(nn.Module):
@@ -70,15 +68,7 @@ class C2f(nn.Module):
         return self.cv2(torch.cat(y, 1))
 
 
-class C2fStageParams(Params):
-    out: Annotated[int, Field(ge=8, le=4096)]
-    blocks: Annotated[int, Field(ge=1, le=16)]
-    shortcut: bool = True
-    e: Annotated[float, Field(gt=0, le=1)] = 0.5
-    act: Act | None = None
-
-
-@register("c2f_stage", "stage", C2fStageParams)
+@register("c2f_stage")
 def build(p: C2fStageParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLOv8 backbone stage: Conv 3×3 stride 2, then C2f."""
     stage = nn.Sequential(

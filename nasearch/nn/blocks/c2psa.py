@@ -6,16 +6,13 @@ and a 3×3 depthwise Conv-BN on the values added as a positional term; every con
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import torch
-from pydantic import Field
 from torch import nn
 
 from nasearch.nn.blocks.sppf import SPPF
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.fields import Act, Channels, Expansion, OddKernel
-from nasearch.nn.registry import BuildContext, Params, register
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.c2psa import SPPFC2PSAParams
 
 HEAD_WIDTH = 64  # channels per attention head (YOLO11: max(c // 64, 1) heads)
 
@@ -82,31 +79,7 @@ class C2PSA(nn.Module):
         return self.cv2(torch.cat((a, self.m(b)), 1))
 
 
-class SPPFC2PSAParams(Params):
-    """SPPF to `out` (hidden default c_in/2), then C2PSA of `psa_blocks` blocks at `out`."""
-
-    out: Channels
-    k: OddKernel = 5
-    hidden: Channels | None = None
-    psa_blocks: Annotated[int, Field(ge=1, le=8)] = 1
-    psa_e: Expansion = 0.5
-    act: Act | None = None
-
-    def problems(self) -> list[tuple[str, str, str]]:
-        """The attention's inner width int(out · psa_e) needs 2 channels: its keys are half a head wide."""
-        inner = int(self.out * self.psa_e)
-        if inner >= 2:
-            return []
-        return [
-            (
-                "psa_e",
-                f"psa_e >= {2 / self.out:.3g}, so that int(out x psa_e) keeps the 2 channels attention needs",
-                f"{self.psa_e:g} (int({self.out} x {self.psa_e:g}) = {inner} channels)",
-            )
-        ]
-
-
-@register("sppf_c2psa", "context", SPPFC2PSAParams)
+@register("sppf_c2psa")
 def build(p: SPPFC2PSAParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLO11's P5 context: SPPF, then C2PSA (attention heads: one per 64 channels of its inner width)."""
     block = nn.Sequential(

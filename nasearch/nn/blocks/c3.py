@@ -7,8 +7,8 @@ from torch import nn
 
 from nasearch.nn.blocks.c2f import Bottleneck
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.fields import Act, Channels, Depth, Expansion
-from nasearch.nn.registry import BuildContext, Params, register
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.c3 import C3StageParams
 
 
 class C3(nn.Module):
@@ -39,15 +39,7 @@ class C3(nn.Module):
         return self.cv3(torch.cat((self.m(self.cv1(x)), self.cv2(x)), 1))
 
 
-class C3StageParams(Params):
-    out: Channels
-    blocks: Depth
-    shortcut: bool = True
-    e: Expansion = 0.5
-    act: Act | None = None
-
-
-@register("c3_stage", "stage", C3StageParams)
+@register("c3_stage")
 def build(p: C3StageParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLOv5 backbone stage: Conv 3×3 stride 2, then C3."""
     stage = nn.Sequential(

@@ -7,8 +7,8 @@ from torch import nn
 from nasearch.nn.blocks.c2f import Bottleneck, C2f
 from nasearch.nn.blocks.c3 import C3
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.fields import Act, Channels, Depth, Expansion
-from nasearch.nn.registry import BuildContext, Params, register
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.c3k2 import C3k2StageParams
 
 C3K_DEPTH = 2  # bottlenecks inside each C3k (fixed in YOLO11)
 
@@ -36,19 +36,7 @@ class C3k2(C2f):
         super().__init__(c_in, c_out, n, shortcut, ctx, e, act, inner=inner)
 
 
-class C3k2StageParams(Params):
-    """`down` is the width of the stride-2 conv (default `out`): YOLO11's first two stages halve it."""
-
-    out: Channels
-    blocks: Depth
-    down: Channels | None = None
-    c3k: bool = False
-    shortcut: bool = True
-    e: Expansion = 0.5
-    act: Act | None = None
-
-
-@register("c3k2_stage", "stage", C3k2StageParams)
+@register("c3k2_stage")
 def build(p: C3k2StageParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLO11 backbone stage: Conv 3×3 stride 2 (to `down`), then C3k2 (to `out`)."""
     down = p.down or p.out

@@ -8,14 +8,10 @@ deploy form is a single Conv3×3 with bias followed by the activation.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 import torch
-from pydantic import Field
 from torch import nn
 
 from nasearch.nn.common import (
-    ACTIVATIONS,
     ConvBNAct,
     fold_bn,
     fused_conv,
@@ -24,7 +20,9 @@ from nasearch.nn.common import (
     make_bn,
     pad_1x1_to_3x3,
 )
-from nasearch.nn.registry import BuildContext, Params, register
+from nasearch.nn.fields import RepVariant
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.repvgg import RepVGGStemParams
 
 
 class _ReparamBlock(nn.Module):
@@ -141,9 +139,6 @@ class QARepVGGBlock(_ReparamBlock):
         self._install(w, b, ("conv1x1", "post_bn"))
 
 
-RepVariant = Literal["repvgg", "qarepvgg"]
-
-
 def make_rep_block(
     variant: RepVariant,
     c_in: int,
@@ -158,13 +153,7 @@ def make_rep_block(
     return cls(c_in, c_out, stride, ctx, act, identity=identity)
 
 
-class RepVGGStemParams(Params):
-    out: Annotated[int, Field(ge=4, le=1024)]
-    variant: RepVariant = "qarepvgg"
-    act: Literal[tuple(ACTIVATIONS)] | None = None  # type: ignore[valid-type]
-
-
-@register("repvgg_stem", "stem", RepVGGStemParams)
+@register("repvgg_stem")
 def build(p: RepVGGStemParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """One stride-2 (QA)RepVGG block from the image (YOLO-NAS's stem)."""
     return make_rep_block(p.variant, c_in, p.out, 2, ctx, p.act, identity=False), p.out

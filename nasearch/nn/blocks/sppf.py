@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import torch
-from pydantic import AfterValidator, Field
 from torch import nn
 
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.fields import Act, odd
-from nasearch.nn.registry import BuildContext, Params, register
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.sppf import SPPFParams
 
 
 class SPPF(nn.Module):
@@ -30,14 +27,7 @@ class SPPF(nn.Module):
         return self.cv2(torch.cat(y, 1))
 
 
-class SPPFParams(Params):
-    out: Annotated[int, Field(ge=8, le=4096)]
-    k: Annotated[int, Field(ge=3, le=13), AfterValidator(odd)] = 5
-    hidden: Annotated[int, Field(ge=4, le=4096)] | None = None
-    act: Act | None = None
-
-
-@register("sppf", "context", SPPFParams)
+@register("sppf")
 def build(p: SPPFParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """1×1 to hidden (default c_in/2), three chained k×k max-pools, concat the four, 1×1 to out."""
     return SPPF(c_in, p.out, p.k, ctx, p.hidden, p.act), p.out

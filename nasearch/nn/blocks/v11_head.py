@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from nasearch.nn.blocks.v8_head import V8Head, V8HeadParams, branch_widths
+from nasearch.nn.blocks.v8_head import V8Head, branch_widths
 from nasearch.nn.common import ConvBNAct
 from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.v8_head import V8HeadParams
 
 
 def dw_branch(c_in: int, width: int, c_out: int, ctx: BuildContext) -> nn.Sequential:
@@ -20,7 +21,7 @@ def dw_branch(c_in: int, width: int, c_out: int, ctx: BuildContext) -> nn.Sequen
     )
 
 
-@register("v11_head", "head", V8HeadParams)
+@register("v11_head")
 def build(p: V8HeadParams, ctx: BuildContext, levels: list[int]) -> tuple[nn.Module, None]:
     """Box branch as YOLOv8's; class branch depthwise-separable; widths by YOLOv8's rule unless given."""
     return V8Head(levels, ctx, *branch_widths(p, ctx, levels), cls_branch=dw_branch), None

@@ -5,27 +5,12 @@ from __future__ import annotations
 from torch import nn
 
 from nasearch.nn.blocks.c3k2 import C3k2
-from nasearch.nn.blocks.v8_pan import PanLevel, V8Pan, V8PanParams
-from nasearch.nn.fields import Expansion
+from nasearch.nn.blocks.v8_pan import V8Pan
 from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.v11_pan import C3k2Level, V11PanParams
 
 
-class C3k2Level(PanLevel):
-    c3k: bool = False
-
-
-class V11PanParams(V8PanParams):
-    """YOLOv8's neck fields with a per-level `c3k`; YOLO11 keeps the residuals (`shortcut` true)."""
-
-    up1: C3k2Level
-    up2: C3k2Level
-    down1: C3k2Level
-    down2: C3k2Level
-    shortcut: bool = True
-    e: Expansion = 0.5
-
-
-@register("v11_pan", "neck", V11PanParams)
+@register("v11_pan")
 def build(p: V11PanParams, ctx: BuildContext, levels: list[int]) -> tuple[nn.Module, list[int]]:
     """Upsample+concat+C3k2 twice (to P3), then strided Conv+concat+C3k2 twice (to P4, P5)."""
 

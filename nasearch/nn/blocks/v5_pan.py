@@ -6,25 +6,9 @@ import torch
 from torch import nn
 
 from nasearch.nn.blocks.c3 import C3
-from nasearch.nn.blocks.v8_pan import PanLevel
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.fields import Channels, Expansion
-from nasearch.nn.registry import BuildContext, Params, register
-
-
-class V5UpLevel(PanLevel):
-    """A top-down level; `lateral` is the width of the 1×1 conv on the deeper map (reused bottom-up)."""
-
-    lateral: Channels
-
-
-class V5PanParams(Params):
-    up1: V5UpLevel
-    up2: V5UpLevel
-    down1: PanLevel
-    down2: PanLevel
-    shortcut: bool = False
-    e: Expansion = 0.5
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.v5_pan import V5PanParams
 
 
 class V5Pan(nn.Module):
@@ -52,7 +36,7 @@ class V5Pan(nn.Module):
         return [p3, p4, p5]
 
 
-@register("v5_pan", "neck", V5PanParams)
+@register("v5_pan")
 def build(p: V5PanParams, ctx: BuildContext, levels: list[int]) -> tuple[nn.Module, list[int]]:
     """1×1 lateral, upsample+concat+C3, twice (to P3); then strided Conv+concat (with the laterals)+C3 twice."""
     neck = V5Pan(p, ctx, levels)

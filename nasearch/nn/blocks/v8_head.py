@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Annotated
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from nasearch.nn.common import ConvBNAct
 from nasearch.nn.detector import STRIDES
-from nasearch.nn.registry import BuildContext, Params, register
-
-
-class V8HeadParams(Params):
-    box_width: Annotated[int, Field(ge=8, le=1024)] | None = None
-    cls_width: Annotated[int, Field(ge=8, le=1024)] | None = None
-
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.v8_head import V8HeadParams
 
 Branch = Callable[[int, int, int, BuildContext], nn.Sequential]
 
@@ -60,7 +53,7 @@ def branch_widths(p: V8HeadParams, ctx: BuildContext, levels: list[int]) -> tupl
     return box_width, cls_width
 
 
-@register("v8_head", "head", V8HeadParams)
+@register("v8_head")
 def build(p: V8HeadParams, ctx: BuildContext, levels: list[int]) -> tuple[nn.Module, None]:
     """YOLOv8's (and YOLOv5u's) head; widths default to box max(16, c3/4, 4·reg_max), class max(c3, min(nc, 100))."""
     return V8Head(levels, ctx, *branch_widths(p, ctx, levels)), None

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from nasearch.nn.blocks.c2f import C2f
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.registry import BuildContext, Params, register
-
-
-class PanLevel(Params):
-    out: Annotated[int, Field(ge=8, le=4096)]
-    blocks: Annotated[int, Field(ge=1, le=16)]
-
-
-class V8PanParams(Params):
-    up1: PanLevel
-    up2: PanLevel
-    down1: PanLevel
-    down2: PanLevel
-    shortcut: bool = False
-    e: Annotated[float, Field(gt=0, le=1)] = 0.5
-
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.v8_pan import V8PanParams
 
 Fuse = Callable[[int, Any], nn.Module]  # (input width, level params) -> the block that fuses a concat
 
@@ -56,7 +41,7 @@ class V8Pan(nn.Module):
         return [p3, p4, p5]
 
 
-@register("v8_pan", "neck", V8PanParams)
+@register("v8_pan")
 def build(p: V8PanParams, ctx: BuildContext, levels: list[int]) -> tuple[nn.Module, list[int]]:
     """Upsample+concat+C2f twice (to P3), then strided Conv+concat+C2f twice (to P4, P5)."""
     neck = V8Pan(p, ctx, levels)

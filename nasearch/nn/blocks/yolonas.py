@@ -8,16 +8,22 @@ published models: QARepVGG in the backbone and up-stages, Conv3×3 in the down-s
 from __future__ import annotations
 
 import math
-from typing import Annotated
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from nasearch.nn.blocks.repvgg import make_block
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.fields import Act, Channels, Depth, InnerBlock, OddKernel
-from nasearch.nn.registry import BuildContext, Params, register
+from nasearch.nn.fields import InnerBlock
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.yolonas import (
+    DownLevel,
+    UpLevel,
+    YoloNASHeadParams,
+    YoloNASPanParams,
+    YoloNASSPPParams,
+    YoloNASStageParams,
+)
 
 
 class YoloNASBottleneck(nn.Module):
@@ -67,18 +73,7 @@ class YoloNASCSP(nn.Module):
         return self.conv3(torch.cat([*kept, self.conv2(x)], 1))
 
 
-class YoloNASStageParams(Params):
-    """A backbone stage: stride-2 block (no identity branch), then a CSP layer of `blocks` bottlenecks."""
-
-    out: Channels
-    blocks: Depth
-    hidden: Channels  # width of the bottlenecks (and of conv1/conv2)
-    concat_intermediates: bool = False
-    block: InnerBlock = "qarepvgg"
-    act: Act | None = None
-
-
-@register("yolonas_stage", "stage", YoloNASStageParams)
+@register("yolonas_stage")
 def build_stage(p: YoloNASStageParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLO-NAS backbone stage: downsample block (same kind as the inner blocks), then a CSP layer."""
     stage = nn.Sequential(
@@ -104,14 +99,7 @@ class SPP(nn.Module):
         return self.cv2(torch.cat([x, *(pool(x) for pool in self.pools)], 1))
 
 
-class YoloNASSPPParams(Params):
-    out: Channels
-    hidden: Channels | None = None  # default c_in/2
-    kernels: list[OddKernel] = [5, 9, 13]
-    act: Act | None = None
-
-
-@register("yolonas_spp", "context", YoloNASSPPParams)
+@register("yolonas_spp")
 def build_spp(p: YoloNASSPPParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """Spatial pyramid pooling with parallel k×k max-pools (YOLO-NAS: 5, 9, 13)."""
     return SPP(c_in, p.out, p.hidden or max(c_in // 2, 1), list(p.kernels), ctx, p.act), p.out
@@ -155,34 +143,6 @@ class YoloNASDownStage(nn.Module):
         return self.blocks(torch.cat([self.conv(x), lateral], 1))
 
 
-class UpLevel(Params):
-    """One up-stage: output width, bottleneck count and width, inner block (QARepVGG in YOLO-NAS)."""
-
-    out: Channels
-    blocks: Depth
-    hidden: Channels
-    concat_intermediates: bool = False
-    block: InnerBlock = "qarepvgg"
-
-
-class DownLevel(Params):
-    """One down-stage: like an up-stage, but YOLO-NAS uses plain Conv3×3 inner blocks here."""
-
-    out: Channels
-    blocks: Depth
-    hidden: Channels
-    concat_intermediates: bool = False
-    block: InnerBlock = "conv"
-
-
-class YoloNASPanParams(Params):
-    up1: UpLevel
-    up2: UpLevel
-    down1: DownLevel
-    down2: DownLevel
-    act: Act | None = None
-
-
 class YoloNASPan(nn.Module):
     """up1([C5, C4, C3]) → up2([·, C3, C2]) = P3 → down1(P3, up2's reduced input) = P4
     → down2(P4, up1's reduced input) = P5."""
@@ -205,7 +165,7 @@ class YoloNASPan(nn.Module):
         return [p3, p4, p5]
 
 
-@register("yolonas_pan", "neck", YoloNASPanParams)
+@register("yolonas_pan")
 def build_pan(p: YoloNASPanParams, ctx: BuildContext, levels: list[int]) -> tuple[nn.Module, list[int]]:
     """YOLO-NAS PAN neck: two up-stages that also take the next-higher-resolution level, two down-stages."""
     if len(levels) != 4:
@@ -255,12 +215,7 @@ class YoloNASHead(nn.Module):
         return [level(x) for level, x in zip(self.levels, feats, strict=True)]
 
 
-class YoloNASHeadParams(Params):
-    width_mult: Annotated[float, Field(gt=0, le=4)] = 1.0
-    act: Act | None = None
-
-
-@register("yolonas_head", "head", YoloNASHeadParams)
+@register("yolonas_head")
 def build_head(p: YoloNASHeadParams, ctx: BuildContext, levels: list[int]) -> tuple[nn.Module, None]:
     """YOLO-NAS decoupled DFL head; per-level widths 128/256/512 × width_mult (multiples of 8)."""
     return YoloNASHead(list(levels), head_widths(p.width_mult), ctx, p.act), None

@@ -8,17 +8,15 @@ activation, as in YOLOv6 (ReLU next to RepVGG, SiLU next to Conv-BN-SiLU).
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import torch
-from pydantic import Field
 from torch import nn
 
 from nasearch.nn.blocks.repvgg import make_block
 from nasearch.nn.blocks.sppf import SPPF
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.fields import Act, Channels, Expansion, InnerBlock, OddKernel
-from nasearch.nn.registry import BuildContext, Params, register
+from nasearch.nn.fields import InnerBlock
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.yolov6 import V6CSPBepStageParams, V6CSPSPPFParams, V6RepStageParams, V6SimSPPFParams
 
 
 class RepBlock(nn.Sequential):
@@ -68,16 +66,7 @@ def make_stage_body(
     return RepBlock(c_in, c_out, blocks, kind, ctx, act)
 
 
-class V6RepStageParams(Params):
-    """EfficientRep stage: stride-2 basic block, then a RepBlock of `blocks` basic blocks."""
-
-    out: Channels
-    blocks: Annotated[int, Field(ge=1, le=32)]
-    block: InnerBlock = "repvgg"
-    act: Act | None = None
-
-
-@register("v6_rep_stage", "stage", V6RepStageParams)
+@register("v6_rep_stage")
 def build_rep_stage(p: V6RepStageParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLOv6 EfficientRep stage (N/S): stride-2 RepVGG downsample, then RepBlock."""
     stage = nn.Sequential(
@@ -87,20 +76,7 @@ def build_rep_stage(p: V6RepStageParams, ctx: BuildContext, c_in: int) -> tuple[
     return stage, p.out
 
 
-class V6CSPBepStageParams(Params):
-    """CSPBep stage: stride-2 basic block, then BepC3 with `blocks` BottleReps (two basic blocks each).
-
-    YOLOv6 configs give a depth n per stage; the stage then holds max(n // 2, 1) BottleReps.
-    """
-
-    out: Channels
-    blocks: Annotated[int, Field(ge=1, le=16)]
-    e: Expansion = 0.5
-    block: InnerBlock = "repvgg"
-    act: Act | None = None
-
-
-@register("v6_cspbep_stage", "stage", V6CSPBepStageParams)
+@register("v6_cspbep_stage")
 def build_cspbep_stage(p: V6CSPBepStageParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLOv6 CSPBep stage (M/L): stride-2 downsample, then BepC3 (CSPStackRep) with hidden = int(out·e)."""
     stage = nn.Sequential(
@@ -134,30 +110,13 @@ class CSPSPPF(nn.Module):
         return self.cv7(torch.cat((self.cv2(x), pooled), 1))
 
 
-class V6SimSPPFParams(Params):
-    """SPPF; YOLOv6's "Sim" variant is the ReLU one (default), `act: silu` gives its plain SPPF."""
-
-    out: Channels
-    k: OddKernel = 5
-    act: Act = "relu"
-
-
-@register("v6_simsppf", "context", V6SimSPPFParams)
+@register("v6_simsppf")
 def build_simsppf(p: V6SimSPPFParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLOv6 SimSPPF: 1×1 to c_in/2, three chained k×k max-pools, concat the four, 1×1 to out."""
     return SPPF(c_in, p.out, p.k, ctx, max(c_in // 2, 1), p.act), p.out
 
 
-class V6CSPSPPFParams(Params):
-    """CSPSPPF; ReLU (default) is YOLOv6's SimCSPSPPF, `act: silu` its CSPSPPF."""
-
-    out: Channels
-    k: OddKernel = 5
-    e: Expansion = 0.5
-    act: Act = "relu"
-
-
-@register("v6_cspsppf", "context", V6CSPSPPFParams)
+@register("v6_cspsppf")
 def build_cspsppf(p: V6CSPSPPFParams, ctx: BuildContext, c_in: int) -> tuple[nn.Module, int]:
     """YOLOv6 3.0 (Sim)CSPSPPF: SPPF inside a CSP split, hidden width int(out·e)."""
     return CSPSPPF(c_in, p.out, p.k, p.e, ctx, p.act), p.out

@@ -13,15 +13,10 @@ import torch
 from torch import nn
 
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.fields import Act
-from nasearch.nn.registry import BuildContext, Params, register
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.yolov6_head import V6HeadParams
 
 PRIOR = 0.01  # initial class probability: keeps the early classification loss from swamping training
-
-
-class V6HeadParams(Params):
-    dfl: bool = True
-    act: Act | None = None
 
 
 class V6HeadLevel(nn.Module):
@@ -51,7 +46,7 @@ class V6Head(nn.Module):
         return [level(x) for level, x in zip(self.levels, feats, strict=True)]
 
 
-@register("v6_head", "head", V6HeadParams)
+@register("v6_head")
 def build(p: V6HeadParams, ctx: BuildContext, levels: list[int]) -> tuple[nn.Module, None]:
     """Decoupled head at the neck's widths; bins = reg_max + 1 with DFL, else 1 (direct ltrb distances)."""
     bins = ctx.reg_max + 1 if p.dfl else 1

@@ -8,16 +8,13 @@ BiC, downsample) use `fuse_act` (ReLU in every YOLOv6 model, L included); the st
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import torch
-from pydantic import Field
 from torch import nn
 
 from nasearch.nn.blocks.yolov6 import make_stage_body
 from nasearch.nn.common import ConvBNAct
-from nasearch.nn.fields import Act, Channels, Expansion, InnerBlock
-from nasearch.nn.registry import BuildContext, Params, register
+from nasearch.nn.registry import BuildContext, register
+from nasearch.nn.specs.yolov6_neck import NeckLevel, V6RepBiFPANParams
 
 
 class BiC(nn.Module):
@@ -34,27 +31,6 @@ class BiC(nn.Module):
     def forward(self, deep: torch.Tensor, same: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
         parts = (self.upsample(deep), self.cv1(same), self.downsample(self.cv2(hi)))
         return self.cv3(torch.cat(parts, 1))
-
-
-class NeckLevel(Params):
-    """One neck stage: output width and depth (basic blocks, or BottleReps when `csp`)."""
-
-    out: Channels
-    blocks: Annotated[int, Field(ge=1, le=32)]
-
-
-class V6RepBiFPANParams(Params):
-    """up1 → P4 (top-down), up2 → P3 (output), down1 → P4 out, down2 → P5 out; `csp` swaps RepBlock for BepC3."""
-
-    up1: NeckLevel
-    up2: NeckLevel
-    down1: NeckLevel
-    down2: NeckLevel
-    csp: bool = False
-    e: Expansion = 0.5
-    block: InnerBlock = "repvgg"
-    act: Act | None = None
-    fuse_act: Act = "relu"
 
 
 class V6RepBiFPAN(nn.Module):
@@ -89,7 +65,7 @@ class V6RepBiFPAN(nn.Module):
         return [p3, p4, p5]
 
 
-@register("v6_repbifpan", "neck", V6RepBiFPANParams)
+@register("v6_repbifpan")
 def build(p: V6RepBiFPANParams, ctx: BuildContext, levels: list[int]) -> tuple[nn.Module, list[int]]:
     """YOLOv6 3.0 Rep-BiFPAN (RepBlock bodies) or CSP Rep-BiFPAN (BepC3 bodies, `csp: true`)."""
     neck = V6RepBiFPAN(p, ctx, levels)
