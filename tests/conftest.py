@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,16 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_space_path() -> Path:
     return SPACES / "tiny_space.yaml"
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """Torch on one intra-op thread for the test, restored after it (a test or library may have changed it):
+    these networks are small, and on a shared, busy CPU a second thread mostly waits."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture()

@@ -61,13 +61,7 @@ TRAIN_STEPS = 250
 IMGSZ = 96
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: a second thread mostly adds synchronisation cost (a lot on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: torch on one thread
 
 
 # ---------------------------------------------------------------------------------------------- NMS

@@ -15,31 +15,11 @@ from typer.testing import CliRunner
 from nasearch.cli.main import app
 from nasearch.export.onnx import export_detector, raw_output_names
 from nasearch.space import build_model, load_arch
+from tests.fixtures import micro_space
 
 runner = CliRunner()
 
-ARCH = """
-name: micro
-nc: 4
-imgsz: 64
-reg_max: 8
-act: silu
-backbone:
-  stem: {type: conv_stem, out: 8}
-  stages:
-    - {type: c2f_stage, out: 16, blocks: 1}
-    - {type: c2f_stage, out: 16, blocks: 1}
-    - {type: c2f_stage, out: 32, blocks: 1}
-    - {type: c2f_stage, out: 32, blocks: 1}
-  context: {type: sppf, out: 32}
-neck:
-  type: v8_pan
-  up1: {out: 16, blocks: 1}
-  up2: {out: 16, blocks: 1}
-  down1: {out: 16, blocks: 1}
-  down2: {out: 32, blocks: 1}
-head: {type: v8_head, box_width: 16, cls_width: 16}
-"""
+ARCH = micro_space()
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +27,6 @@ def arch_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cli") / "micro.yaml"
     path.write_text(ARCH)
     return path
-
-
-@pytest.fixture
-def one_torch_thread():
-    """Tiny models run fastest on one thread; on a busy machine a thread pool mostly waits."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def run(*args: str):
@@ -231,7 +202,7 @@ def test_tensorrt_without_a_gpu_names_the_alternatives(arch_path):
     assert "--backend onnxruntime" in result.output and "t4-tensorrt" in result.output
 
 
-def test_export_detector_writes_a_checked_static_onnx(tmp_path, arch_path, one_torch_thread):
+def test_export_detector_writes_a_checked_static_onnx(tmp_path, arch_path, one_thread):
     arch = load_arch(arch_path)
     torch.manual_seed(0)
     model = build_model(arch).eval()

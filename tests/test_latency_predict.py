@@ -15,29 +15,9 @@ from nasearch.latency.profile import plan, profile_space
 from nasearch.latency.stats import QUICK
 from nasearch.latency.units import arch_units
 from nasearch.space import load_space
+from tests.fixtures import micro_space
 
-MICRO = """
-name: micro
-nc: 4
-imgsz: 64
-reg_max: 8
-act: silu
-backbone:
-  stem: {type: conv_stem, out: 8}
-  stages:
-    - {type: c2f_stage, out: 16, blocks: 1}
-    - {type: c2f_stage, out: {choice: [16, 32]}, blocks: {choice: [1, 2]}}
-    - {type: c2f_stage, out: 32, blocks: 1}
-    - {type: c2f_stage, out: 64, blocks: 1}
-  context: {type: sppf, out: 64}
-neck:
-  type: v8_pan
-  up1: {out: 32, blocks: 1}
-  up2: {out: 16, blocks: 1}
-  down1: {out: 32, blocks: 1}
-  down2: {out: 64, blocks: 1}
-head: {type: v8_head, box_width: 16, cls_width: 16}
-"""
+MICRO = micro_space(stage1="out: {choice: [16, 32]}, blocks: {choice: [1, 2]}", top=64, neck=32)
 
 
 def test_the_fit_recovers_an_exact_line():

@@ -18,31 +18,10 @@ from nasearch.latency.profile import coverage, plan, profile_space, spread
 from nasearch.latency.stats import QUICK
 from nasearch.latency.units import arch_units
 from nasearch.space import load_space
+from tests.conftest import ROOT
+from tests.fixtures import micro_space
 
-ROOT = Path(__file__).resolve().parents[1]
-
-MICRO = """
-name: micro
-nc: 4
-imgsz: 64
-reg_max: 8
-act: silu
-backbone:
-  stem: {type: conv_stem, out: 8}
-  stages:
-    - {type: c2f_stage, out: 16, blocks: 1}
-    - {type: c2f_stage, out: {choice: [16, 24]}, blocks: 1}
-    - {type: c2f_stage, out: 32, blocks: 1}
-    - {type: c2f_stage, out: 32, blocks: 1}
-  context: {type: sppf, out: 32}
-neck:
-  type: v8_pan
-  up1: {out: 16, blocks: 1}
-  up2: {out: 16, blocks: 1}
-  down1: {out: 16, blocks: 1}
-  down2: {out: 32, blocks: 1}
-head: {type: v8_head, box_width: 16, cls_width: 16}
-"""
+MICRO = micro_space(stage1="out: {choice: [16, 24]}, blocks: 1")
 
 
 @pytest.fixture(scope="module")

@@ -18,31 +18,11 @@ from typer.testing import CliRunner
 
 from nasearch.cli.main import app
 from nasearch.latency.tensorrt_backend import builder_flag_names
+from tests.fixtures import micro_space
 
 runner = CliRunner()
 
-SPACE = """
-name: trt_one
-nc: 4
-imgsz: 64
-reg_max: 8
-act: silu
-backbone:
-  stem: {type: conv_stem, out: 8}
-  stages:
-    - {type: c2f_stage, out: 16, blocks: 1}
-    - {type: c2f_stage, out: 16, blocks: 1}
-    - {type: c2f_stage, out: 32, blocks: 1}
-    - {type: c2f_stage, out: 32, blocks: 1}
-  context: {type: sppf, out: 32}
-neck:
-  type: v8_pan
-  up1: {out: 16, blocks: 1}
-  up2: {out: 16, blocks: 1}
-  down1: {out: 16, blocks: 1}
-  down2: {out: 32, blocks: 1}
-head: {type: v8_head, box_width: 16, cls_width: 16}
-"""
+SPACE = micro_space("trt_one")
 
 
 def _fake_trt() -> types.ModuleType:

@@ -219,15 +219,7 @@ def test_units_sharing_a_signature_export_identical_graphs(tmp_path, tiny_space_
         assert _structure(_export(a, tmp_path / f"{i}a.onnx")) == _structure(_export(b, tmp_path / f"{i}b.onnx"))
 
 
-@pytest.fixture
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def test_a_replayed_unit_computes_what_it_computed_in_the_network(one_torch_thread):
+def test_a_replayed_unit_computes_what_it_computed_in_the_network(one_thread):
     model, units = arch_units(arch(), 64, real=True)
     by_name = {u.name: u for u in units}
     dec = by_name["decode"]

@@ -18,13 +18,7 @@ NC = 3
 GT = [20.0, 20.0, 44.0, 44.0]  # stride units 2.5..5.5: anchors (3..4, 3..4) inside, integer distances 1 and 2
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronisation cost (a lot on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: torch on one thread
 
 
 def centres() -> torch.Tensor:

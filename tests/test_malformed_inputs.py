@@ -9,24 +9,18 @@ from typer.testing import CliRunner
 
 from nasearch.cli.main import app
 from tests.conftest import PRESETS
+from tests.fixtures import micro_backbone
 
 runner = CliRunner()
 V8N = (PRESETS / "yolov8n.yaml").read_text()
-TINY_HEAD = """
-nc: 4
-imgsz: 128
-backbone:
-  stem: {type: conv_stem, out: 8}
-  stages:
-    - {type: c2f_stage, out: 16, blocks: 1}
-    - {type: c2f_stage, out: 16, blocks: 1}
-    - {type: c2f_stage, out: 32, blocks: 1}
-    - {type: c2f_stage, out: 32, blocks: 1}
-  context: {type: sppf, out: 32}
-neck: {type: v8_pan, up1: {out: 16, blocks: 1}, up2: {out: 16, blocks: 1}, down1: {out: 16, blocks: 1},
+TINY_HEAD = (
+    "\nnc: 4\nimgsz: 128\n"
+    + micro_backbone()
+    + """neck: {type: v8_pan, up1: {out: 16, blocks: 1}, up2: {out: 16, blocks: 1}, down1: {out: 16, blocks: 1},
        down2: {out: 32, blocks: 1}}
 head: {type: v8_head}
 """
+)
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
     f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"

@@ -11,24 +11,12 @@ from nbclient import NotebookClient
 
 from nasearch.data.synth import ensure_synthetic
 from nasearch.search.runner import run_search
-from tests.conftest import ROOT, SPACES
+from tests.conftest import ROOT
+from tests.fixtures import tiny_experiment
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
-EXPERIMENT = f"""name: notebook-test
-space: {SPACES / "tiny_space.yaml"}
-imgsz: 64
-objectives:
-  latency: {{source: measure}}
-  accuracy:
-    screen: {{proxy: flops}}
-    rungs: [{{proxy: params}}]
-    eta: 2
-presets: false
-trials: 8
-seed: 1
-suite: {{models: 2}}
-"""
+EXPERIMENT = tiny_experiment("notebook-test", 8, seed=1, sampler=None, eta=2, extra="suite: {models: 2}\n")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -16,14 +15,7 @@ from nasearch.proxy.entropy import STAGE_WEIGHTS, entropy_score, stage_entropies
 from nasearch.space import build_model, load_space
 from tests.conftest import SPACES
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared, busy CPU two OpenMP threads run these small nets 20× slower."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: torch on one thread
 
 
 class NullHead(nn.Module):

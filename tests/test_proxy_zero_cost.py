@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,14 +17,7 @@ from nasearch.proxy.zen import zen_score
 from nasearch.space import Architecture, build_model, load_space
 from tests.conftest import SPACES
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared, busy CPU two OpenMP threads run these small nets 20× slower."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: torch on one thread
 
 
 SHAPE = (4, 3, 64, 64)

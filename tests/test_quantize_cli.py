@@ -33,12 +33,7 @@ SENSITIVE = "/head/cls.0/cls.0.2/Conv"  # the P3 class-logit conv
 CONTRACT = ("map_float", "map_int8", "drop", "latency_float_ms", "latency_int8_ms", "float_layers")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: torch on one thread
 
 
 def pseudo_labelled(model: torch.nn.Module, source: Path, out: Path, per_image: int = 20) -> Path:

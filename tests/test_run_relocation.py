@@ -18,25 +18,14 @@ from nasearch.explore import open_run
 from nasearch.search.runner import run_search
 from nasearch.search.study import RunInfo
 from tests.conftest import SPACES
+from tests.fixtures import tiny_experiment
 
 runner = CliRunner()
 
 
 def _experiment(tmp_path: Path, trials: int = 3, extra: str = "") -> Path:
     path = tmp_path / "exp.yaml"
-    path.write_text(f"""name: reloc-test
-space: {SPACES / "tiny_space.yaml"}
-imgsz: 64
-objectives:
-  latency: {{source: measure}}
-  accuracy:
-    screen: {{proxy: flops}}
-    rungs: [{{proxy: params}}]
-presets: false
-sampler: random
-trials: {trials}
-seed: 5
-{extra}""")
+    path.write_text(tiny_experiment("reloc-test", trials, seed=5, extra=extra))
     return path
 
 

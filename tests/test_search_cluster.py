@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from optuna.trial import TrialState
 from nasearch.search.runner import run_search
 from nasearch.search.storage import open_storage
 from tests.cluster import PostgresServer, RayCluster
-from tests.conftest import ROOT, SPACES
+from tests.fixtures import MEASURED_ORT, search_process, tiny_experiment
 
 pytestmark = pytest.mark.cluster
 
@@ -28,44 +27,12 @@ TRIALS = 4
 
 def _experiment(tmp_path: Path, url: str, executor: str, trials: int = TRIALS) -> Path:
     exp = tmp_path / "exp.yaml"
-    exp.write_text(f"""name: cluster-test
-space: {SPACES / "tiny_space.yaml"}
-imgsz: 64
-objectives:
-  latency: {{source: measure, backend: onnxruntime, threads: 1}}
-  accuracy:
-    screen: {{proxy: flops}}
-    rungs: [{{proxy: params}}]
-presets: false
-sampler: random
-trials: {trials}
-seed: 3
-storage: {url}
-executor: {executor}
-""")
-    return exp
-
-
-def _search(exp: Path, run_dir: Path, *extra: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nasearch.cli.main",
-            "search",
-            str(exp),
-            "--out",
-            str(run_dir),
-            "--no-progress",
-            "--json",
-            *extra,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    exp.write_text(
+        tiny_experiment(
+            "cluster-test", trials, seed=3, latency=MEASURED_ORT, extra=f"storage: {url}\nexecutor: {executor}\n"
+        )
     )
+    return exp
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 240) -> dict:
@@ -110,7 +77,7 @@ def test_a_lost_node_costs_one_trial_which_runs_again(
 ) -> None:
     url = postgres.url()
     exp = _experiment(tmp_path, url, f"{{kind: ray, address: '{ray_cluster.address}', resources: {{CPU: 1, T4: 1}}}}")
-    proc = _search(exp, tmp_path / "run", env_extra=ray_cluster.client_env)
+    proc = search_process(exp, tmp_path / "run", "--json", env_extra=ray_cluster.client_env)
     try:
         victim = _wait("trial running on the T4 node", lambda: _running_on_a_worker(url), proc)
         ray_cluster.kill_node("t4")
@@ -145,7 +112,7 @@ def test_a_killed_driver_resumes_on_the_same_study(
         tmp_path, url, f"{{kind: ray, address: '{ray_cluster.address}', resources: {{CPU: 1}}, concurrent: 2}}"
     )
     run_dir = tmp_path / "run"
-    proc = _search(exp, run_dir, env_extra=ray_cluster.client_env)
+    proc = search_process(exp, run_dir, "--json", env_extra=ray_cluster.client_env)
     try:
         _wait(
             "complete trial and a running one",

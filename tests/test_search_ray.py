@@ -15,26 +15,17 @@ from optuna.trial import TrialState
 from nasearch.errors import InputError
 from nasearch.search.runner import run_search
 from nasearch.search.study import RunInfo, load_study
-from tests.conftest import SPACES
+from tests.fixtures import MEASURED_ORT, tiny_experiment
 
 ray = pytest.importorskip("ray")
 
-EXPERIMENT = f"""name: ray-test
-space: {SPACES / "tiny_space.yaml"}
-imgsz: 64
-objectives:
-  latency: {{source: measure, backend: onnxruntime, threads: 1}}
-  accuracy:
-    screen: {{proxy: flops}}
-    rungs: [{{proxy: params}}]
-presets: false
-sampler: random
-trials: 3
-seed: 5
-executor:
-  kind: ray
-  resources: {{CPU: 1, latency_slot: 1}}
-"""
+EXPERIMENT = tiny_experiment(
+    "ray-test",
+    3,
+    seed=5,
+    latency=MEASURED_ORT,
+    extra="executor:\n  kind: ray\n  resources: {CPU: 1, latency_slot: 1}\n",
+)
 
 
 @pytest.fixture(scope="module")

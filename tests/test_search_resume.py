@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,22 +14,10 @@ from typer.testing import CliRunner
 
 from nasearch.cli.main import app
 from nasearch.search.resume import INTERRUPTED
-from tests.conftest import ROOT, SPACES
+from tests.fixtures import MEASURED_ORT, search_process, tiny_experiment
 
 TRIALS = 6
-EXPERIMENT = f"""name: resume-test
-space: {SPACES / "tiny_space.yaml"}
-imgsz: 64
-objectives:
-  latency: {{source: measure, backend: onnxruntime, threads: 1}}
-  accuracy:
-    screen: {{proxy: flops}}
-    rungs: [{{proxy: params}}]
-presets: false
-sampler: random
-trials: {TRIALS}
-seed: 11
-"""
+EXPERIMENT = tiny_experiment("resume-test", TRIALS, seed=11, latency=MEASURED_ORT)
 
 
 def _snapshot(db: Path) -> dict[int, tuple]:
@@ -39,28 +25,12 @@ def _snapshot(db: Path) -> dict[int, tuple]:
     return {t.number: (t.state, t.params, t.values, t.user_attrs) for t in study.get_trials(deepcopy=True)}
 
 
-def _search(exp: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "nasearch.cli.main",
-        "search",
-        str(exp),
-        "--out",
-        str(run_dir),
-        "--no-progress",
-        *extra,
-    ]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def test_kill_minus_9_then_resume(tmp_path: Path) -> None:
     exp = tmp_path / "exp.yaml"
     exp.write_text(EXPERIMENT)
     run_dir = tmp_path / "run"
     db = run_dir / "study.db"
-    proc = _search(exp, run_dir)
+    proc = search_process(exp, run_dir)
     deadline = time.monotonic() + 300
     killed_running: list[int] = []
     checked_lock = False
@@ -99,7 +69,7 @@ def test_kill_minus_9_then_resume(tmp_path: Path) -> None:
     completed_before = {n: s for n, s in before.items() if s[0] == TrialState.COMPLETE}
     assert 2 <= len(completed_before) < TRIALS
 
-    resumed = _search(exp, run_dir, "--resume", "--json")
+    resumed = search_process(exp, run_dir, "--resume", "--json")
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
     after = _snapshot(db)

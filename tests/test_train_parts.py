@@ -17,14 +17,7 @@ from nasearch.train.engine import build_optimizer, param_groups
 from nasearch.train.schedule import BIAS_GROUP, Schedule, warmup_iterations
 from nasearch.train.trainer import ShardedSampler
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a busy shared CPU, two spinning threads are many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: torch on one thread
 
 
 @pytest.fixture(scope="module")
