@@ -132,16 +132,18 @@ def test_hybrid_keeps_the_sensitive_layer_in_float(setup, tmp_path):
             "--mode",
             "hybrid",
             "--max-drop",
-            "5.0",
+            "10.0",
             "--candidates",
             ",".join(candidates),
             "--out",
             str(tmp_path),
         ]
     )
-    assert doc["map_ptq"] < doc["map_float"] - 5.0  # plain PTQ misses the budget...
+    # The budget sits far from both outcomes (about 20 points of plain-PTQ drop, about 5 with the one conv in
+    # float, on 20 selection images): at 5.0 the float kernels of one CPU or another decided the choice.
+    assert doc["map_ptq"] < doc["map_float"] - 10.0  # plain PTQ misses the budget...
     assert doc["float_layers"] == [SENSITIVE]  # ...and keeping this one conv in float is enough
-    assert doc["drop"] <= 5.0 and doc["reached"] is True
+    assert doc["drop"] <= 10.0 and doc["reached"] is True
     assert max(doc["sensitivity"], key=doc["sensitivity"].get) == SENSITIVE
     assert doc["activations"] == "u8"
     assert "latency_cost_ms" in doc and "latency_all_int8_ms" in doc
@@ -151,7 +153,7 @@ def test_hybrid_keeps_the_sensitive_layer_in_float(setup, tmp_path):
     assert chosen and reported and not chosen & reported
     assert len(chosen | reported) == len(load_split(data, "val")) and doc["val_images"] == len(reported)
     sel = doc["selection"]
-    assert sel["drop"] <= 5.0 and sel["drop"] == pytest.approx(sel["map_float"] - sel["map_int8"], abs=1e-3)
+    assert sel["drop"] <= 10.0 and sel["drop"] == pytest.approx(sel["map_float"] - sel["map_int8"], abs=1e-3)
     states = quantized_nodes(doc["int8_onnx"])
     assert states[SENSITIVE] is False and sum(states.values()) == len(states) - 1
 
