@@ -91,12 +91,14 @@ def _trial_arch(run_dir: Path, trial: int) -> Architecture:
     path = arch_path(run_dir, trial)
     if path.is_file():
         return load_arch(path)
+    from nasearch.search.record import TrialRecord
     from nasearch.search.study import RunInfo, load_study
 
     info = RunInfo.load(run_dir)
     study = load_study(info.storage, info.study_name, readonly=True)
-    trials = [t for t in study.get_trials(deepcopy=False) if t.number == trial]
-    text = trials[0].user_attrs.get("arch_yaml") if trials else None
+    source = f"study {info.study_name!r}"
+    trials = [TrialRecord.from_trial(t, source) for t in study.get_trials(deepcopy=False) if t.number == trial]
+    text = trials[0].arch_yaml if trials else None
     if not text:
         found = f"{len(study.trials)} trials" if not trials else "a trial without an architecture"
         raise InputError(run_dir, "--trial", f"a trial number of this run with an architecture ({trial})", found)
