@@ -293,7 +293,7 @@ def test_only_the_record_module_touches_trial_and_study_attributes() -> None:
 def test_each_input_rule_is_written_once() -> None:
     """The imgsz and positive-integer rules live in nasearch.validation only; every caller uses them."""
     home = ROOT / "nasearch" / "validation.py"
-    rules = (r"< 32 or .*% 32", r"multiple of 32, at least 32", r"\"a positive integer\", str\(", r"def _check_positive")
+    rules = (r"< 32 or .*% 32", r"multiple of 32, at least 32", r"\"a positive integer\", str\(", r"def _check_pos")
     for pattern in rules:
         found = [str(p.relative_to(ROOT)) for p in _sources() if p != home and re.search(pattern, p.read_text())]
         assert found == [], f"{pattern} outside nasearch/validation.py: {found}"
