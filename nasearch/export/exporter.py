@@ -96,8 +96,8 @@ def _trial_arch(run_dir: Path, trial: int) -> Architecture:
 
     info = RunInfo.load(run_dir)
     study = load_study(info.storage, info.study_name, readonly=True)
-    source = f"study {info.study_name!r}"
-    trials = [TrialRecord.from_trial(t, source) for t in study.get_trials(deepcopy=False) if t.number == trial]
+    name = info.study_name
+    trials = [TrialRecord.from_trial(t, name) for t in study.get_trials(deepcopy=False) if t.number == trial]
     text = trials[0].arch_yaml if trials else None
     if not text:
         found = f"{len(study.trials)} trials" if not trials else "a trial without an architecture"

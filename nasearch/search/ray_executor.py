@@ -187,7 +187,7 @@ class _Driver:
                 self.info.study_name,
                 trial_id(trial),
                 dict(trial.params),
-                TrialRecord.from_trial(trial, f"study {self.info.study_name!r}").preset,
+                TrialRecord.from_trial(trial, self.info.study_name).preset,
                 self.threads,
             )
             self.running[ref] = trial

@@ -44,6 +44,11 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+def study_source(name: str) -> str:
+    """How errors name a study (it has no file)."""
+    return f"study {name!r}"
+
+
 class RungDoc(_Open):
     """One rung's result on a trial (`rungs[i]`)."""
 
@@ -118,8 +123,9 @@ class TrialRecord(_Open):
     duplicate_of: int | None = None
 
     @classmethod
-    def from_trial(cls, trial: optuna.trial.FrozenTrial | optuna.Trial, source: str = "study") -> TrialRecord:
-        """The typed record of a trial (frozen, or live in this process); `source` names the study in errors."""
+    def from_trial(cls, trial: optuna.trial.FrozenTrial | optuna.Trial, study: str) -> TrialRecord:
+        """The typed record of a trial (frozen, or live in this process) of the study named `study`."""
+        source = study_source(study)
         attrs = dict(trial.user_attrs)
         where = f"trials[{trial.number}]"
         version = attrs.get(VERSION_KEY, 1)
@@ -176,8 +182,7 @@ def records(
     trials = study.get_trials(deepcopy=False, states=tuple(states) if states is not None else None)
     if ordered:
         trials = sorted(trials, key=lambda t: t.number)
-    source = f"study {study.study_name!r}"
-    return [TrialRecord.from_trial(t, source) for t in trials]
+    return [TrialRecord.from_trial(t, study.study_name) for t in trials]
 
 
 @cache
@@ -249,7 +254,7 @@ def write_meta(study: optuna.Study, meta: dict[str, Any]) -> None:
 def read_meta(study: optuna.Study) -> dict[str, Any]:
     """The study's description as stored (`{}` for a study nasearch did not create)."""
     raw = study.user_attrs.get(META_KEY, {})
-    source = f"study {study.study_name!r}"
+    source = study_source(study.study_name)
     if not isinstance(raw, dict):
         raise InputError(source, META_KEY, "a mapping (the search's description)", describe(raw))
     try:

@@ -78,7 +78,7 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
 
 def retry(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> None:
     """Enqueue the same decisions again (`retry_of` names the failed trial; a preset keeps its name)."""
-    preset = record.TrialRecord.from_trial(trial, f"study {study.study_name!r}").preset
+    preset = record.TrialRecord.from_trial(trial, study.study_name).preset
     record.enqueue(study, dict(trial.params), preset=preset, retry_of=trial.number)
 
 

@@ -24,11 +24,11 @@ from optuna.trial import TrialState
 
 from nasearch import atomic
 from nasearch.errors import InputError, masked
-from nasearch.search import promotion, record, screen
+from nasearch.search import promotion, screen
 from nasearch.search.candidate import Outcome, Prior, SearchContext, evaluate
 from nasearch.search.chooser import OptunaChooser, repair
 from nasearch.search.experiment import LoadedExperiment
-from nasearch.search.record import TrialRecorder
+from nasearch.search.record import TrialRecord, TrialRecorder, enqueue, records, study_source, write_meta
 from nasearch.search.resume import INTERRUPTED, retry
 from nasearch.search.storage import open_storage, sqlite_file
 from nasearch.space.arch import load_presets, presets_dir
@@ -186,7 +186,7 @@ def create_study(exp: LoadedExperiment, ctx: SearchContext, url: str, sampler: A
         storage=storage, study_name=name, directions=DIRECTIONS, sampler=sampler or experiment_sampler(exp)
     )
     study.set_metric_names(["latency_ms", exp.spec.objectives.accuracy.screen.proxy])
-    record.write_meta(study, study_meta(exp, ctx))
+    write_meta(study, study_meta(exp, ctx))
     enqueue_presets(study, exp, ctx)
     return study
 
@@ -212,7 +212,7 @@ def enqueue_presets(study: optuna.Study, exp: LoadedExperiment, ctx: SearchConte
     for name in names:
         values = decision_values(ctx.space, presets[name])
         if values is not None:
-            record.enqueue(study, values, preset=name)
+            enqueue(study, values, preset=name)
             out.append(name)
     return out
 
@@ -230,7 +230,7 @@ class StorageBoard:
 
     def points(self, rung: int) -> dict[str, promotion.Point]:
         out: dict[str, promotion.Point] = {}
-        for r in record.records(self.study, (TrialState.COMPLETE, TrialState.RUNNING), ordered=True):
+        for r in records(self.study, (TrialState.COMPLETE, TrialState.RUNNING), ordered=True):
             if r.has("duplicate_of"):  # the original already stands for this architecture
                 continue
             doc = r.rung(rung)
@@ -244,12 +244,12 @@ class StorageBoard:
     def measured(self) -> list[screen.Measured]:
         """The study's candidates with a latency measured at screening, oldest first (the screen's data)."""
         out = []
-        for r in record.records(self.study, (TrialState.COMPLETE,), ordered=True):
+        for r in records(self.study, (TrialState.COMPLETE,), ordered=True):
             if r.has("duplicate_of") or not r.screen_latency_measured or r.convs is None:
                 continue
             if r.gflops is None or r.screen_latency_ms is None:
                 raise InputError(
-                    f"study {self.study.study_name!r}",
+                    study_source(self.study.study_name),
                     f"trials[{r.number}]",
                     "gflops and screen_latency_ms beside screen_latency_measured",
                     "a trial without them",
@@ -267,7 +267,7 @@ class StorageBoard:
         return out
 
     def lookup(self, arch_hash: str) -> Prior | None:
-        for r in record.records(self.study, (TrialState.COMPLETE,), ordered=True):
+        for r in records(self.study, (TrialState.COMPLETE,), ordered=True):
             if r.arch_hash == arch_hash and r.values is not None:
                 return Prior(r.original, (r.values[0], r.values[1]), dict(r.constraints), r.attrs())
         return None
@@ -290,7 +290,7 @@ def run_one_trial(study: optuna.Study, ctx: SearchContext) -> tuple[optuna.trial
     rec.set("worker", f"{socket.gethostname()}:{os.getpid()}")
     try:
         data = ctx.space.resolve(OptunaChooser(trial))
-        preset = record.TrialRecord.from_trial(trial, f"study {study.study_name!r}").preset
+        preset = TrialRecord.from_trial(trial, study.study_name).preset
         board = StorageBoard(study)
         outcome = evaluate(ctx, data, str(trial.number), rec, board, preset, memo=board)
     except BaseException:  # an interrupt (or the storage failing): retried on --resume
@@ -308,4 +308,4 @@ def enqueue_repair(study: optuna.Study, ctx: SearchContext, rejected: optuna.tri
     """Queue the nearest feasible resolution of a rejected proposal as the next trial (`repair_of`)."""
     fixed = repair(ctx.space, dict(rejected.params), ctx.exp.spec.seed * REPAIR_SEED_STRIDE + rejected.number)
     if fixed is not None:
-        record.enqueue(study, fixed, repair_of=rejected.number)
+        enqueue(study, fixed, repair_of=rejected.number)
