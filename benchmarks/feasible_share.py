@@ -24,6 +24,7 @@ import optuna
 
 from nasearch.errors import InputError
 from nasearch.search.experiment import load_experiment
+from nasearch.search.record import records
 from nasearch.search.runner import run_search
 from nasearch.search.study import RunInfo, load_study
 from nasearch.stats import proportion
@@ -31,12 +32,12 @@ from nasearch.stats import proportion
 
 def count(run_dir: Path) -> dict[str, int]:
     info = RunInfo.load(run_dir)
-    trials = load_study(info.storage, info.study_name).get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    trials = records(load_study(info.storage, info.study_name))
+    complete = [r for r in trials if r.state == optuna.trial.TrialState.COMPLETE]
     return {
         "complete": len(complete),
-        "infeasible": sum(1 for t in complete if not t.user_attrs.get("feasible", False)),
-        "screened": sum(1 for t in trials if "screened" in t.user_attrs),
+        "infeasible": sum(1 for r in complete if not r.feasible),
+        "screened": sum(1 for r in trials if r.has("screened")),
     }
 
 

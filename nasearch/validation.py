@@ -1,10 +1,11 @@
-"""Pydantic validation with the project's error contract (one `error: FILE: path: …` line, exit 2)."""
+"""Validation with the project's error contract (one `error: FILE: path: …` line, exit 2): pydantic models,
+and each rule that flags and files share written once (`Imgsz`, `check_imgsz`, `check_positive`)."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from nasearch.errors import InputError, describe, foreign_mapping, unknown_key
 
@@ -32,19 +33,46 @@ def validate_model(model: type[M], data: Any, file: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err.get("loc", ()))
-        path = _loc(loc)
-        if err.get("type") == "extra_forbidden":
-            parent: type[BaseModel] | None = model
-            for part in loc[:-1]:
-                field = parent.model_fields.get(str(part)) if parent else None
-                ann = field.annotation if field else None
-                parent = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-            known = list(parent.model_fields) if parent else []
-            name, found = unknown_key(loc[-1], known)
-            raise InputError(file, _loc((*loc[:-1], name)), f"one of the keys {', '.join(known)}", found) from None
-        if err.get("type") == "missing":
-            raise InputError(file, path, "a value (required)", "nothing") from None
-        msg = str(err.get("msg", "a valid value")).removeprefix("Input should be ").removeprefix("Value error, ")
-        raise InputError(file, path, msg, describe(err.get("input"))) from None
+        raise input_error(exc, model, file) from None
+
+
+def input_error(exc: ValidationError, model: type[BaseModel], file: str, prefix: str = "") -> InputError:
+    """The InputError for the first error of validating `model` (its path after `prefix`, when given)."""
+    err = exc.errors()[0]
+    loc = tuple(err.get("loc", ()))
+
+    def where(parts: tuple) -> str:
+        path = _loc(parts)
+        if not prefix:
+            return path
+        return prefix if path == "<root>" else prefix + (path if path.startswith("[") else f".{path}")
+
+    if err.get("type") == "extra_forbidden":
+        parent: type[BaseModel] | None = model
+        for part in loc[:-1]:
+            field = parent.model_fields.get(str(part)) if parent else None
+            ann = field.annotation if field else None
+            parent = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        known = list(parent.model_fields) if parent else []
+        name, found = unknown_key(loc[-1], known)
+        return InputError(file, where((*loc[:-1], name)), f"one of the keys {', '.join(known)}", found)
+    if err.get("type") == "missing":
+        return InputError(file, where(loc), "a value (required)", "nothing")
+    msg = str(err.get("msg", "a valid value")).removeprefix("Input should be ").removeprefix("Value error, ")
+    return InputError(file, where(loc), msg, describe(err.get("input")))
+
+
+IMGSZ_RULE = "a multiple of 32, at least 32"
+Imgsz = Annotated[int, Field(ge=32, le=4096, multiple_of=32)]  # the same rule inside files (pydantic's words)
+
+
+def check_imgsz(imgsz: int | None) -> None:
+    """An input size (`--imgsz`, or one a command derived) the detector takes: strides go up to 32."""
+    if imgsz is not None and (imgsz < 32 or imgsz % 32):
+        raise InputError("--imgsz", "imgsz", IMGSZ_RULE, str(imgsz))
+
+
+def check_positive(value: int | None, flag: str, field: str | None = None) -> None:
+    """A count flag (`--batch`, `--trials`, …) of at least 1; `field` names it in the error (default: the flag)."""
+    if value is not None and value < 1:
+        raise InputError(flag, field or flag.lstrip("-"), "a positive integer", str(value))

@@ -9,6 +9,7 @@ import typer
 from nasearch.cli.common import emit_json, guarded
 from nasearch.errors import InputError
 from nasearch.quant.logs import quiet_quantizer
+from nasearch.validation import check_positive
 
 
 def export(
@@ -52,8 +53,7 @@ def export(
     chosen = parse_formats(formats)
     if opset < 17:
         raise InputError("--opset", "opset", "17 or more", str(opset))
-    if batch < 1:
-        raise InputError("--batch", "batch", "a positive integer", str(batch))
+    check_positive(batch, "--batch")
     if not 0 <= conf < 1 or not 0 < iou <= 1 or max_det < 1:
         raise InputError(
             "--conf/--iou/--max-det", "nms", "conf in [0, 1), iou in (0, 1], max-det >= 1", f"{conf}, {iou}, {max_det}"
@@ -62,8 +62,7 @@ def export(
         raise InputError("--calibration", "calibration", " | ".join(CALIBRATION_METHODS), repr(calibration))
     if target not in (None, "cpu", "tensorrt"):
         raise InputError("--target", "target", "cpu | tensorrt", repr(target))
-    if calib_images < 1:
-        raise InputError("--calib-images", "calib_images", "a positive integer", str(calib_images))
+    check_positive(calib_images, "--calib-images", "calib_images")
     opts = ExportOptions(
         chosen, Path(out), imgsz, batch, nms, conf, iou, max_det, data, calib_images, calibration, target, opset, seed
     )

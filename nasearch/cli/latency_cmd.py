@@ -6,21 +6,12 @@ import typer
 
 from nasearch.cli.common import emit_json, guarded, log
 from nasearch.errors import InputError
+from nasearch.validation import check_imgsz, check_positive
 
 latency_app = typer.Typer(help="Measure, profile and predict latency.", no_args_is_help=True)
 
 BACKEND_HELP = "onnxruntime (default; CPU here), torch, or tensorrt (NVIDIA GPU)."
 TARGETS = ("t4-tensorrt",)
-
-
-def _check_positive(value: int | None, flag: str) -> None:
-    if value is not None and value < 1:
-        raise InputError(flag, flag.lstrip("-"), "a positive integer", str(value))
-
-
-def _check_imgsz(imgsz: int | None) -> None:
-    if imgsz is not None and (imgsz < 32 or imgsz % 32):
-        raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(imgsz))
 
 
 def _default_precision(backend: str, precision: str | None) -> str:
@@ -34,8 +25,8 @@ def _backend(name: str, precision: str | None, batch: int, threads: int, clock: 
     from nasearch.latency.backend import get_backend
     from nasearch.latency.stats import QUICK, TimingPolicy
 
-    _check_positive(batch, "--batch")
-    _check_positive(threads, "--threads")
+    check_positive(batch, "--batch")
+    check_positive(threads, "--threads")
     policy = QUICK if quick else TimingPolicy()
     return get_backend(name, _default_precision(name, precision), batch, threads, policy, clock=clock)
 
@@ -96,7 +87,7 @@ def measure(
     from nasearch.space import build_model, load_arch
     from nasearch.space.memory import require
 
-    _check_imgsz(imgsz)
+    check_imgsz(imgsz)
     a = load_arch(arch)
     size = imgsz or a.data["imgsz"]
     a = a if size == a.data["imgsz"] else a.with_overrides(imgsz=size)
@@ -174,8 +165,8 @@ def profile(
     from nasearch.latency.profile import profile_space
     from nasearch.space import load_space
 
-    _check_imgsz(imgsz)
-    _check_positive(max_archs, "--max-archs")
+    check_imgsz(imgsz)
+    check_positive(max_archs, "--max-archs")
     if networks < 0:
         raise InputError("--networks", "networks", "zero or more", str(networks))
     sp = load_space(space)
@@ -237,8 +228,8 @@ def predict(
     """Predict an architecture's latency from a latency database or a device model."""
     from nasearch.space import load_arch
 
-    _check_imgsz(imgsz)
-    _check_positive(batch, "--batch")
+    check_imgsz(imgsz)
+    check_positive(batch, "--batch")
     if (db is None) == (target is None):
         raise InputError(
             "<arguments>",

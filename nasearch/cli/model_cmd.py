@@ -5,16 +5,11 @@ from __future__ import annotations
 import typer
 
 from nasearch.cli.common import emit_json, guarded
-from nasearch.errors import InputError
+from nasearch.validation import check_imgsz, check_positive
 
 model_app = typer.Typer(help="Inspect compiled architectures.", no_args_is_help=True)
 
 VERIFY_TOLERANCE = 1e-3
-
-
-def _check_imgsz(imgsz: int | None) -> None:
-    if imgsz is not None and (imgsz < 32 or imgsz % 32):
-        raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(imgsz))
 
 
 @model_app.command("info")
@@ -32,9 +27,8 @@ def info(
     from nasearch.space import build_model, load_arch
     from nasearch.space.memory import GB, available_bytes, estimate
 
-    _check_imgsz(imgsz)
-    if nc is not None and nc < 1:
-        raise InputError("--nc", "nc", "a positive integer", str(nc))
+    check_imgsz(imgsz)
+    check_positive(nc, "--nc")
     a = load_arch(arch).with_overrides(imgsz=imgsz, nc=nc)
     size = a.data["imgsz"]
     with torch.device("meta"):  # counting needs shapes only: no weight initialisation, no arithmetic
@@ -81,7 +75,7 @@ def verify(
     from nasearch.space import build_model, load_arch
     from nasearch.space.memory import require
 
-    _check_imgsz(imgsz)
+    check_imgsz(imgsz)
     a = load_arch(arch)
     require(a, imgsz=imgsz, copies=2)  # the model and its fused copy, refused before either is allocated
     torch.manual_seed(seed)

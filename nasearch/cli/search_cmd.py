@@ -12,16 +12,12 @@ from rich.table import Table
 from nasearch.cli.common import emit_json, guarded, log
 from nasearch.errors import InputError
 from nasearch.search.experiment import SAMPLERS
+from nasearch.validation import check_positive
 
 
 def _check_choice(value: str | None, allowed: tuple[str, ...], flag: str) -> None:
     if value is not None and value not in allowed:
         raise InputError(flag, flag.lstrip("-"), " | ".join(allowed), repr(value))
-
-
-def _check_positive(value: int | None, flag: str) -> None:
-    if value is not None and value < 1:
-        raise InputError(flag, flag.lstrip("-"), "a positive integer", str(value))
 
 
 @guarded
@@ -57,8 +53,8 @@ def search(
 
     _check_choice(executor, ("local", "ray"), "--executor")
     _check_choice(sampler, SAMPLERS, "--sampler")
-    _check_positive(trials, "--trials")
-    _check_positive(workers, "--workers")
+    check_positive(trials, "--trials")
+    check_positive(workers, "--workers")
     ov = Overrides(
         trials=trials, sampler=sampler, executor=executor, workers=workers, address=address, seed=seed, storage=storage
     )

@@ -31,6 +31,7 @@ from nasearch.data.augment import (
 )
 from nasearch.data.records import DetectionSplit, ImageRecord
 from nasearch.errors import InputError
+from nasearch.validation import check_imgsz
 
 _EXIF_ORIENTATION = 0x0112
 CACHE_LIMIT_BYTES = 2 * 1024**3
@@ -118,8 +119,7 @@ class DetectionDataset(Dataset):
         seed: int = 0,
         cache: bool = False,
     ) -> None:
-        if imgsz < 32 or imgsz % 32:
-            raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(imgsz))
+        check_imgsz(imgsz)
         self.split = split
         self.imgsz = imgsz
         self.augment = augment

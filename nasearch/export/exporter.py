@@ -33,6 +33,7 @@ from nasearch.nn.inspect import fused_copy
 from nasearch.quant.spec import Int8Spec, int8_spec
 from nasearch.space import Architecture, build_model, load_arch
 from nasearch.train.checkpoint import load_checkpoint, save_checkpoint
+from nasearch.validation import check_imgsz
 
 FORMATS = ("yaml", "torch", "onnx", "onnx-int8", "engine")
 BOX_ATOL_PX = 0.01  # float ONNX vs PyTorch: box corners
@@ -90,12 +91,14 @@ def _trial_arch(run_dir: Path, trial: int) -> Architecture:
     path = arch_path(run_dir, trial)
     if path.is_file():
         return load_arch(path)
+    from nasearch.search.record import TrialRecord
     from nasearch.search.study import RunInfo, load_study
 
     info = RunInfo.load(run_dir)
     study = load_study(info.storage, info.study_name, readonly=True)
-    trials = [t for t in study.get_trials(deepcopy=False) if t.number == trial]
-    text = trials[0].user_attrs.get("arch_yaml") if trials else None
+    name = info.study_name
+    trials = [TrialRecord.from_trial(t, name) for t in study.get_trials(deepcopy=False) if t.number == trial]
+    text = trials[0].arch_yaml if trials else None
     if not text:
         found = f"{len(study.trials)} trials" if not trials else "a trial without an architecture"
         raise InputError(run_dir, "--trial", f"a trial number of this run with an architecture ({trial})", found)
@@ -289,8 +292,7 @@ def export(source: Source, opts: ExportOptions, log: Log = _log) -> dict[str, An
         raise InputError("--batch", "batch", "1 with --nms (NMS in the graph is exported for batch 1)", str(opts.batch))
     arch = source.arch
     imgsz = int(opts.imgsz or (source.checkpoint or {}).get("train_args", {}).get("imgsz") or arch.data["imgsz"])
-    if imgsz < 32 or imgsz % 32:
-        raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(imgsz))
+    check_imgsz(imgsz)
     out = opts.out
     if out.exists() and not out.is_dir():
         raise InputError(out, "--out", "a directory to export into", "an existing file")

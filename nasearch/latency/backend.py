@@ -17,6 +17,7 @@ from nasearch.export.onnx import DECODED_OUTPUTS
 from nasearch.latency.fingerprint import Fingerprint
 from nasearch.latency.stats import CLOCKS, Timing, TimingPolicy
 from nasearch.latency.units import Unit
+from nasearch.validation import check_positive
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -35,10 +36,8 @@ class Backend(ABC):
     ) -> None:
         if precision not in PRECISIONS:
             raise InputError("--precision", "precision", " or ".join(PRECISIONS), repr(precision))
-        if batch < 1:
-            raise InputError("--batch", "batch", "a positive integer", str(batch))
-        if threads < 1:
-            raise InputError("--threads", "threads", "a positive integer", str(threads))
+        check_positive(batch, "--batch")
+        check_positive(threads, "--threads")
         self.precision, self.batch, self.threads = precision, batch, threads
         self.policy = policy or TimingPolicy()
         self.clock = self._resolve_clock(clock)

@@ -21,12 +21,12 @@ from nasearch.proxy.result import ProxyResult
 from nasearch.proxy.synflow import synflow_score
 from nasearch.proxy.zen import zen_score
 from nasearch.space import Architecture, build_model
+from nasearch.validation import check_imgsz, check_positive
 
 
 def resolve_imgsz(arch: Architecture, imgsz: int | None) -> int:
     size = int(arch.data["imgsz"]) if imgsz is None else int(imgsz)
-    if size < 32 or size % 32:
-        raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(imgsz))
+    check_imgsz(size)
     return size
 
 
@@ -38,8 +38,7 @@ def check_budget(name: str, value: int, low: int, high: int = 1_000_000) -> int:
 
 def fresh_model(arch: Architecture, seed: int = 0, nc: int | None = None) -> Detector:
     """The architecture with its default initialisation drawn from `seed` (global RNG left untouched)."""
-    if nc is not None and nc < 1:
-        raise InputError("--nc", "nc", "a positive integer", str(nc))
+    check_positive(nc, "--nc")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build_model(arch, nc=nc)

@@ -30,6 +30,7 @@ from nasearch.quant.hybrid import SELECTION_RULE, selection_split
 from nasearch.quant.ptq import quantize_qdq
 from nasearch.quant.spec import CALIBRATION_METHODS, QUANTIZED_OPS, TARGETS, Int8Spec, int8_spec
 from nasearch.train.checkpoint import load_checkpoint
+from nasearch.validation import check_imgsz, check_positive
 
 MODES = ("ptq", "hybrid", "qat")
 OPS = ("auto", "conv", "conv+act")
@@ -84,10 +85,8 @@ class QuantizeOptions:
             ("qat-epochs", self.qat_epochs),
             ("qat-batch", self.qat_batch),
         ):
-            if value < 1:
-                raise InputError(f"--{name}", name.replace("-", "_"), "a positive integer", str(value))
-        if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
-            raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(self.imgsz))
+            check_positive(value, f"--{name}", name.replace("-", "_"))
+        check_imgsz(self.imgsz)
 
     def quantized_ops(self) -> tuple[str, ...]:
         # auto = conv: INT8 SiLU activations cost yolov8n 1.70 mAP points against 0.56 (benchmarks/README.md)

@@ -32,11 +32,10 @@ from nasearch.search.objectives import (
     dataset_provider,
     score_accuracy,
 )
+from nasearch.search.record import checked
 from nasearch.space import Architecture, Space, build_model, load_space
 from nasearch.space.memory import MemoryLimitError
 from nasearch.space.memory import require as require_memory
-
-ATTR_VERSION = 1
 
 
 class Recorder(Protocol):
@@ -79,11 +78,13 @@ REUSED = (
 
 
 class DictRecorder:
+    """The attributes a trial would get, in a dict (checked like a trial's: see `record`)."""
+
     def __init__(self) -> None:
         self.attrs: dict[str, Any] = {}
 
     def set(self, key: str, value: Any) -> None:
-        self.attrs[key] = value
+        self.attrs[key] = checked(key, value)
 
 
 @dataclass
@@ -214,7 +215,6 @@ def evaluate(
     if history is None and isinstance(memo, screen.LatencyHistory):
         history = memo
     start = time.perf_counter()
-    rec.set("attr_version", ATTR_VERSION)
     if preset:
         rec.set("preset", preset)
     rejected = rejection(ctx.space, data, rec)

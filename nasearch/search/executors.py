@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nasearch.errors import InputError
+from nasearch.search import record
 from nasearch.search.candidate import Outcome, SearchContext
 from nasearch.search.experiment import experiment_from_dict
 from nasearch.search.study import load_study, quiet_optuna, run_one_trial, session_sampler
@@ -53,11 +54,7 @@ def complete_count(study: optuna.Study) -> int:
 
 
 def failed_count(study: optuna.Study) -> int:
-    return sum(
-        1
-        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if not str(t.user_attrs.get("failure", "")).startswith("interrupted")
-    )
+    return sum(1 for r in record.records(study, (TrialState.FAIL,)) if not r.interrupted)
 
 
 def should_stop(study: optuna.Study, budget: Budget) -> bool:

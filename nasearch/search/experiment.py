@@ -20,14 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from nasearch import yamlio
 from nasearch.errors import InputError
 from nasearch.resources import resolve_named, shipped
-from nasearch.validation import validate_model
+from nasearch.validation import Imgsz, validate_model
 
 SAMPLERS = ("nsga2", "nsga3", "tpe", "motpe", "gp", "random")
 DEFAULT_SAMPLER = "tpe"
 EXPERIMENTS_ENV = "NASEARCH_EXPERIMENTS"
 
 PositiveInt = Annotated[int, Field(ge=1)]
-Imgsz = Annotated[int, Field(ge=32, le=4096, multiple_of=32)]
 BudgetValue = int | float | str | bool
 
 

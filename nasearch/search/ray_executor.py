@@ -32,11 +32,11 @@ from nasearch.search.chooser import OptunaChooser
 from nasearch.search.compat import reopen_trial, trial_id
 from nasearch.search.executors import MAX_REJECTIONS_IN_A_ROW, Budget, SearchAborted, check_failures, should_stop
 from nasearch.search.experiment import LoadedExperiment, experiment_from_dict
+from nasearch.search.record import TrialRecord, TrialRecorder, write
 from nasearch.search.resume import INTERRUPTED, retry
 from nasearch.search.study import (
     RunInfo,
     StorageBoard,
-    TrialRecorder,
     enqueue_repair,
     load_study,
     quiet_optuna,
@@ -187,7 +187,7 @@ class _Driver:
                 self.info.study_name,
                 trial_id(trial),
                 dict(trial.params),
-                trial.user_attrs.get("preset"),
+                TrialRecord.from_trial(trial, self.info.study_name).preset,
                 self.threads,
             )
             self.running[ref] = trial
@@ -203,11 +203,11 @@ class _Driver:
                 outcome = _outcome(ray.get(ref))
             except ray.exceptions.RayTaskError as exc:  # our code raised on the worker: a failed candidate
                 reason = f"worker: {' '.join(str(exc.cause).split())[:300]}"
-                trial.set_user_attr("failure", reason)
+                write(trial, failure=reason)
                 outcome = Outcome("failed", reason=reason)
             except ray.exceptions.RayError as exc:  # the node or the worker process died: run it again
                 reason = f"{LOST} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
-                trial.set_user_attr("failure", reason)
+                write(trial, failure=reason)
                 tell(self.study, trial, Outcome("failed", reason=reason))
                 retry(self.study, trial)
                 check_failures(self.study, self.budget, Outcome("failed", reason=reason))
@@ -227,7 +227,7 @@ class _Driver:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
             with contextlib.suppress(Exception):
-                trial.set_user_attr("failure", INTERRUPTED)
+                write(trial, failure=INTERRUPTED)
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 retry(self.study, trial)
         self.running.clear()

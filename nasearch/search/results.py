@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from nasearch import atomic
 from nasearch.search.promotion import pareto_indices
-from nasearch.search.study import META_KEY
+from nasearch.search.record import TrialRecord, read_meta, records
 from nasearch.search.suite import best_subset, best_under_targets, hypervolume, reference_point
 
 STATE_NAMES = {
@@ -40,54 +40,60 @@ def _write_atomic(path: Path, text: str) -> None:
     atomic.write_text(path, text)
 
 
-def _state_name(t: optuna.trial.FrozenTrial) -> str:
+def _state_name(r: TrialRecord) -> str:
     """A skipped candidate (`screened`: told PRUNED by the latency screen) is named apart from a rejected one."""
-    if "screened" in t.user_attrs and t.state == TrialState.PRUNED:
+    if r.has("screened") and r.state == TrialState.PRUNED:
         return "screened"
-    return STATE_NAMES.get(t.state, t.state.name.lower())
+    return STATE_NAMES.get(r.state, r.state.name.lower())
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One flat record per trial, in trial order."""
     rows = []
-    for t in study.get_trials(deepcopy=False):
-        a = t.user_attrs
+    for r in records(study):
+        a = r.attrs()  # rung documents as stored (plain mappings)
+        screen = r.latency_screen
         row: dict[str, Any] = {
-            "trial": t.number,
-            "state": _state_name(t),
-            "preset": a.get("preset", ""),
-            "arch_name": a.get("arch_name", ""),
-            "arch_hash": a.get("arch_hash", ""),
-            "params": a.get("params"),
-            "gflops": a.get("gflops"),
-            "latency_ms": a.get("latency_ms"),
-            "latency_measured": a.get("latency_measured"),
-            "latency_method": a.get("latency_method", ""),
-            "screen_latency_ms": t.values[0] if t.values else a.get("screen_latency_ms"),
-            "screen_accuracy": t.values[1] if t.values else None,
-            "accuracy": a.get("accuracy"),
-            "accuracy_kind": a.get("accuracy_kind", ""),
-            "fidelity": a.get("fidelity"),
-            "feasible": a.get("feasible"),
-            "violations": "; ".join(a.get("violations", [])),
-            "rejected": a.get("rejected", ""),
-            "screened": a.get("screened", ""),
-            "latency_predicted_ms": (a.get("latency_screen") or {}).get("predicted_ms"),
-            "failure": a.get("failure", ""),
-            "duplicate_of": a.get("duplicate_of"),
-            "retry_of": a.get("retry_of"),
-            "repair_of": a.get("repair_of"),
-            "seconds": a.get("seconds"),
+            "trial": r.number,
+            "state": _state_name(r),
+            "preset": _or(r.preset, ""),
+            "arch_name": _or(r.arch_name, ""),
+            "arch_hash": _or(r.arch_hash, ""),
+            "params": r.params,
+            "gflops": r.gflops,
+            "latency_ms": r.latency_ms,
+            "latency_measured": r.latency_measured,
+            "latency_method": _or(r.latency_method, ""),
+            "screen_latency_ms": r.values[0] if r.values else r.screen_latency_ms,
+            "screen_accuracy": r.values[1] if r.values else None,
+            "accuracy": r.accuracy,
+            "accuracy_kind": _or(r.accuracy_kind, ""),
+            "fidelity": r.fidelity,
+            "feasible": r.feasible,
+            "violations": "; ".join(r.violations or []),
+            "rejected": _or(r.rejected, ""),
+            "screened": _or(r.screened, ""),
+            "latency_predicted_ms": screen.predicted_ms if screen is not None else None,
+            "failure": _or(r.failure, ""),
+            "duplicate_of": r.duplicate_of,
+            "retry_of": r.retry_of,
+            "repair_of": r.repair_of,
+            "seconds": r.seconds,
         }
-        for doc in a.get("rungs", [])[:MAX_RUNGS_COLUMNS]:
-            r = doc["rung"]
-            row[f"rung{r}_accuracy"] = doc.get("accuracy")
-            row[f"rung{r}_kind"] = doc.get("kind")
-            row[f"rung{r}_latency_ms"] = doc.get("latency_ms")
-            row[f"rung{r}_seconds"] = doc.get("seconds")
-            row[f"rung{r}_promoted"] = doc.get("promoted")
-        row["_rungs"] = a.get("rungs", [])
-        row["_yaml"] = a.get("arch_yaml", "")
+        rungs = a.get("rungs") or []
+        for doc in rungs[:MAX_RUNGS_COLUMNS]:
+            n = doc["rung"]
+            row[f"rung{n}_accuracy"] = doc.get("accuracy")
+            row[f"rung{n}_kind"] = doc.get("kind")
+            row[f"rung{n}_latency_ms"] = doc.get("latency_ms")
+            row[f"rung{n}_seconds"] = doc.get("seconds")
+            row[f"rung{n}_promoted"] = doc.get("promoted")
+        row["_rungs"] = rungs
+        row["_yaml"] = _or(r.arch_yaml, "")
         rows.append(row)
     return rows
 
@@ -214,7 +220,7 @@ class Results:
 
 
 def collect(study: optuna.Study) -> Results:
-    meta = study.user_attrs.get(META_KEY, {})
+    meta = read_meta(study)
     rows = trial_rows(study)
     entries, pool, rung = front(rows)
     limit = meta.get("constraints", {}).get("latency_ms")

@@ -18,10 +18,10 @@ import optuna
 from optuna.trial import TrialState
 
 from nasearch.errors import InputError
-from nasearch.search.compat import mark_failed
+from nasearch.search import record
 
 LOCK_FILE = "search.lock"
-INTERRUPTED = "interrupted: the search stopped while this trial ran (retried on --resume)"
+INTERRUPTED = f"{record.INTERRUPTED_PREFIX}: the search stopped while this trial ran (retried on --resume)"
 
 
 class RunLock:
@@ -70,7 +70,7 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
     """Mark trials left RUNNING as failed and enqueue each again; return the numbers of the originals."""
     retried = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        mark_failed(study, t, {"failure": INTERRUPTED})
+        record.fail_elsewhere(study, t, INTERRUPTED)
         retry(study, t)
         retried.append(t.number)
     return retried
@@ -78,13 +78,9 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
 
 def retry(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> None:
     """Enqueue the same decisions again (`retry_of` names the failed trial; a preset keeps its name)."""
-    keep = {k: trial.user_attrs[k] for k in ("preset",) if k in trial.user_attrs}
-    study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number})
+    preset = record.TrialRecord.from_trial(trial, study.study_name).preset
+    record.enqueue(study, dict(trial.params), preset=preset, retry_of=trial.number)
 
 
 def interrupted_count(study: optuna.Study) -> int:
-    return sum(
-        1
-        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if str(t.user_attrs.get("failure", "")).startswith("interrupted")
-    )
+    return sum(1 for r in record.records(study, (TrialState.FAIL,)) if r.interrupted)

@@ -28,6 +28,7 @@ from nasearch.search import promotion, screen
 from nasearch.search.candidate import Outcome, Prior, SearchContext, evaluate
 from nasearch.search.chooser import OptunaChooser, repair
 from nasearch.search.experiment import LoadedExperiment
+from nasearch.search.record import TrialRecord, TrialRecorder, enqueue, records, study_source, write_meta
 from nasearch.search.resume import INTERRUPTED, retry
 from nasearch.search.storage import open_storage, sqlite_file
 from nasearch.space.arch import load_presets, presets_dir
@@ -36,7 +37,6 @@ from nasearch.space.space import Space, decision_values
 DIRECTIONS = ["minimize", "maximize"]
 REPAIR_SEED_STRIDE = 1_000_033
 
-META_KEY = "nasearch"
 RUN_FILE = "run.json"
 
 
@@ -186,7 +186,7 @@ def create_study(exp: LoadedExperiment, ctx: SearchContext, url: str, sampler: A
         storage=storage, study_name=name, directions=DIRECTIONS, sampler=sampler or experiment_sampler(exp)
     )
     study.set_metric_names(["latency_ms", exp.spec.objectives.accuracy.screen.proxy])
-    study.set_user_attr(META_KEY, study_meta(exp, ctx))
+    write_meta(study, study_meta(exp, ctx))
     enqueue_presets(study, exp, ctx)
     return study
 
@@ -212,7 +212,7 @@ def enqueue_presets(study: optuna.Study, exp: LoadedExperiment, ctx: SearchConte
     for name in names:
         values = decision_values(ctx.space, presets[name])
         if values is not None:
-            study.enqueue_trial(values, user_attrs={"preset": name})
+            enqueue(study, values, preset=name)
             out.append(name)
     return out
 
@@ -220,14 +220,6 @@ def enqueue_presets(study: optuna.Study, exp: LoadedExperiment, ctx: SearchConte
 def space_presets_dir(space: Space) -> Path:
     """The presets a space is compared with: `presets/` beside the space file, else the shipped ones."""
     return space._presets_dir or presets_dir()
-
-
-class TrialRecorder:
-    def __init__(self, trial: optuna.Trial) -> None:
-        self.trial = trial
-
-    def set(self, key: str, value: Any) -> None:
-        self.trial.set_user_attr(key, value)
 
 
 class StorageBoard:
@@ -238,13 +230,12 @@ class StorageBoard:
 
     def points(self, rung: int) -> dict[str, promotion.Point]:
         out: dict[str, promotion.Point] = {}
-        states = (TrialState.COMPLETE, TrialState.RUNNING)
-        for t in sorted(self.study.get_trials(deepcopy=False, states=states), key=lambda t: t.number):
-            if "duplicate_of" in t.user_attrs:  # the original already stands for this architecture
+        for r in records(self.study, (TrialState.COMPLETE, TrialState.RUNNING), ordered=True):
+            if r.has("duplicate_of"):  # the original already stands for this architecture
                 continue
-            for doc in t.user_attrs.get("rungs", []):
-                if doc.get("rung") == rung and doc.get("feasible"):
-                    out[str(t.number)] = (float(doc["latency_ms"]), float(doc["accuracy"]))
+            doc = r.rung(rung)
+            if doc is not None:
+                out[str(r.number)] = (float(doc.latency_ms), float(doc.accuracy))
         return out
 
     def record(self, key: str, rung: int, point: promotion.Point, feasible: bool) -> None:
@@ -253,27 +244,32 @@ class StorageBoard:
     def measured(self) -> list[screen.Measured]:
         """The study's candidates with a latency measured at screening, oldest first (the screen's data)."""
         out = []
-        for t in sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
-            a = t.user_attrs
-            if "duplicate_of" in a or not a.get("screen_latency_measured") or "convs" not in a:
+        for r in records(self.study, (TrialState.COMPLETE,), ordered=True):
+            if r.has("duplicate_of") or not r.screen_latency_measured or r.convs is None:
                 continue
-            seen = a.get("latency_screen") or {}
+            if r.gflops is None or r.screen_latency_ms is None:
+                raise InputError(
+                    study_source(self.study.study_name),
+                    f"trials[{r.number}]",
+                    "gflops and screen_latency_ms beside screen_latency_measured",
+                    "a trial without them",
+                )
+            seen = r.latency_screen
             out.append(
                 screen.Measured(
-                    float(a["gflops"]),
-                    int(a["convs"]),
-                    float(a["screen_latency_ms"]),
-                    seen.get("predicted_ms"),
-                    str(seen.get("method", "")),
+                    float(r.gflops),
+                    int(r.convs),
+                    float(r.screen_latency_ms),
+                    seen.predicted_ms if seen is not None else None,
+                    str(seen.method or "") if seen is not None else "",
                 )
             )
         return out
 
     def lookup(self, arch_hash: str) -> Prior | None:
-        for t in sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
-            if t.user_attrs.get("arch_hash") == arch_hash and t.values is not None:
-                original = t.user_attrs.get("duplicate_of", t.number)
-                return Prior(int(original), (t.values[0], t.values[1]), dict(t.constraints), dict(t.user_attrs))
+        for r in records(self.study, (TrialState.COMPLETE,), ordered=True):
+            if r.arch_hash == arch_hash and r.values is not None:
+                return Prior(r.original, (r.values[0], r.values[1]), dict(r.constraints), r.attrs())
         return None
 
 
@@ -290,14 +286,15 @@ def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> optuna.t
 def run_one_trial(study: optuna.Study, ctx: SearchContext) -> tuple[optuna.trial.FrozenTrial, Outcome]:
     """Ask, evaluate, tell. An interrupt marks the trial failed before it propagates."""
     trial = study.ask()
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    rec = TrialRecorder(trial)
+    rec.set("worker", f"{socket.gethostname()}:{os.getpid()}")
     try:
         data = ctx.space.resolve(OptunaChooser(trial))
-        preset = trial.user_attrs.get("preset")
+        preset = TrialRecord.from_trial(trial, study.study_name).preset
         board = StorageBoard(study)
-        outcome = evaluate(ctx, data, str(trial.number), TrialRecorder(trial), board, preset, memo=board)
+        outcome = evaluate(ctx, data, str(trial.number), rec, board, preset, memo=board)
     except BaseException:  # an interrupt (or the storage failing): retried on --resume
-        trial.set_user_attr("failure", INTERRUPTED)
+        rec.set("failure", INTERRUPTED)
         study.tell(trial, state=TrialState.FAIL)
         retry(study, trial)
         raise
@@ -311,4 +308,4 @@ def enqueue_repair(study: optuna.Study, ctx: SearchContext, rejected: optuna.tri
     """Queue the nearest feasible resolution of a rejected proposal as the next trial (`repair_of`)."""
     fixed = repair(ctx.space, dict(rejected.params), ctx.exp.spec.seed * REPAIR_SEED_STRIDE + rejected.number)
     if fixed is not None:
-        study.enqueue_trial(fixed, user_attrs={"repair_of": rejected.number})
+        enqueue(study, fixed, repair_of=rejected.number)

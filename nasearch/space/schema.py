@@ -20,6 +20,7 @@ from nasearch.errors import InputError, describe, did_you_mean, foreign_mapping,
 from nasearch.nn.fields import Act
 from nasearch.nn.registry import Params, blocks_of_kind
 from nasearch.space import decisions as dec
+from nasearch.validation import Imgsz
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class ArchSpec(Params):
 
     name: str = "arch"
     nc: Annotated[int, Field(ge=1, le=10000)] = 80
-    imgsz: Annotated[int, Field(ge=32, le=4096, multiple_of=32)] = 640
+    imgsz: Imgsz = 640
     reg_max: Annotated[int, Field(ge=0, le=64)] = 16
     act: Act = "silu"
     bn_eps: Annotated[float, Field(gt=0, lt=1)] = 1e-3

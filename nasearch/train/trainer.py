@@ -34,6 +34,7 @@ from nasearch.train.ema import ModelEMA, unwrap
 from nasearch.train.engine import Engine, Recipe
 from nasearch.train.plots import plot_results, write_csv
 from nasearch.train.schedule import warmup_iterations
+from nasearch.validation import Imgsz
 
 LAST, BEST, CSV, PNG = "last.pt", "best.pt", "results.csv", "results.png"
 RUNTIME_KEYS = ("device", "threads", "workers")  # may change when a run is resumed; the recipe may not
@@ -45,7 +46,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: Annotated[int, Field(ge=1, le=10000)] = 100
-    imgsz: Annotated[int, Field(ge=32, le=4096, multiple_of=32)] | None = None  # default: the architecture's
+    imgsz: Imgsz | None = None  # default: the architecture's
     batch: Annotated[int, Field(ge=1, le=4096)] = 16  # total over all GPUs
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr0: Annotated[float, Field(gt=0, le=1)] | None = None  # default 0.01 (SGD) or 0.001 (AdamW)
