@@ -30,7 +30,7 @@ from nasearch.nn.inspect import count_flops, fused_copy
 from nasearch.space import build_model, load_arch
 
 
-@pytest.mark.parametrize("name", ["yolov8n", "yolov8s"])
+@pytest.mark.parametrize("name", ["yolov8n", "yolov8s", "yolov10n"])
 def test_traced_flops_match_the_flop_counter(name):
     arch = load_arch(name)
     traced = sum(op.flops for op in trace_ops(arch, 320))
@@ -43,6 +43,25 @@ def test_every_traced_convolution_is_named_by_its_module():
     convs = [op for op in ops if op.name == "aten.convolution"]
     assert convs and all(op.layer for op in convs)
     assert convs[0].layer == "stem.conv"
+
+
+def test_yolov10_ops_are_traced_by_the_rules_of_the_other_blocks():
+    """SCDown's strided depthwise conv, the CIBs' depthwise convs (the 7×7 one fused from two) and PSA's
+    attention matmuls are traced as the convolutions and matmuls of YOLO11 are; every preset is predicted."""
+    ops = trace_ops(load_arch("yolov10n"), 320)
+    by_layer = {op.layer: op for op in ops if op.name == "aten.convolution"}
+    scdown = by_layer["stages.2.0.cv2.conv"]
+    assert scdown.groups == scdown.channels_out == 128 and scdown.out_shape == (1, 128, 20, 20)
+    large = by_layer["neck.bu2.m.0.cv1.2.conv.conv"]
+    assert large.groups == large.channels_out and large.weight_elems == large.channels_out * (49 + 1)
+    assert "neck.bu2.m.0.cv1.2.conv1.conv" not in by_layer  # the 3×3 branch is folded into the 7×7
+    assert [op.out_shape for op in ops if op.name == "aten.bmm"] == [(2, 100, 100), (2, 64, 100)]
+    table = ops_of(load_arch("yolov10n"), 320, 1)
+    grouped = [i for i, op in enumerate(ops) if op.groups > 1]
+    assert grouped and all(table.flops[i] == 0.0 for i in grouped)  # depthwise: bound by bytes, as in YOLO11
+    for size in "nsmblx":
+        pred = predict_t4(load_arch(f"yolov10{size}"), "fp16", 640, 1)
+        assert pred["predicted_ms"] > 0 and pred["measured"] is False
 
 
 def test_batch_scales_work_but_not_overheads():

@@ -19,6 +19,9 @@ ACTIVATION_CLASSES: dict[str, str] = {
 Act = Literal[tuple(ACTIVATION_CLASSES)]  # type: ignore[valid-type]
 InnerBlock = Literal["qarepvgg", "repvgg", "conv"]
 RepVariant = Literal["repvgg", "qarepvgg"]
+# A C2f's inner block: YOLOv8's bottleneck, or YOLOv10's compact inverted block (CIB), whose middle depthwise
+# conv may be the large-kernel RepVGG-style one (`cib_lk`).
+C2fInner = Literal["bottleneck", "cib", "cib_lk"]
 Channels = Annotated[int, Field(ge=4, le=4096)]
 Depth = Annotated[int, Field(ge=1, le=16)]
 Expansion = Annotated[float, Field(gt=0, le=1)]

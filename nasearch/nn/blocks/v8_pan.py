@@ -14,12 +14,21 @@ from nasearch.nn.registry import BuildContext, register
 from nasearch.nn.specs.v8_pan import V8PanParams
 
 Fuse = Callable[[int, Any], nn.Module]  # (input width, level params) -> the block that fuses a concat
+Down = Callable[[int], nn.Module]  # width -> a stride-2 block keeping it
 
 
 class V8Pan(nn.Module):
-    """The topology; `fuse_block` builds each level's block (YOLOv8: C2f; YOLO11: C3k2)."""
+    """The topology; `fuse_block` builds each level's block (YOLOv8: C2f; YOLO11: C3k2), `down2` the P4 to P5
+    downsampling (default a strided 3×3 Conv; YOLOv10: SCDown)."""
 
-    def __init__(self, p: V8PanParams, ctx: BuildContext, levels: list[int], fuse_block: Fuse | None = None) -> None:
+    def __init__(
+        self,
+        p: V8PanParams,
+        ctx: BuildContext,
+        levels: list[int],
+        fuse_block: Fuse | None = None,
+        down2: Down | None = None,
+    ) -> None:
         super().__init__()
         c3, c4, c5 = levels[-3:]
         make = fuse_block or (lambda c_in, lvl: C2f(c_in, lvl.out, lvl.blocks, p.shortcut, ctx, p.e))
@@ -28,7 +37,7 @@ class V8Pan(nn.Module):
         self.td2 = make(p.up1.out + c3, p.up2)
         self.down1 = ConvBNAct(p.up2.out, p.up2.out, 3, 2, ctx)
         self.bu1 = make(p.up2.out + p.up1.out, p.down1)
-        self.down2 = ConvBNAct(p.down1.out, p.down1.out, 3, 2, ctx)
+        self.down2 = down2(p.down1.out) if down2 else ConvBNAct(p.down1.out, p.down1.out, 3, 2, ctx)
         self.bu2 = make(p.down1.out + c5, p.down2)
         self.out_channels = [p.up2.out, p.down1.out, p.down2.out]
 
