@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from nasearch.cli.main import app
-from nasearch.export.onnx import export_detector, raw_output_names
+from nasearch.onnxio.export import export_detector, raw_output_names
 from nasearch.space import build_model, load_arch
 
 runner = CliRunner()

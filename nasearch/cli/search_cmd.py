@@ -52,8 +52,8 @@ def search(
     Exit 2 when no trial meets the experiment's constraints (the results are written; the message names
     each limit and the best value reached), and for a used run directory without --resume.
     """
+    from nasearch.app.search import Overrides, run_search
     from nasearch.search.results import preset_lines
-    from nasearch.search.runner import Overrides, run_search
 
     _check_choice(executor, ("local", "ray"), "--executor")
     _check_choice(sampler, SAMPLERS, "--sampler")

@@ -69,7 +69,7 @@ def open_onnx(path: str | Path, threads: int | None = None) -> Any:
     p = Path(path)
     if not p.is_file():
         raise InputError(path, "<file>", "an ONNX file", "a directory" if p.is_dir() else "no such path")
-    from nasearch.quant.isa import exact_int8_session
+    from nasearch.onnxio.isa import exact_int8_session
 
     options = ort.SessionOptions()
     options.log_severity_level = 3

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from nasearch.errors import InputError
-from nasearch.export.onnx import DECODED_OUTPUTS
 from nasearch.latency.fingerprint import Fingerprint
 from nasearch.latency.stats import CLOCKS, Timing, TimingPolicy
 from nasearch.latency.units import Unit
+from nasearch.onnxio.export import DECODED_OUTPUTS
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")

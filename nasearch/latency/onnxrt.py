@@ -18,12 +18,12 @@ import torch
 from torch import nn
 
 from nasearch.errors import InputError
-from nasearch.export.onnx import export_module
 from nasearch.latency.backend import Backend
 from nasearch.latency.fingerprint import Fingerprint, cpu_name
 from nasearch.latency.stats import Timing, TimingPolicy, measure, timer
-from nasearch.quant.ptq import perturbed_copies, quantize_qdq
-from nasearch.quant.spec import Int8Spec, int8_spec
+from nasearch.onnxio.export import export_module
+from nasearch.onnxio.qdq import perturbed_copies, quantize_qdq
+from nasearch.onnxio.spec import Int8Spec, int8_spec
 
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 NUMPY_TYPES = {

@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from nasearch.errors import InputError
-from nasearch.export.onnx import export_module
 from nasearch.latency.backend import Backend
 from nasearch.latency.fingerprint import Fingerprint
 from nasearch.latency.stats import Timing, TimingPolicy, measure
+from nasearch.onnxio.export import export_module
 
 MIN_ITERATIONS = 200
 WORKSPACE_BYTES = 2 << 30
@@ -180,7 +180,7 @@ class TensorRTBackend(Backend):
             "driver": str(self.cuda.get_driver_version()),
         }
         if self.precision == "int8":
-            from nasearch.quant.spec import int8_spec
+            from nasearch.onnxio.spec import int8_spec
 
             extra["int8_spec"] = int8_spec("tensorrt").name
         return Fingerprint(
@@ -208,8 +208,8 @@ class TensorRTBackend(Backend):
             )
             feeds = {n: t.detach().cpu().float().numpy() for n, t in zip(input_names, inputs, strict=True)}
             if self.precision == "int8":
-                from nasearch.quant.ptq import perturbed_copies, quantize_qdq
-                from nasearch.quant.spec import int8_spec
+                from nasearch.onnxio.qdq import perturbed_copies, quantize_qdq
+                from nasearch.onnxio.spec import int8_spec
 
                 path = quantize_qdq(path, Path(tmp) / "m.qdq.onnx", perturbed_copies(feeds), int8_spec("tensorrt"))
             key = engine_cache_key(
