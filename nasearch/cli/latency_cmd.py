@@ -327,22 +327,19 @@ def _predict_db(
     missing: str,
     quick: bool,
 ) -> dict:
-    from nasearch.latency.db import LatencyDB
-    from nasearch.latency.predict import MISSING_MODES, predict_from_db, select_fingerprint
+    from nasearch.latency.predict import predict_latency
 
-    if missing not in ("auto", *MISSING_MODES):
-        raise InputError("--missing", "missing", "auto | " + " | ".join(MISSING_MODES), repr(missing))
-    try:
-        local = _backend(backend or "onnxruntime", precision, batch, threads or 1, clock, quick)
-        local_fp = local.fingerprint()
-    except InputError:
-        local, local_fp = None, None  # this machine cannot run that backend: stored figures only
-    with LatencyDB(db, create=False) as database:
-        fp = select_fingerprint(database, local_fp, precision, batch, backend, threads)
-        here = local_fp is not None and fp.id == local_fp.id
-        if missing == "auto":
-            missing = "measure" if here else "estimate"
-        return predict_from_db(database, fp, arch, imgsz, local if here else None, missing)
+    return predict_latency(
+        db,
+        arch,
+        imgsz,
+        lambda: _backend(backend or "onnxruntime", precision, batch, threads or 1, clock, quick),
+        precision,
+        batch,
+        backend,
+        threads,
+        missing,
+    )
 
 
 @latency_app.command("info")

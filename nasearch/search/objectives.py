@@ -125,20 +125,13 @@ class LatencyEvaluator:
         """Block sums plus the fitted overhead; blocks the database lacks are measured now when the
         database's device is this machine (and stored, so later candidates reuse them), or `estimate`d
         from the stored blocks (nothing measured: the latency screen's prediction)."""
-        from nasearch.latency.db import LatencyDB
-        from nasearch.latency.predict import predict_from_db, select_fingerprint
+        from nasearch.latency.predict import predict_latency
 
         s = self.spec
-        try:
-            local = self._backend
-        except InputError:
-            local = None  # this machine cannot run that backend: stored figures only
         assert self.db is not None
-        with LatencyDB(self.db, create=False) as database:
-            fp = select_fingerprint(
-                database, local.fingerprint() if local else None, s.precision, s.batch, s.backend, s.threads
-            )
-            doc = predict_from_db(database, fp, arch, self.imgsz, local, missing)
+        doc = predict_latency(
+            self.db, arch, self.imgsz, lambda: self._backend, s.precision, s.batch, s.backend, s.threads, missing
+        )
         return LatencyResult(
             float(doc["predicted_ms"]),
             False,
