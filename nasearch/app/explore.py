@@ -18,7 +18,12 @@ from typing import Any
 
 import pandas as pd
 
+from nasearch import yamlio
 from nasearch.errors import InputError
+from nasearch.latency.db import LatencyDB
+from nasearch.latency.stats import QUICK, TimingPolicy
+from nasearch.plotting import pyplot
+from nasearch.search.plot import draw_front as _draw
 from nasearch.space import Architecture
 from nasearch.space.summary import compare, summarize
 
@@ -97,8 +102,6 @@ class Run:
 
     def arch(self, trial: int) -> Architecture:
         """The architecture a trial evaluated."""
-        from nasearch import yamlio
-
         for row in self.results.rows:
             if row["trial"] == trial and row.get("_yaml"):
                 return Architecture.from_dict(yamlio.loads(row["_yaml"]), f"{self.dir}#trial{trial}")
@@ -121,14 +124,10 @@ def open_run(run_dir: str | Path | None = None) -> Run:
 
 def draw_front(run: Run):
     """The run's Pareto plot (every trial, the front, presets labelled, the suite's latency targets)."""
-    from nasearch.search.plot import draw_front as _draw
-
     return _draw(run.results)
 
 
 def draw_hypervolume(run: Run):
-    from nasearch.plotting import pyplot
-
     plt = pyplot()
 
     hv = run.hypervolume()
@@ -161,9 +160,7 @@ def latency_breakdown(
     measure` does), so every figure in the table is a measurement; the predicted total is added last.
     """
     from nasearch.latency.backend import get_backend
-    from nasearch.latency.db import LatencyDB
     from nasearch.latency.predict import predict_from_db
-    from nasearch.latency.stats import QUICK, TimingPolicy
     from nasearch.latency.units import arch_units
 
     size = imgsz or arch.data["imgsz"]

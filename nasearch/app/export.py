@@ -26,7 +26,7 @@ from torch import nn
 
 from nasearch import atomic, yamlio
 from nasearch.data import load_split
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.export.nms import DETECTION_COLUMNS, DetectorWithNMS
 from nasearch.export.verify import verify_float, verify_int8, verify_nms
 from nasearch.latency.tensorrt_backend import build_serialized, gpu_status
@@ -77,7 +77,7 @@ def parse_formats(text: str) -> list[str]:
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise InputError(
-            "--format", "format", f"a comma-separated list of {', '.join(FORMATS)}", repr(bad[0] if bad else text)
+            OPTION, "format", f"a comma-separated list of {', '.join(FORMATS)}", repr(bad[0] if bad else text)
         )
     return list(dict.fromkeys(formats))
 
@@ -161,7 +161,7 @@ def _engine_precondition(formats: list[str]) -> None:
     ok, reason = gpu_status()
     if not ok:
         raise InputError(
-            "--format",
+            OPTION,
             "format",
             "engine only on a machine with TensorRT >= 10 and an NVIDIA GPU "
             "(export onnx / onnx-int8 here and build the engine there)",
@@ -178,13 +178,13 @@ def export(source: Source, opts: ExportOptions, log: Log = _log) -> dict[str, An
     formats = opts.formats
     _engine_precondition(formats)
     if "onnx-int8" in formats and not opts.data:
-        raise InputError("--data", "data", "a dataset to calibrate INT8 on (onnx-int8)", "nothing")
+        raise InputError(OPTION, "data", "a dataset to calibrate INT8 on (onnx-int8)", "nothing")
     if opts.nms and opts.batch != 1:
-        raise InputError("--batch", "batch", "1 with --nms (NMS in the graph is exported for batch 1)", str(opts.batch))
+        raise InputError(OPTION, "batch", "1 with --nms (NMS in the graph is exported for batch 1)", str(opts.batch))
     arch = source.arch
     imgsz = int(opts.imgsz or (source.checkpoint or {}).get("train_args", {}).get("imgsz") or arch.data["imgsz"])
     if imgsz < 32 or imgsz % 32:
-        raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(imgsz))
+        raise InputError(OPTION, "imgsz", "a multiple of 32, at least 32", str(imgsz))
     out = opts.out
     if out.exists() and not out.is_dir():
         raise InputError(out, "--out", "a directory to export into", "an existing file")

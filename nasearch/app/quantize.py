@@ -23,7 +23,7 @@ import torch
 from nasearch import atomic
 from nasearch.data import load_split
 from nasearch.data.records import DetectionSplit
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.eval.inference import evaluate_model, open_onnx
 from nasearch.latency.fingerprint import cpu_name
 from nasearch.latency.onnxrt import make_session, time_session
@@ -67,23 +67,23 @@ class QuantizeOptions:
 
     def check(self) -> None:
         if self.mode not in MODES:
-            raise InputError("--mode", "mode", " | ".join(MODES), repr(self.mode))
+            raise InputError(OPTION, "mode", " | ".join(MODES), repr(self.mode))
         if self.target not in TARGETS:
-            raise InputError("--target", "target", " | ".join(TARGETS), repr(self.target))
+            raise InputError(OPTION, "target", " | ".join(TARGETS), repr(self.target))
         if self.method not in CALIBRATION_METHODS:
-            raise InputError("--calibration", "calibration", " | ".join(CALIBRATION_METHODS), repr(self.method))
+            raise InputError(OPTION, "calibration", " | ".join(CALIBRATION_METHODS), repr(self.method))
         if self.ops not in OPS:
-            raise InputError("--ops", "ops", " | ".join(OPS), repr(self.ops))
+            raise InputError(OPTION, "ops", " | ".join(OPS), repr(self.ops))
         if self.ops == "conv+act" and (self.mode != "ptq" or self.target != "cpu"):
             raise InputError(
-                "--ops",
+                OPTION,
                 "ops",
                 "conv with hybrid, qat or the tensorrt target (layers are kept float "
                 "or emulated per convolution, and TensorRT fuses activations itself)",
                 self.ops,
             )
         if not 0 <= self.max_drop <= 100:
-            raise InputError("--max-drop", "max_drop", "mAP points between 0 and 100", str(self.max_drop))
+            raise InputError(OPTION, "max_drop", "mAP points between 0 and 100", str(self.max_drop))
         for name, value in (
             ("calib-images", self.calib_images),
             ("threads", self.threads),
@@ -91,9 +91,9 @@ class QuantizeOptions:
             ("qat-batch", self.qat_batch),
         ):
             if value < 1:
-                raise InputError(f"--{name}", name.replace("-", "_"), "a positive integer", str(value))
+                raise InputError(OPTION, name.replace("-", "_"), "a positive integer", str(value))
         if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
-            raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(self.imgsz))
+            raise InputError(OPTION, "imgsz", "a multiple of 32, at least 32", str(self.imgsz))
 
     def quantized_ops(self) -> tuple[str, ...]:
         # auto = conv: INT8 SiLU activations cost yolov8n 1.70 mAP points against 0.56 (benchmarks/README.md)
@@ -268,7 +268,7 @@ def check_candidates(float_onnx: Path, opts: QuantizeOptions, config: Int8Spec) 
     unknown = [c for c in candidates if c not in names]
     if unknown:
         raise InputError(
-            "--candidates", "candidates", f"conv node names of the exported model, e.g. {names[0]}", repr(unknown[0])
+            OPTION, "candidates", f"conv node names of the exported model, e.g. {names[0]}", repr(unknown[0])
         )
     return candidates
 

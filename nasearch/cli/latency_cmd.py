@@ -6,6 +6,8 @@ import typer
 
 from nasearch.cli.common import emit_json, guarded, log
 from nasearch.errors import InputError
+from nasearch.latency.db import LatencyDB
+from nasearch.latency.stats import QUICK, TimingPolicy
 
 latency_app = typer.Typer(help="Measure, profile and predict latency.", no_args_is_help=True)
 
@@ -32,7 +34,6 @@ QUICK_HELP = "Fewer timed runs (smoke tests; noisier figures)."
 
 def _backend(name: str, precision: str | None, batch: int, threads: int, clock: str, quick: bool = False):
     from nasearch.latency.backend import get_backend
-    from nasearch.latency.stats import QUICK, TimingPolicy
 
     _check_positive(batch, "--batch")
     _check_positive(threads, "--threads")
@@ -90,7 +91,6 @@ def measure(
     """Measure an architecture's latency end to end (fused deploy form, static shapes)."""
     import torch
 
-    from nasearch.latency.db import LatencyDB
     from nasearch.latency.profile import measure_network
     from nasearch.nn.inspect import fused_copy
     from nasearch.space import build_model, load_arch
@@ -170,7 +170,6 @@ def profile(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Measure every distinct block signature of a space into a latency database (resumes by itself)."""
-    from nasearch.latency.db import LatencyDB
     from nasearch.latency.profile import profile_space
     from nasearch.space import load_space
 
@@ -349,7 +348,6 @@ def info(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """What a latency database holds: fingerprints, block and network counts, the overhead fits."""
-    from nasearch.latency.db import LatencyDB
     from nasearch.latency.predict import overhead_for
 
     with LatencyDB(db, create=False) as database:

@@ -12,6 +12,7 @@ from rich.table import Table
 from nasearch.cli.common import emit_json, guarded, log
 from nasearch.errors import InputError
 from nasearch.search.experiment import SAMPLERS
+from nasearch.search.plot import plot_front
 
 
 def _check_choice(value: str | None, allowed: tuple[str, ...], flag: str) -> None:
@@ -105,8 +106,6 @@ def pareto(
     study = load_study(info.storage, info.study_name, readonly=True)
     res = write_results(study, run_dir) if writable_run(run_dir) else collect(study)
     if plot is not None:
-        from nasearch.search.plot import plot_front
-
         plot_front(res, plot)
     doc = front_doc(res, run_dir)
     unmet = unmet_constraints(res)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.latency.fingerprint import Fingerprint
 from nasearch.latency.stats import CLOCKS, Timing, TimingPolicy
 from nasearch.latency.units import Unit
@@ -34,11 +34,11 @@ class Backend(ABC):
         clock: str = "auto",
     ) -> None:
         if precision not in PRECISIONS:
-            raise InputError("--precision", "precision", " or ".join(PRECISIONS), repr(precision))
+            raise InputError(OPTION, "precision", " or ".join(PRECISIONS), repr(precision))
         if batch < 1:
-            raise InputError("--batch", "batch", "a positive integer", str(batch))
+            raise InputError(OPTION, "batch", "a positive integer", str(batch))
         if threads < 1:
-            raise InputError("--threads", "threads", "a positive integer", str(threads))
+            raise InputError(OPTION, "threads", "a positive integer", str(threads))
         self.precision, self.batch, self.threads = precision, batch, threads
         self.policy = policy or TimingPolicy()
         self.clock = self._resolve_clock(clock)
@@ -53,9 +53,9 @@ class Backend(ABC):
         if clock == "auto":
             return "cpu" if self.single_thread_cpu() else "wall"
         if clock not in CLOCKS:
-            raise InputError("--clock", "clock", "auto, wall or cpu", repr(clock))
+            raise InputError(OPTION, "clock", "auto, wall or cpu", repr(clock))
         if clock == "cpu" and not self.single_thread_cpu():
-            raise InputError("--clock", "clock", "wall or auto (the cpu clock needs --threads 1 on a CPU)", "cpu")
+            raise InputError(OPTION, "clock", "wall or auto (the cpu clock needs --threads 1 on a CPU)", "cpu")
         return clock
 
     @abstractmethod
@@ -109,4 +109,4 @@ def get_backend(
         from nasearch.latency.tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(precision, batch, threads, policy, clock=clock)
-    raise InputError("--backend", "backend", " | ".join(BACKENDS), repr(name))
+    raise InputError(OPTION, "backend", " | ".join(BACKENDS), repr(name))

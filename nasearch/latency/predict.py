@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.latency.backend import Backend
 from nasearch.latency.db import LatencyDB, NetworkRow
 from nasearch.latency.estimate import MIN_SAMPLES, BlockEstimator
@@ -148,7 +148,7 @@ def predict_from_db(
     machine's backend for `fp`), `estimate`d from the measured blocks of the same fingerprint (nothing
     is measured or written), or an input `error` naming how many are missing."""
     if missing not in MISSING_MODES:
-        raise InputError("--missing", "missing", " | ".join(MISSING_MODES), repr(missing))
+        raise InputError(OPTION, "missing", " | ".join(MISSING_MODES), repr(missing))
     arch = arch if imgsz == arch.data["imgsz"] else arch.with_overrides(imgsz=imgsz)
     _, units = arch_units(arch, imgsz, fp.batch)
     stored = db.units(fp.id, [u.signature for u in units])
@@ -226,7 +226,7 @@ def predict_latency(
     `auto` measures them when the fingerprint is this machine's and estimates them otherwise.
     """
     if missing not in ("auto", *MISSING_MODES):
-        raise InputError("--missing", "missing", "auto | " + " | ".join(MISSING_MODES), repr(missing))
+        raise InputError(OPTION, "missing", "auto | " + " | ".join(MISSING_MODES), repr(missing))
     try:
         here_backend: Backend | None = local()
         local_fp = here_backend.fingerprint()

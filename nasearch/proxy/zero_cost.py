@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.nn.detector import Detector
 from nasearch.proxy.baselines import flops_score, params_score
 from nasearch.proxy.entropy import STAGE_WEIGHTS, entropy_score, stage_entropies
@@ -26,7 +26,7 @@ from nasearch.space import Architecture, build_model
 def resolve_imgsz(arch: Architecture, imgsz: int | None) -> int:
     size = int(arch.data["imgsz"]) if imgsz is None else int(imgsz)
     if size < 32 or size % 32:
-        raise InputError("--imgsz", "imgsz", "a multiple of 32, at least 32", str(imgsz))
+        raise InputError(OPTION, "imgsz", "a multiple of 32, at least 32", str(imgsz))
     return size
 
 
@@ -39,7 +39,7 @@ def check_budget(name: str, value: int, low: int, high: int = 1_000_000) -> int:
 def fresh_model(arch: Architecture, seed: int = 0, nc: int | None = None) -> Detector:
     """The architecture with its default initialisation drawn from `seed` (global RNG left untouched)."""
     if nc is not None and nc < 1:
-        raise InputError("--nc", "nc", "a positive integer", str(nc))
+        raise InputError(OPTION, "nc", "a positive integer", str(nc))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build_model(arch, nc=nc)
