@@ -33,8 +33,8 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nasearch.app.search import run_search  # noqa: E402
 from nasearch.search.experiment import experiment_from_dict  # noqa: E402
-from nasearch.search.runner import run_search  # noqa: E402
 from tests.cluster import PostgresServer, RayCluster  # noqa: E402
 
 CONFIGS = {  # label -> executor

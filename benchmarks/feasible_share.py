@@ -22,10 +22,10 @@ from typing import Any
 
 import optuna
 
+from nasearch.app.search import run_search
 from nasearch.errors import InputError
 from nasearch.search.experiment import load_experiment
 from nasearch.search.record import records
-from nasearch.search.runner import run_search
 from nasearch.search.study import RunInfo, load_study
 from nasearch.stats import proportion
 

@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from nasearch.export.onnx import export_detector
+from nasearch.app.quantize import QuantizeOptions, measure_latencies, run_quantize
 from nasearch.nn.inspect import count_params, fused_copy, randomize_bn
-from nasearch.quant.ptq import quantize_qdq
-from nasearch.quant.report import QuantizeOptions, measure_latencies, run_quantize
-from nasearch.quant.spec import int8_spec
+from nasearch.onnxio.export import export_detector
+from nasearch.onnxio.qdq import quantize_qdq
+from nasearch.onnxio.spec import int8_spec
 from nasearch.space import Architecture, build_model, load_arch
 from nasearch.train.trainer import LAST, TrainConfig, Trainer, prepare_run, resume_run
 

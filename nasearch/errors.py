@@ -23,6 +23,11 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# The `file` of an error about a value given as an option rather than read from a file: library code names
+# the field (`imgsz`), and the command line shows it as its flag (`--imgsz`, see `nasearch.cli.common`).
+OPTION = "<option>"
+
+
 class InputError(Exception):
     """A user-supplied file or value is malformed; reported as `error: FILE: path: expected …, found …`."""
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from nasearch.errors import InputError, describe, foreign_mapping, unknown_key
+from nasearch.errors import OPTION, InputError, describe, foreign_mapping, unknown_key
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -67,12 +67,15 @@ Imgsz = Annotated[int, Field(ge=32, le=4096, multiple_of=32)]  # the same rule i
 
 
 def check_imgsz(imgsz: int | None) -> None:
-    """An input size (`--imgsz`, or one a command derived) the detector takes: strides go up to 32."""
+    """An input size the detector takes (strides go up to 32). The error names the field; the command line
+    shows it as `--imgsz` (`nasearch.cli.common.as_flag`)."""
     if imgsz is not None and (imgsz < 32 or imgsz % 32):
-        raise InputError("--imgsz", "imgsz", IMGSZ_RULE, str(imgsz))
+        raise InputError(OPTION, "imgsz", IMGSZ_RULE, str(imgsz))
 
 
-def check_positive(value: int | None, flag: str, field: str | None = None) -> None:
-    """A count flag (`--batch`, `--trials`, …) of at least 1; `field` names it in the error (default: the flag)."""
+def check_positive(value: int | None, name: str, field: str | None = None) -> None:
+    """A count of at least 1. `name` is a field (`batch`: library code, shown as `--batch` by the command line)
+    or a flag the command itself names (`--max-archs`); `field` overrides the path of the error."""
     if value is not None and value < 1:
-        raise InputError(flag, field or flag.lstrip("-"), "a positive integer", str(value))
+        source, path = (name, field or name.lstrip("-")) if name.startswith("--") else (OPTION, field or name)
+        raise InputError(source, path, "a positive integer", str(value))

@@ -29,7 +29,7 @@ from nasearch.eval import (
     non_max_suppression,
     predict_split,
 )
-from nasearch.export.onnx import export_detector
+from nasearch.onnxio.export import export_detector
 from nasearch.space import Architecture, build_model
 from nasearch.train.checkpoint import save_checkpoint
 from nasearch.train.short import train_steps

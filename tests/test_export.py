@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from nasearch.cli.main import app
 from nasearch.data import ensure_synthetic
 from nasearch.export.nms import DetectorWithNMS
-from nasearch.export.onnx import export_module
 from nasearch.nn.inspect import randomize_bn
-from nasearch.quant.ptq import quantized_nodes
-from nasearch.quant.spec import int8_spec
+from nasearch.onnxio.export import export_module
+from nasearch.onnxio.qdq import quantized_nodes
+from nasearch.onnxio.spec import int8_spec
 from nasearch.space import build_model, load_space
 from nasearch.train.checkpoint import load_checkpoint, save_checkpoint
 

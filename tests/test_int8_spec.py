@@ -15,8 +15,8 @@ from nasearch.latency import onnxrt
 from nasearch.latency.onnxrt import OnnxRuntimeBackend
 from nasearch.latency.stats import TimingPolicy
 from nasearch.nn.inspect import fused_copy, randomize_bn
-from nasearch.quant.isa import ISA_ENV
-from nasearch.quant.ptq import quantized_nodes
+from nasearch.onnxio.isa import ISA_ENV
+from nasearch.onnxio.qdq import quantized_nodes
 from nasearch.space import build_model, load_arch
 from nasearch.train.checkpoint import save_checkpoint
 

@@ -13,7 +13,8 @@ import torch
 from typer.testing import CliRunner
 
 from nasearch.cli.main import app
-from nasearch.export.onnx import export_detector, raw_output_names
+from nasearch.errors import OPTION, InputError
+from nasearch.onnxio.export import export_detector, raw_output_names
 from nasearch.space import build_model, load_arch
 from tests.fixtures import micro_space
 
@@ -126,6 +127,17 @@ def test_predict_from_a_db_is_labelled_predicted(arch_path, tmp_path):
     refused = run("latency", "predict", str(arch_path), "--db", db, "--imgsz", "96", "--missing", "error")
     assert refused.exit_code == 2 and "21 of 21 distinct blocks missing" in refused.output
 
+    # the same policy without the CLI: a machine that cannot run the stored backend predicts from the stored
+    # figures (the database's one fingerprint), estimating what is missing, and measures nothing
+    from nasearch.latency.predict import predict_latency
+
+    def cannot_run_here():
+        raise InputError(OPTION, "backend", "a backend this machine runs", "onnxruntime")
+
+    away = predict_latency(db, load_arch(str(arch_path)), 96, cannot_run_here, "fp32", 1)
+    assert away["units_estimated"] == 21 and away["units_measured_now"] == 0
+    assert away["fingerprint_id"] == doc["fingerprint_id"]
+
 
 def test_predict_t4_dispatches_to_the_model_or_says_it_is_missing(arch_path, monkeypatch):
     result = run("latency", "predict", str(arch_path), "--target", "t4-tensorrt", "--json")
@@ -190,6 +202,33 @@ def test_bad_input_exits_2_with_one_line(args, arch_path):
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines[-1].startswith("error: ") and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "start"),
+    [
+        (["latency", "measure", "ARCH", "--precision", "fp16"], "error: --precision: precision: expected"),
+        (["latency", "measure", "ARCH", "--threads", "2", "--clock", "cpu"], "error: --clock: clock: expected"),
+        (["latency", "predict", "ARCH", "--db", "x.db", "--missing", "guess"], "error: --missing: missing: expected"),
+    ],
+)
+def test_a_bad_option_value_raised_by_the_library_is_named_by_its_flag(args, start, arch_path):
+    result = run(*[str(arch_path) if a == "ARCH" else a for a in args])
+    assert result.exit_code == 2 and result.output.strip().splitlines()[-1].startswith(start), result.output
+
+
+def test_library_errors_name_the_field_not_a_flag():
+    from nasearch.cli.common import as_flag
+    from nasearch.latency.backend import get_backend
+
+    with pytest.raises(InputError) as err:
+        get_backend("nope")
+    assert (err.value.file, err.value.path) == (OPTION, "backend")
+    assert (
+        as_flag(InputError(OPTION, "max_drop", "x", "y")).line() == "error: --max-drop: max_drop: expected x, found y"
+    )
+    other = InputError("a.yaml", "imgsz", "x", "y")
+    assert as_flag(other) is other
 
 
 def test_tensorrt_without_a_gpu_names_the_alternatives(arch_path):

@@ -9,9 +9,9 @@ import onnx
 import pytest
 import torch
 
-from nasearch.export.onnx import export_module
 from nasearch.latency.units import arch_units
 from nasearch.nn.detector import decode
+from nasearch.onnxio.export import export_module
 from nasearch.space import Architecture, load_space
 
 BASE = {

@@ -293,7 +293,7 @@ def test_output_locations_that_cannot_be_written_exit_2_naming_the_path(tmp_path
 def test_os_errors_about_a_path_become_exit_2(monkeypatch, tmp_path, code):
     import os
 
-    import nasearch.export.exporter as exporter
+    import nasearch.app.export as exporter
 
     def refuse(*_a, **_k):
         raise OSError(code, os.strerror(code), str(tmp_path / "ro" / "x.yaml"))
@@ -354,7 +354,7 @@ def test_coco_images_are_checked_by_data_info_and_before_a_search(tmp_path, how,
 
 def test_a_failed_export_leaves_no_partial_files(tmp_path, monkeypatch):
     """The ONNX step failing after the YAML and the checkpoint were written once left both behind."""
-    import nasearch.export.exporter as exporter
+    import nasearch.app.export as exporter
 
     def tracer_fails(*_a, **_k):
         raise RuntimeError("tracer failed\n" + "frame\n" * 50)

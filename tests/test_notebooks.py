@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from nasearch.app.search import run_search
 from nasearch.data.synth import ensure_synthetic
-from nasearch.search.runner import run_search
 from tests.conftest import ROOT
 from tests.fixtures import tiny_experiment
 

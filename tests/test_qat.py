@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from nasearch.data import ensure_synthetic, load_split
-from nasearch.export.onnx import export_detector
 from nasearch.nn.inspect import fused_copy, randomize_bn
-from nasearch.quant.ptq import quantize_qdq, quantized_nodes
+from nasearch.onnxio.export import export_detector
+from nasearch.onnxio.qdq import quantize_qdq, quantized_nodes
+from nasearch.onnxio.spec import int8_spec
 from nasearch.quant.qat import (
     ActFakeQuant,
     QuantConv,
@@ -23,7 +24,6 @@ from nasearch.quant.qat import (
     prepare_qat,
     strip_qat,
 )
-from nasearch.quant.spec import int8_spec
 from nasearch.space import build_model, load_space
 
 IMGSZ = 64

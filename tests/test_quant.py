@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from nasearch.errors import InputError
+from nasearch.onnxio.isa import ISA_ENV, detect_isa, exact_int8_session, int8_isa
+from nasearch.onnxio.qdq import conv_node_names, quantize_qdq, quantized_nodes
+from nasearch.onnxio.spec import int8_spec
 from nasearch.quant.hybrid import search_float_layers
-from nasearch.quant.isa import ISA_ENV, detect_isa, exact_int8_session, int8_isa
-from nasearch.quant.ptq import conv_node_names, quantize_qdq, quantized_nodes
-from nasearch.quant.spec import int8_spec
 
 
 class Net(nn.Module):

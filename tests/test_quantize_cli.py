@@ -23,8 +23,8 @@ from nasearch.data import ensure_synthetic, load_split, write_coco
 from nasearch.eval.inference import predict_split, torch_predictor
 from nasearch.eval.postprocess import NMSConfig
 from nasearch.nn.inspect import randomize_bn
-from nasearch.quant.ptq import quantized_nodes
-from nasearch.quant.spec import int8_spec
+from nasearch.onnxio.qdq import quantized_nodes
+from nasearch.onnxio.spec import int8_spec
 from nasearch.space import build_model, load_space
 from nasearch.train.checkpoint import save_checkpoint
 
@@ -183,8 +183,8 @@ def test_bad_inputs_exit_2(setup, tmp_path):
 
 
 def test_quantized_ops_per_mode_and_target(tmp_path):
+    from nasearch.app.quantize import QuantizeOptions
     from nasearch.errors import InputError
-    from nasearch.quant.report import QuantizeOptions
 
     def opts(**kw) -> QuantizeOptions:
         return QuantizeOptions(**{"mode": "ptq", "data": "d", "out": tmp_path, **kw})

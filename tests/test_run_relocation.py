@@ -13,9 +13,9 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
+from nasearch.app.search import run_search
 from nasearch.cli.main import app
 from nasearch.explore import open_run
-from nasearch.search.runner import run_search
 from nasearch.search.study import RunInfo
 from tests.conftest import SPACES
 from tests.fixtures import tiny_experiment

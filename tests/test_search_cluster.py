@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nasearch.search.runner import run_search
+from nasearch.app.search import run_search
 from nasearch.search.storage import open_storage
 from tests.cluster import PostgresServer, RayCluster
 from tests.fixtures import MEASURED_ORT, search_process, tiny_experiment

@@ -18,7 +18,7 @@ from wsgiref.util import setup_testing_defaults
 import optuna_dashboard
 import pytest
 
-from nasearch.search.runner import run_search
+from nasearch.app.search import run_search
 from tests.cluster import PG_PASSWORD, PostgresServer
 from tests.fixtures import tiny_experiment
 

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from nasearch.app.search import run_search
 from nasearch.cli.main import app
 from nasearch.nn.inspect import count_params
 from nasearch.proxy import registry
 from nasearch.proxy.result import ProxyResult
-from nasearch.search.runner import run_search
 from nasearch.search.study import RunInfo, load_study
 from nasearch.space import Architecture, build_model, load_arch, load_space
 from tests.conftest import SPACES

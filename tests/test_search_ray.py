@@ -12,8 +12,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from nasearch.app.search import run_search
 from nasearch.errors import InputError
-from nasearch.search.runner import run_search
 from nasearch.search.study import RunInfo, load_study
 from tests.fixtures import MEASURED_ORT, tiny_experiment
 

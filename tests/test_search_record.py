@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
+from nasearch.cli.common import as_flag
 from nasearch.cli.main import app
 from nasearch.errors import InputError
 from nasearch.search import record
@@ -302,7 +303,7 @@ def test_each_input_rule_is_written_once() -> None:
 def test_the_rules_keep_their_messages() -> None:
     with pytest.raises(InputError) as info:
         check_imgsz(100)
-    assert info.value.line() == "error: --imgsz: imgsz: expected a multiple of 32, at least 32, found 100"
+    assert as_flag(info.value).line() == "error: --imgsz: imgsz: expected a multiple of 32, at least 32, found 100"
     check_imgsz(None)
     check_imgsz(64)
     with pytest.raises(InputError) as info:
@@ -311,5 +312,8 @@ def test_the_rules_keep_their_messages() -> None:
     with pytest.raises(InputError) as info:
         check_positive(-1, "--calib-images", "calib_images")
     assert info.value.line() == "error: --calib-images: calib_images: expected a positive integer, found -1"
+    with pytest.raises(InputError) as info:
+        check_positive(0, "batch")  # a field, as library code names it
+    assert as_flag(info.value).line() == "error: --batch: batch: expected a positive integer, found 0"
     check_positive(None, "--trials")
     check_positive(1, "--trials")

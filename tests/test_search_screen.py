@@ -11,10 +11,10 @@ import optuna
 import pytest
 import torch
 
+from nasearch.app.search import run_search
 from nasearch.errors import InputError
 from nasearch.nn.inspect import count_params
 from nasearch.search.objectives import LatencyEvaluator, LatencyResult
-from nasearch.search.runner import run_search
 from nasearch.search.screen import Measured, OnlineFit, decide, learned_margin, loo_overprediction
 from nasearch.search.study import RunInfo, load_study
 from tests.conftest import SPACES

@@ -89,8 +89,8 @@ def test_onnx_node_names_map_to_module_paths():
 
 def test_every_exported_conv_node_is_a_traced_layer(tmp_path):
     """The names `nasearch quantize --mode hybrid` reports (ONNX Conv nodes) are the layers predicted."""
-    from nasearch.export.onnx import export_detector
-    from nasearch.quant.ptq import conv_node_names
+    from nasearch.onnxio.export import export_detector
+    from nasearch.onnxio.qdq import conv_node_names
 
     arch = load_arch("yolov8n")
     onnx_path = export_detector(fused_copy(build_model(arch)).eval(), tmp_path / "m.onnx", 64, fused=True)

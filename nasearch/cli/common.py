@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from nasearch.errors import InputError, masked
+from nasearch.errors import OPTION, InputError, masked
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,7 +32,7 @@ def guarded(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except InputError as exc:
-            print(exc.line(), file=sys.stderr)
+            print(as_flag(exc).line(), file=sys.stderr)
             raise typer.Exit(2) from None
         except typer.Exit:
             raise
@@ -53,6 +53,14 @@ def guarded(fn: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def as_flag(exc: InputError) -> InputError:
+    """An error about an option's value (`file` is `OPTION`, `path` the field) named by its flag:
+    field `max_drop` is flag `--max-drop`."""
+    if exc.file != OPTION:
+        return exc
+    return InputError("--" + exc.path.replace("_", "-"), exc.path, exc.expected, exc.found)
 
 
 # errors that say the user pointed at a location that cannot be used: read-only, not a directory, no access...

@@ -8,6 +8,7 @@ import typer
 
 from nasearch.cli.common import emit_json, guarded
 from nasearch.errors import InputError
+from nasearch.onnxio.spec import CALIBRATION_METHODS
 from nasearch.quant.logs import quiet_quantizer
 from nasearch.validation import check_positive
 
@@ -47,8 +48,7 @@ def export(
     json_out: bool = typer.Option(False, "--json", help="Print the manifest as one JSON document."),
 ) -> None:
     """Export the architecture, weights, ONNX (fused, checked against PyTorch), INT8 QDQ ONNX, TensorRT engine."""
-    from nasearch.export.exporter import ExportOptions, export, parse_formats, resolve_source
-    from nasearch.quant.spec import CALIBRATION_METHODS
+    from nasearch.app.export import ExportOptions, export, parse_formats, resolve_source
 
     chosen = parse_formats(formats)
     if opset < 17:

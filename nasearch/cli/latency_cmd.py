@@ -6,6 +6,8 @@ import typer
 
 from nasearch.cli.common import emit_json, guarded, log
 from nasearch.errors import InputError
+from nasearch.latency.db import LatencyDB
+from nasearch.latency.stats import QUICK, TimingPolicy
 from nasearch.validation import check_imgsz, check_positive
 
 latency_app = typer.Typer(help="Measure, profile and predict latency.", no_args_is_help=True)
@@ -23,7 +25,6 @@ QUICK_HELP = "Fewer timed runs (smoke tests; noisier figures)."
 
 def _backend(name: str, precision: str | None, batch: int, threads: int, clock: str, quick: bool = False):
     from nasearch.latency.backend import get_backend
-    from nasearch.latency.stats import QUICK, TimingPolicy
 
     check_positive(batch, "--batch")
     check_positive(threads, "--threads")
@@ -81,7 +82,6 @@ def measure(
     """Measure an architecture's latency end to end (fused deploy form, static shapes)."""
     import torch
 
-    from nasearch.latency.db import LatencyDB
     from nasearch.latency.profile import measure_network
     from nasearch.nn.inspect import fused_copy
     from nasearch.space import build_model, load_arch
@@ -161,7 +161,6 @@ def profile(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Measure every distinct block signature of a space into a latency database (resumes by itself)."""
-    from nasearch.latency.db import LatencyDB
     from nasearch.latency.profile import profile_space
     from nasearch.space import load_space
 
@@ -318,22 +317,19 @@ def _predict_db(
     missing: str,
     quick: bool,
 ) -> dict:
-    from nasearch.latency.db import LatencyDB
-    from nasearch.latency.predict import MISSING_MODES, predict_from_db, select_fingerprint
+    from nasearch.latency.predict import predict_latency
 
-    if missing not in ("auto", *MISSING_MODES):
-        raise InputError("--missing", "missing", "auto | " + " | ".join(MISSING_MODES), repr(missing))
-    try:
-        local = _backend(backend or "onnxruntime", precision, batch, threads or 1, clock, quick)
-        local_fp = local.fingerprint()
-    except InputError:
-        local, local_fp = None, None  # this machine cannot run that backend: stored figures only
-    with LatencyDB(db, create=False) as database:
-        fp = select_fingerprint(database, local_fp, precision, batch, backend, threads)
-        here = local_fp is not None and fp.id == local_fp.id
-        if missing == "auto":
-            missing = "measure" if here else "estimate"
-        return predict_from_db(database, fp, arch, imgsz, local if here else None, missing)
+    return predict_latency(
+        db,
+        arch,
+        imgsz,
+        lambda: _backend(backend or "onnxruntime", precision, batch, threads or 1, clock, quick),
+        precision,
+        batch,
+        backend,
+        threads,
+        missing,
+    )
 
 
 @latency_app.command("info")
@@ -343,7 +339,6 @@ def info(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """What a latency database holds: fingerprints, block and network counts, the overhead fits."""
-    from nasearch.latency.db import LatencyDB
     from nasearch.latency.predict import overhead_for
 
     with LatencyDB(db, create=False) as database:

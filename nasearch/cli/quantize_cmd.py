@@ -42,7 +42,7 @@ def quantize(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """INT8 quantization to QDQ ONNX: post-training, hybrid (fewest float layers within --max-drop), or QAT."""
-    from nasearch.quant.report import QuantizeOptions, run_quantize
+    from nasearch.app.quantize import QuantizeOptions, run_quantize
     from nasearch.space.memory import check_loader_workers
 
     check_loader_workers(workers)

@@ -12,6 +12,7 @@ from rich.table import Table
 from nasearch.cli.common import emit_json, guarded, log
 from nasearch.errors import InputError
 from nasearch.search.experiment import SAMPLERS
+from nasearch.search.plot import plot_front
 from nasearch.validation import check_positive
 
 
@@ -48,8 +49,8 @@ def search(
     Exit 2 when no trial meets the experiment's constraints (the results are written; the message names
     each limit and the best value reached), and for a used run directory without --resume.
     """
+    from nasearch.app.search import Overrides, run_search
     from nasearch.search.results import preset_lines
-    from nasearch.search.runner import Overrides, run_search
 
     _check_choice(executor, ("local", "ray"), "--executor")
     _check_choice(sampler, SAMPLERS, "--sampler")
@@ -101,8 +102,6 @@ def pareto(
     study = load_study(info.storage, info.study_name, readonly=True)
     res = write_results(study, run_dir) if writable_run(run_dir) else collect(study)
     if plot is not None:
-        from nasearch.search.plot import plot_front
-
         plot_front(res, plot)
     doc = front_doc(res, run_dir)
     unmet = unmet_constraints(res)

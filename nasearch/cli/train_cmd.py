@@ -7,14 +7,14 @@ from typing import Any
 
 import typer
 
+from nasearch import yamlio
 from nasearch.cli.common import emit_json, guarded, log
 from nasearch.errors import InputError
+from nasearch.validation import validate_model
 
 
 def _config(cfg: str | None, flags: dict[str, Any]):
-    from nasearch import yamlio
     from nasearch.train.trainer import TrainConfig
-    from nasearch.validation import validate_model
 
     base: dict[str, Any] = dict(yamlio.load_mapping(cfg)) if cfg else {}
     base.update({k: v for k, v in flags.items() if v is not None})

@@ -30,7 +30,7 @@ from nasearch.data.augment import (
     unletterbox_boxes,
 )
 from nasearch.data.records import DetectionSplit, ImageRecord
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.validation import check_imgsz
 
 _EXIF_ORIENTATION = 0x0112
@@ -317,9 +317,9 @@ def make_loader(
     """A loader of Batches over a split. `shuffle` defaults to `augment` (training); `cache` keeps the
     decoded, resized images in RAM (skipped above CACHE_LIMIT_BYTES)."""
     if batch < 1:
-        raise InputError("--batch", "batch", "a positive batch size", str(batch))
+        raise InputError(OPTION, "batch", "a positive batch size", str(batch))
     if workers < 0:
-        raise InputError("--workers", "workers", "0 or more workers", str(workers))
+        raise InputError(OPTION, "workers", "0 or more workers", str(workers))
     dataset = DetectionDataset(split, imgsz, augment=augment, mosaic=mosaic, hyp=hyp, seed=seed, cache=cache)
     sampler = EpochSampler(len(dataset), augment if shuffle is None else shuffle, seed, mosaic)
     return DetectionLoader(dataset, batch, sampler, workers, drop_last)

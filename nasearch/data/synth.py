@@ -24,7 +24,7 @@ from nasearch import yamlio
 from nasearch.data.coco import write_json_atomic
 from nasearch.data.outdir import require_replaceable, sibling_temp, write_directory_atomically
 from nasearch.data.shapes import CLASS_NAMES, MIN_VISIBLE, Scene, ShapeSpec, render_scene, shape_extent
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 
 FORMAT_VERSION = 1
 MARKER = "synth.json"  # written last; its presence means the directory is complete
@@ -312,9 +312,9 @@ def _write_dataset(root: Path, images: int, imgsz: int, seed: int) -> SynthSumma
 
 def check_synth_args(images: int, imgsz: int) -> None:
     if images < 2:
-        raise InputError("--images", "images", "at least 2 (one train and one val image)", str(images))
+        raise InputError(OPTION, "images", "at least 2 (one train and one val image)", str(images))
     if not 64 <= imgsz <= 4096:
-        raise InputError("--imgsz", "imgsz", "an image size in 64..4096", str(imgsz))
+        raise InputError(OPTION, "imgsz", "an image size in 64..4096", str(imgsz))
 
 
 def _is_synth_dir(path: Path) -> bool:

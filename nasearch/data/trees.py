@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from nasearch import yamlio
 from nasearch.data.outdir import write_directory_atomically
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 
 PACKAGE = "deepforest"
 VERSION = "2.1.0"
@@ -259,9 +259,9 @@ def _data_yaml(files: SceneFiles, tile: int, overlap: int, wheel_sha256: str) ->
 
 def check_tree_args(tile: int, overlap: int) -> None:
     if not 32 <= tile <= 4096:
-        raise InputError("--tile", "tile", "a tile side in 32..4096 px", str(tile))
+        raise InputError(OPTION, "tile", "a tile side in 32..4096 px", str(tile))
     if not 0 <= overlap < tile:
-        raise InputError("--overlap", "overlap", f"pixels shared by neighbouring tiles, in 0..{tile - 1}", str(overlap))
+        raise InputError(OPTION, "overlap", f"pixels shared by neighbouring tiles, in 0..{tile - 1}", str(overlap))
 
 
 def _write(root: Path, files: SceneFiles, tile: int, overlap: int, wheel_sha256: str) -> TreesSummary:

@@ -19,10 +19,11 @@ from torch import nn
 
 from nasearch.data.loader import make_loader
 from nasearch.data.records import DetectionSplit
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.eval.coco_eval import coco_map, coco_results, ground_truth
 from nasearch.eval.postprocess import Detections, NMSConfig, non_max_suppression
 from nasearch.nn.detector import decode
+from nasearch.onnxio.isa import exact_int8_session
 
 Predictor = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 ONNX_EXPECTED = "an ONNX detector with input [B, 3, S, S] and outputs boxes [B, N, 4], scores [B, N, nc]"
@@ -69,8 +70,6 @@ def open_onnx(path: str | Path, threads: int | None = None) -> Any:
     p = Path(path)
     if not p.is_file():
         raise InputError(path, "<file>", "an ONNX file", "a directory" if p.is_dir() else "no such path")
-    from nasearch.quant.isa import exact_int8_session
-
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
@@ -188,7 +187,7 @@ def evaluate_model(
                 )
             imgsz = size
         elif size is not None and size != imgsz:
-            raise InputError("--imgsz", "imgsz", f"{size} (the ONNX model's fixed input size)", str(imgsz))
+            raise InputError(OPTION, "imgsz", f"{size} (the ONNX model's fixed input size)", str(imgsz))
         dets, ids = predict_split(predictor, split, imgsz, batch, nms, workers)
     scores = coco_map(ground_truth(split, gt_from_file), coco_results(dets, ids, split.category_ids))
     return EvalResult(

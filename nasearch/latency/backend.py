@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nasearch.errors import InputError
-from nasearch.export.onnx import DECODED_OUTPUTS
+from nasearch.errors import OPTION, InputError
 from nasearch.latency.fingerprint import Fingerprint
 from nasearch.latency.stats import CLOCKS, Timing, TimingPolicy
 from nasearch.latency.units import Unit
+from nasearch.onnxio.export import DECODED_OUTPUTS
 from nasearch.validation import check_positive
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
@@ -35,9 +35,9 @@ class Backend(ABC):
         clock: str = "auto",
     ) -> None:
         if precision not in PRECISIONS:
-            raise InputError("--precision", "precision", " or ".join(PRECISIONS), repr(precision))
-        check_positive(batch, "--batch")
-        check_positive(threads, "--threads")
+            raise InputError(OPTION, "precision", " or ".join(PRECISIONS), repr(precision))
+        check_positive(batch, "batch")
+        check_positive(threads, "threads")
         self.precision, self.batch, self.threads = precision, batch, threads
         self.policy = policy or TimingPolicy()
         self.clock = self._resolve_clock(clock)
@@ -52,9 +52,9 @@ class Backend(ABC):
         if clock == "auto":
             return "cpu" if self.single_thread_cpu() else "wall"
         if clock not in CLOCKS:
-            raise InputError("--clock", "clock", "auto, wall or cpu", repr(clock))
+            raise InputError(OPTION, "clock", "auto, wall or cpu", repr(clock))
         if clock == "cpu" and not self.single_thread_cpu():
-            raise InputError("--clock", "clock", "wall or auto (the cpu clock needs --threads 1 on a CPU)", "cpu")
+            raise InputError(OPTION, "clock", "wall or auto (the cpu clock needs --threads 1 on a CPU)", "cpu")
         return clock
 
     @abstractmethod
@@ -108,4 +108,4 @@ def get_backend(
         from nasearch.latency.tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(precision, batch, threads, policy, clock=clock)
-    raise InputError("--backend", "backend", " | ".join(BACKENDS), repr(name))
+    raise InputError(OPTION, "backend", " | ".join(BACKENDS), repr(name))

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasearch.errors import InputError
-from nasearch.export.onnx import export_module
+from nasearch.errors import OPTION, InputError
 from nasearch.latency.backend import Backend
 from nasearch.latency.fingerprint import Fingerprint, cpu_name
 from nasearch.latency.stats import Timing, TimingPolicy, measure, timer
-from nasearch.quant.ptq import perturbed_copies, quantize_qdq
-from nasearch.quant.spec import Int8Spec, int8_spec
+from nasearch.onnxio.export import export_module
+from nasearch.onnxio.qdq import perturbed_copies, quantize_qdq
+from nasearch.onnxio.spec import Int8Spec, int8_spec
 
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 NUMPY_TYPES = {
@@ -98,7 +98,7 @@ class OnnxRuntimeBackend(Backend):
         self.int8: Int8Spec | None = int8_spec("cpu") if precision == "int8" else None  # what int8 measures
         if precision == "fp16" and self.provider == "CPUExecutionProvider":
             raise InputError(
-                "--precision",
+                OPTION,
                 "precision",
                 "fp32 or int8 for ONNX Runtime on a CPU (fp16 needs a GPU: --backend torch or tensorrt there)",
                 "fp16",

@@ -12,11 +12,13 @@ units). The fit minimises relative errors, because the accuracy target is relati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.latency.backend import Backend
 from nasearch.latency.db import LatencyDB, NetworkRow
 from nasearch.latency.estimate import MIN_SAMPLES, BlockEstimator
@@ -146,7 +148,7 @@ def predict_from_db(
     machine's backend for `fp`), `estimate`d from the measured blocks of the same fingerprint (nothing
     is measured or written), or an input `error` naming how many are missing."""
     if missing not in MISSING_MODES:
-        raise InputError("--missing", "missing", " | ".join(MISSING_MODES), repr(missing))
+        raise InputError(OPTION, "missing", " | ".join(MISSING_MODES), repr(missing))
     arch = arch if imgsz == arch.data["imgsz"] else arch.with_overrides(imgsz=imgsz)
     _, units = arch_units(arch, imgsz, fp.batch)
     stored = db.units(fp.id, [u.signature for u in units])
@@ -202,3 +204,37 @@ def predict_from_db(
         "fingerprint_id": fp.id,
         "device": fp.label(),
     }
+
+
+def predict_latency(
+    db_path: str | Path,
+    arch: Architecture,
+    imgsz: int,
+    local: Callable[[], Backend],
+    precision: str,
+    batch: int,
+    backend: str | None = None,
+    threads: int | None = None,
+    missing: str = "auto",
+) -> dict:
+    """The one latency policy of the search and `nasearch latency predict`: this machine's backend,
+    or the database's stored figures, or estimates.
+
+    `local()` makes this machine's backend for the request (an InputError: it cannot run here, and only
+    stored figures are used). The fingerprint is this machine's when the database holds it, else the one
+    stored match (`select_fingerprint`). Missing blocks are handled by `missing` as in `predict_from_db`;
+    `auto` measures them when the fingerprint is this machine's and estimates them otherwise.
+    """
+    if missing not in ("auto", *MISSING_MODES):
+        raise InputError(OPTION, "missing", "auto | " + " | ".join(MISSING_MODES), repr(missing))
+    try:
+        here_backend: Backend | None = local()
+        local_fp = here_backend.fingerprint()
+    except InputError:
+        here_backend, local_fp = None, None
+    with LatencyDB(db_path, create=False) as database:
+        fp = select_fingerprint(database, local_fp, precision, batch, backend, threads)
+        here = local_fp is not None and fp.id == local_fp.id
+        if missing == "auto":
+            missing = "measure" if here else "estimate"
+        return predict_from_db(database, fp, arch, imgsz, here_backend if here else None, missing)

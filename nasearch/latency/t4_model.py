@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.latency.graph import Op, trace_ops
 from nasearch.latency.tensorrt_backend import builder_flag_names
 from nasearch.resources import shipped
@@ -465,9 +465,7 @@ def select_layers(ops: OpTable, names: Iterable[str], arch_name: str = "the netw
         path = module_path(name)
         hits = fnmatch.filter(convs, path) if any(c in path for c in "*?[") else [path] if path in convs else []
         if not hits:
-            raise InputError(
-                "--float-layers", "float_layers", f"convolutions of {arch_name} (e.g. {convs[0]!r})", repr(name)
-            )
+            raise InputError(OPTION, "float_layers", f"convolutions of {arch_name} (e.g. {convs[0]!r})", repr(name))
         chosen.update(hits)
     return frozenset(chosen)
 
@@ -478,10 +476,10 @@ def predict_t4(
     """Predicted TensorRT 10 latency of one batch on a T4 (and per image); `float_layers` (INT8 only)
     are convolutions kept in FP16 (see `select_layers`): the hybrid form."""
     if precision not in PRECISIONS:
-        raise InputError("--precision", "precision", "fp16, int8 or fp32", repr(precision))
+        raise InputError(OPTION, "precision", "fp16, int8 or fp32", repr(precision))
     names = list(float_layers)
     if names and precision != "int8":
-        raise InputError("--float-layers", "float_layers", "only with --precision int8", precision)
+        raise InputError(OPTION, "float_layers", "only with --precision int8", precision)
     ops = ops_of(arch, imgsz, batch)
     kept = select_layers(ops, names, arch.name)
     ms = latency_ms(ops, precision, _stored_params(), kept)

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasearch.errors import InputError
-from nasearch.export.onnx import export_module
+from nasearch.errors import OPTION, InputError
 from nasearch.latency.backend import Backend
 from nasearch.latency.fingerprint import Fingerprint
 from nasearch.latency.stats import Timing, TimingPolicy, measure
+from nasearch.onnxio.export import export_module
+from nasearch.onnxio.spec import int8_spec
 
 MIN_ITERATIONS = 200
 WORKSPACE_BYTES = 2 << 30
@@ -154,9 +155,7 @@ class TensorRTBackend(Backend):
         super().__init__(precision, batch, threads, policy, clock)
         ok, reason = gpu_status()
         if not ok:
-            raise InputError(
-                "--backend", "backend", f"tensorrt on a machine with an NVIDIA GPU; {ALTERNATIVES}", reason
-            )
+            raise InputError(OPTION, "backend", f"tensorrt on a machine with an NVIDIA GPU; {ALTERNATIVES}", reason)
         self.policy = replace(
             self.policy,
             min_runs=max(self.policy.min_runs, MIN_ITERATIONS),
@@ -180,8 +179,6 @@ class TensorRTBackend(Backend):
             "driver": str(self.cuda.get_driver_version()),
         }
         if self.precision == "int8":
-            from nasearch.quant.spec import int8_spec
-
             extra["int8_spec"] = int8_spec("tensorrt").name
         return Fingerprint(
             self.name,
@@ -208,8 +205,7 @@ class TensorRTBackend(Backend):
             )
             feeds = {n: t.detach().cpu().float().numpy() for n, t in zip(input_names, inputs, strict=True)}
             if self.precision == "int8":
-                from nasearch.quant.ptq import perturbed_copies, quantize_qdq
-                from nasearch.quant.spec import int8_spec
+                from nasearch.onnxio.qdq import perturbed_copies, quantize_qdq
 
                 path = quantize_qdq(path, Path(tmp) / "m.qdq.onnx", perturbed_copies(feeds), int8_spec("tensorrt"))
             key = engine_cache_key(

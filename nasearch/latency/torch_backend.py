@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.latency.backend import Backend
 from nasearch.latency.fingerprint import Fingerprint, cpu_name
 from nasearch.latency.stats import Timing, TimingPolicy, measure, timer
@@ -44,15 +44,13 @@ class TorchBackend(Backend):
         super().__init__(precision, batch, threads, policy, clock)
         if precision == "int8":
             raise InputError(
-                "--precision",
+                OPTION,
                 "precision",
                 "fp32 or fp16 for the torch backend (int8: --backend onnxruntime or tensorrt)",
                 "int8",
             )
         if precision == "fp16" and self.device.type != "cuda":
-            raise InputError(
-                "--precision", "precision", "fp32 for the torch backend on a CPU (fp16 needs a GPU)", "fp16"
-            )
+            raise InputError(OPTION, "precision", "fp32 for the torch backend on a CPU (fp16 needs a GPU)", "fp16")
 
     def single_thread_cpu(self) -> bool:
         return self.threads == 1 and self.device.type == "cpu"

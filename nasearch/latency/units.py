@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nasearch.nn.common import fuse_model
 from nasearch.nn.detector import Detector, decode
+from nasearch.onnxio.export import torch_threads
 from nasearch.space import Architecture, build_model
 
 SCALARS = (bool, int, float, str, type(None))
@@ -325,15 +325,3 @@ def arch_units(
         if real:
             fuse_model(model)
     return model, units
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run torch with `n` intra-op threads for a while: tracing and exporting are cheap, and on a busy
-    machine torch's thread pool waiting for descheduled threads costs more than the work itself."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

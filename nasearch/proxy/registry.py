@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.proxy import zero_cost
 from nasearch.proxy.result import ProxyResult
 from nasearch.proxy.short_train import short_train_map
@@ -80,7 +80,7 @@ def names() -> list[str]:
 
 def get(name: str) -> Proxy:
     if name not in _PROXIES:
-        raise InputError("--proxy", "proxy", f"one of {', '.join(_PROXIES)}", repr(name))
+        raise InputError(OPTION, "proxy", f"one of {', '.join(_PROXIES)}", repr(name))
     return _PROXIES[name]
 
 

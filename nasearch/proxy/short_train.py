@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from nasearch.data import DetectionSplit, load_split, make_loader
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.eval import evaluate_model
 from nasearch.proxy.result import ProxyResult
 from nasearch.proxy.zero_cost import check_budget, fresh_model, resolve_imgsz
@@ -74,7 +74,7 @@ def short_train_map(
     """Train for `images` × `epochs` images at `imgsz`, return val mAP50-95 in percent points."""
     start = time.perf_counter()
     if data is None:
-        raise InputError("--data", "data", "a dataset to train on (directory, data.yaml or COCO json)", "none")
+        raise InputError(OPTION, "data", "a dataset to train on (directory, data.yaml or COCO json)", "none")
     size = resolve_imgsz(arch, imgsz)
     budget = Budget(
         check_budget("images", images, 1),

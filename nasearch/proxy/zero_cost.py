@@ -38,7 +38,7 @@ def check_budget(name: str, value: int, low: int, high: int = 1_000_000) -> int:
 
 def fresh_model(arch: Architecture, seed: int = 0, nc: int | None = None) -> Detector:
     """The architecture with its default initialisation drawn from `seed` (global RNG left untouched)."""
-    check_positive(nc, "--nc")
+    check_positive(nc, "nc")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build_model(arch, nc=nc)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from nasearch.data.records import DetectionSplit
-from nasearch.quant.ptq import conv_node_names, quantize_qdq
-from nasearch.quant.spec import Int8Spec, int8_spec
+from nasearch.onnxio.qdq import conv_node_names, quantize_qdq
+from nasearch.onnxio.spec import Int8Spec, int8_spec
 
 SELECTION_RULE = "val images in image-id order: even positions select the float layers, odd positions report"
 

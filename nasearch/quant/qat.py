@@ -1,6 +1,6 @@
 """Quantization-aware training: fake-quantized fine-tuning of the deploy form, started from the PTQ ranges.
 
-The fake quantization copies exactly what the QDQ graph of `nasearch.quant.ptq` computes, so what is
+The fake quantization copies exactly what the QDQ graph of `nasearch.onnxio.qdq` computes, so what is
 trained is what is exported: for every convolution ONNX Runtime quantized, its input and output
 activations (per tensor, the PTQ scale and zero point as the starting range, learnt from there as in
 LSQ) and its weights (per output channel, symmetric int8 in [-q, q], scale = max|w| / q, with q = 127, or 64 for the
@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
-from nasearch.quant.ptq import quantize_qdq
-from nasearch.train.engine import Recipe
+from nasearch.onnxio.export import export_detector
+from nasearch.onnxio.qdq import quantize_qdq, quantized_nodes
+from nasearch.train.engine import Engine, Recipe
 
 WEIGHT_QMAX = 127  # ONNX Runtime's symmetric int8 weights use [-127, 127] ([-64, 64] with reduce_range)
 
@@ -232,8 +233,6 @@ def prepare_qat(fused: nn.Module, float_onnx: str | Path, qdq_onnx: str | Path) 
     nodes = {n.name: n for n in graph.node}
     ranges = activation_ranges(qdq_onnx)
     qmax = weight_qmax(qdq_onnx)
-    from nasearch.quant.ptq import quantized_nodes
-
     quantized = {k for k, v in quantized_nodes(qdq_onnx).items() if v}
     mapping = {k: v for k, v in conv_modules_by_node(model, float_onnx).items() if k in quantized}
     shared: dict[str, ActFakeQuant] = {}
@@ -320,7 +319,6 @@ def finetune(
     No mosaic: the model is adapting to quantization noise, not learning new content.
     """
     from nasearch.data import make_loader
-    from nasearch.train.engine import Engine
     from nasearch.train.loss import DetectionLoss
 
     torch.manual_seed(seed)
@@ -355,8 +353,7 @@ def run_qat(
     log: Callable[[str], None],
 ) -> tuple[float, dict[str, Any]]:
     """PTQ ranges → QAT fine-tuning → QDQ ONNX at `out`; returns (its mAP, details for the report)."""
-    from nasearch.export.onnx import export_detector
-    from nasearch.quant.report import calibration_split
+    from nasearch.quant.calibration import calibration_split
 
     qmodel, plan = prepare_qat(fused, float_onnx, ptq_onnx)
     log(f"qat: {len(plan.modules)} fake-quantized convs, {opts.qat_epochs} epochs at lr {opts.qat_lr:g}")

@@ -22,6 +22,9 @@ from typing import Any
 from torch import nn
 
 from nasearch.errors import InputError
+from nasearch.latency.backend import get_backend
+from nasearch.latency.predict import predict_latency
+from nasearch.latency.t4_model import predict_t4
 from nasearch.proxy.result import ProxyResult
 from nasearch.search.experiment import LatencySpec, LoadedExperiment, ProxySpec
 from nasearch.space import Architecture
@@ -89,8 +92,6 @@ class LatencyEvaluator:
 
     @cached_property
     def _backend(self) -> Any:
-        from nasearch.latency.backend import get_backend
-
         threads = self.spec.threads or 1
         return get_backend(self.spec.backend, self.spec.precision, self.spec.batch, threads)
 
@@ -110,8 +111,6 @@ class LatencyEvaluator:
         if s.source == "measure":
             return self.measure(fused)
         if s.source == "target":
-            from nasearch.latency.t4_model import predict_t4
-
             doc = predict_t4(arch, s.precision, self.imgsz, s.batch, s.float_layers)
             return LatencyResult(
                 float(doc["predicted_ms"]),
@@ -125,20 +124,12 @@ class LatencyEvaluator:
         """Block sums plus the fitted overhead; blocks the database lacks are measured now when the
         database's device is this machine (and stored, so later candidates reuse them), or `estimate`d
         from the stored blocks (nothing measured: the latency screen's prediction)."""
-        from nasearch.latency.db import LatencyDB
-        from nasearch.latency.predict import predict_from_db, select_fingerprint
 
         s = self.spec
-        try:
-            local = self._backend
-        except InputError:
-            local = None  # this machine cannot run that backend: stored figures only
         assert self.db is not None
-        with LatencyDB(self.db, create=False) as database:
-            fp = select_fingerprint(
-                database, local.fingerprint() if local else None, s.precision, s.batch, s.backend, s.threads
-            )
-            doc = predict_from_db(database, fp, arch, self.imgsz, local, missing)
+        doc = predict_latency(
+            self.db, arch, self.imgsz, lambda: self._backend, s.precision, s.batch, s.backend, s.threads, missing
+        )
         return LatencyResult(
             float(doc["predicted_ms"]),
             False,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nasearch import atomic
+from nasearch.plotting import pyplot
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
@@ -37,8 +38,6 @@ def plot_results(rows: Sequence[dict[str, Any]], path: str | Path) -> Path | Non
     """One small panel per numeric column (losses, mAP, learning rate) against the epoch."""
     if not rows:
         return None
-    from nasearch.plotting import pyplot
-
     plt = pyplot()
 
     epochs = [int(r["epoch"]) for r in rows]

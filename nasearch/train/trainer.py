@@ -26,15 +26,16 @@ from torch import nn
 
 from nasearch.data import AugmentConfig, load_split, make_loader
 from nasearch.data.loader import DetectionDataset, DetectionLoader, EpochSampler, ItemKey
-from nasearch.errors import InputError
+from nasearch.errors import OPTION, InputError
 from nasearch.space import Architecture, build_model
 from nasearch.space.memory import require
 from nasearch.train import checkpoint as ckpt_io
+from nasearch.train.distill import Distiller, load_teacher
 from nasearch.train.ema import ModelEMA, unwrap
 from nasearch.train.engine import Engine, Recipe
 from nasearch.train.plots import plot_results, write_csv
 from nasearch.train.schedule import warmup_iterations
-from nasearch.validation import Imgsz
+from nasearch.validation import Imgsz, validate_model
 
 LAST, BEST, CSV, PNG = "last.pt", "best.pt", "results.csv", "results.png"
 RUNTIME_KEYS = ("device", "threads", "workers")  # may change when a run is resumed; the recipe may not
@@ -153,12 +154,12 @@ def select_device(spec: str, info: DistInfo) -> torch.device:
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise InputError("--device", "device", "cpu (no CUDA GPU is visible here)", spec)
+            raise InputError(OPTION, "device", "cpu (no CUDA GPU is visible here)", spec)
         if info.world > 1:
             return torch.device("cuda", info.local_rank)
         return torch.device(spec)
     if spec != "cpu":
-        raise InputError("--device", "device", "auto, cpu, cuda or cuda:N", spec)
+        raise InputError(OPTION, "device", "auto, cpu, cuda or cuda:N", spec)
     return torch.device("cpu")
 
 
@@ -292,7 +293,7 @@ class Trainer:
         self.arch = arch
         imgsz = c.imgsz or int(arch.data["imgsz"])
         if c.batch % info.world:
-            raise InputError("--batch", "batch", f"a multiple of the {info.world} processes", str(c.batch))
+            raise InputError(OPTION, "batch", f"a multiple of the {info.world} processes", str(c.batch))
 
         if device.type == "cpu":  # host memory: weights, optimizer state, EMA and saved activations
             require(arch, batch=c.batch // info.world, imgsz=imgsz, training=True)
@@ -302,8 +303,6 @@ class Trainer:
         iters_per_epoch = len(train_loader)
         distiller = None
         if c.teacher:
-            from nasearch.train.distill import Distiller, load_teacher
-
             distiller = Distiller(
                 load_teacher(c.teacher, train_split.nc, device), c.distill_weight, c.distill_temperature
             )
@@ -520,15 +519,13 @@ def resume_run(ckpt_path: Path, data: str | None, overrides: dict[str, Any]) -> 
     args = dict(state["train_args"])
     saved_data = args.pop("data", None)
     args.pop("arch_source", None)
-    from nasearch.validation import validate_model
-
     config = validate_model(TrainConfig, args, f"{ckpt_path}:train_args")
     runtime = {k: v for k, v in overrides.items() if k in RUNTIME_KEYS and v is not None}
     config = config.model_copy(update=runtime)
     for key, value in overrides.items():
         if key not in RUNTIME_KEYS and value is not None and getattr(config, key) != value:
             raise InputError(
-                f"--{key}",
+                OPTION,
                 key,
                 f"the run's saved value {getattr(config, key)} (or leave it out) with --resume",
                 str(value),

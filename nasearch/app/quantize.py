@@ -21,14 +21,20 @@ import numpy as np
 import torch
 
 from nasearch import atomic
-from nasearch.data import load_split, make_loader
+from nasearch.data import load_split
 from nasearch.data.records import DetectionSplit
-from nasearch.errors import InputError
-from nasearch.export.onnx import export_detector
+from nasearch.errors import OPTION, InputError
+from nasearch.eval.inference import evaluate_model, open_onnx
+from nasearch.latency.fingerprint import cpu_name
+from nasearch.latency.onnxrt import make_session, time_session
+from nasearch.latency.stats import TimingPolicy
 from nasearch.nn.inspect import fused_copy
-from nasearch.quant.hybrid import SELECTION_RULE, selection_split
-from nasearch.quant.ptq import quantize_qdq
-from nasearch.quant.spec import CALIBRATION_METHODS, QUANTIZED_OPS, TARGETS, Int8Spec, int8_spec
+from nasearch.onnxio.export import export_detector
+from nasearch.onnxio.qdq import conv_node_names, quantize_qdq
+from nasearch.onnxio.spec import CALIBRATION_METHODS, QUANTIZED_OPS, TARGETS, Int8Spec, int8_spec
+from nasearch.quant.calibration import calibration_batches, calibration_split
+from nasearch.quant.hybrid import SELECTION_RULE, HybridResult, search_float_layers, selection_split
+from nasearch.quant.qat import run_qat
 from nasearch.train.checkpoint import load_checkpoint
 from nasearch.validation import check_imgsz, check_positive
 
@@ -62,30 +68,30 @@ class QuantizeOptions:
 
     def check(self) -> None:
         if self.mode not in MODES:
-            raise InputError("--mode", "mode", " | ".join(MODES), repr(self.mode))
+            raise InputError(OPTION, "mode", " | ".join(MODES), repr(self.mode))
         if self.target not in TARGETS:
-            raise InputError("--target", "target", " | ".join(TARGETS), repr(self.target))
+            raise InputError(OPTION, "target", " | ".join(TARGETS), repr(self.target))
         if self.method not in CALIBRATION_METHODS:
-            raise InputError("--calibration", "calibration", " | ".join(CALIBRATION_METHODS), repr(self.method))
+            raise InputError(OPTION, "calibration", " | ".join(CALIBRATION_METHODS), repr(self.method))
         if self.ops not in OPS:
-            raise InputError("--ops", "ops", " | ".join(OPS), repr(self.ops))
+            raise InputError(OPTION, "ops", " | ".join(OPS), repr(self.ops))
         if self.ops == "conv+act" and (self.mode != "ptq" or self.target != "cpu"):
             raise InputError(
-                "--ops",
+                OPTION,
                 "ops",
                 "conv with hybrid, qat or the tensorrt target (layers are kept float "
                 "or emulated per convolution, and TensorRT fuses activations itself)",
                 self.ops,
             )
         if not 0 <= self.max_drop <= 100:
-            raise InputError("--max-drop", "max_drop", "mAP points between 0 and 100", str(self.max_drop))
+            raise InputError(OPTION, "max_drop", "mAP points between 0 and 100", str(self.max_drop))
         for name, value in (
             ("calib-images", self.calib_images),
             ("threads", self.threads),
             ("qat-epochs", self.qat_epochs),
             ("qat-batch", self.qat_batch),
         ):
-            check_positive(value, f"--{name}", name.replace("-", "_"))
+            check_positive(value, name.replace("-", "_"))
         check_imgsz(self.imgsz)
 
     def quantized_ops(self) -> tuple[str, ...]:
@@ -96,32 +102,11 @@ class QuantizeOptions:
         return int8_spec(self.target, self.method, self.quantized_ops())
 
 
-def calibration_batches(split: DetectionSplit, imgsz: int, images: int, seed: int = 0) -> list[np.ndarray]:
-    """`images` letterboxed images ([1, 3, S, S] float32 0..1), a seeded random choice over the split."""
-    rng = np.random.default_rng(seed)
-    n = min(images, len(split))
-    chosen = sorted(rng.choice(len(split), size=n, replace=False).tolist())
-    loader = make_loader(split.subset(chosen), imgsz, 1, augment=False, mosaic=False, workers=0, shuffle=False)
-    return [batch.images.numpy() for batch in loader]
-
-
-def calibration_split(data: str, log: Log) -> DetectionSplit:
-    """Calibrate on training images; fall back to val (said so) when the dataset has no train split."""
-    try:
-        return load_split(data, "train")
-    except InputError as err:
-        log(f"quantize: no train split ({err.line().removeprefix('error: ')}); calibrating on val images")
-        return load_split(data, "val")
-
-
 def measure_latencies(paths: Sequence[Path], threads: int, rounds: int = 3) -> list[dict[str, float]]:
     """Median ONNX Runtime CPU latency of each model, measured in interleaved rounds (fair on a busy host).
 
     Each round times every model until its median is stable; the figure is the median over rounds.
     """
-    from nasearch.latency.onnxrt import make_session, time_session
-    from nasearch.latency.stats import TimingPolicy
-
     policy = TimingPolicy(max_seconds=10.0)
     sessions = [make_session(p, threads, "CPUExecutionProvider") for p in paths]
     feeds = []
@@ -145,8 +130,6 @@ def _stderr(msg: str) -> None:
 
 def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) -> dict[str, Any]:
     """Run one mode end to end; returns the report (also written to OUT/quantize.json)."""
-    from nasearch.eval.inference import evaluate_model, open_onnx
-
     opts.check()
     torch.set_num_threads(opts.threads)
     started = time.perf_counter()
@@ -228,8 +211,6 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
             }
         )
     elif opts.mode == "qat":
-        from nasearch.quant.qat import run_qat
-
         map_int8, qat_info = run_qat(fused, float_onnx, ptq_path, int8_onnx, calib, evaluate, opts, imgsz, log)
         extra.update(qat_info)
     paths = [float_onnx, int8_onnx] + ([ptq_path] if opts.mode == "hybrid" and float_layers else [])
@@ -242,8 +223,6 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
     if len(timings) > 2:
         extra["latency_all_int8_ms"] = round(timings[2]["median_ms"], 4)
         extra["latency_cost_ms"] = round(lat_int8 - timings[2]["median_ms"], 4)
-    from nasearch.latency.fingerprint import cpu_name
-
     doc = {
         "map_float": round(map_float, 4),
         "map_int8": round(map_int8, 4),
@@ -283,14 +262,12 @@ def run_quantize(ckpt: str | Path, opts: QuantizeOptions, log: Log = _stderr) ->
 
 def check_candidates(float_onnx: Path, opts: QuantizeOptions, config: Int8Spec) -> list[str]:
     """The layers hybrid may keep in float: --candidates (checked against the graph) or every conv."""
-    from nasearch.quant.ptq import conv_node_names
-
     names = conv_node_names(float_onnx, QUANTIZED_OPS)
     candidates = list(opts.candidates) if opts.candidates else names
     unknown = [c for c in candidates if c not in names]
     if unknown:
         raise InputError(
-            "--candidates", "candidates", f"conv node names of the exported model, e.g. {names[0]}", repr(unknown[0])
+            OPTION, "candidates", f"conv node names of the exported model, e.g. {names[0]}", repr(unknown[0])
         )
     return candidates
 
@@ -307,8 +284,6 @@ def _hybrid(
     log: Log,
 ) -> Any:
     """The fewest float layers that bring the drop within `max_drop` (sensitivity of every conv first)."""
-    from nasearch.quant.hybrid import HybridResult, search_float_layers
-
     if map_float - map_ptq <= opts.max_drop:
         log(f"quantize: plain PTQ is within --max-drop {opts.max_drop}; no layer kept in float")
         quantize_qdq(float_onnx, int8_onnx, calib, config)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from nasearch.quant.isa import int8_isa
+from nasearch.onnxio.isa import int8_isa
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 ACTIVATION_TYPES = ("s8", "u8")
@@ -30,7 +30,7 @@ class Int8Spec:
     """How a float ONNX graph becomes a QDQ INT8 graph (see the module docstring for the choices)."""
 
     target: str = "tensorrt"
-    isa: str = "vnni"  # the CPU path the spec was chosen for (`nasearch.quant.isa`)
+    isa: str = "vnni"  # the CPU path the spec was chosen for (`nasearch.onnxio.isa`)
     activations: str = "s8"  # s8: symmetric; u8: asymmetric
     weights: str = "s8"  # always symmetric, per output channel when per_channel
     reduce_range: bool = False  # 7-bit weights, for x86 CPUs without VNNI
@@ -69,7 +69,7 @@ class Int8Spec:
 def int8_spec(
     target: str = "cpu", method: str = "minmax", op_types: tuple[str, ...] = QUANTIZED_OPS, isa: str | None = None
 ) -> Int8Spec:
-    """The spec for `target` on this CPU (`isa` forces a path; default: `nasearch.quant.isa.int8_isa()`)."""
+    """The spec for `target` on this CPU (`isa` forces a path; default: `nasearch.onnxio.isa.int8_isa()`)."""
     if target not in TARGETS:
         raise ValueError(f"INT8 target {target!r}: expected one of {TARGETS}")
     isa = isa or int8_isa()

@@ -2,7 +2,7 @@
 
 The QDQ form (QuantizeLinear/DequantizeLinear pairs around each quantized op) is what TensorRT's
 explicit-precision INT8 consumes, and ONNX Runtime runs it on the CPU. What is quantized and how is an
-`Int8Spec` (`nasearch.quant.spec`); the latency backends, `quantize` and `export` all come through here.
+`Int8Spec` (`nasearch.onnxio.spec`); the latency backends, `quantize` and `export` all come through here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 
 from nasearch import atomic
-from nasearch.quant.spec import QUANTIZED_OPS, Int8Spec, int8_spec
+from nasearch.onnxio.spec import QUANTIZED_OPS, Int8Spec, int8_spec
 
 Batch = np.ndarray | Mapping[str, np.ndarray]
 

@@ -2,7 +2,7 @@
 
 On x86-64 without VNNI (SSE4.1, AVX2, AVX-512 without VNNI) ONNX Runtime multiplies u8 activations by s8
 weights with VPMADDUBSW, which adds pairs of products into 16 bits and can saturate; VNNI (VPDPBUSD)
-accumulates in 32 bits, and other architectures have no such issue. The INT8 spec (`nasearch.quant.spec`)
+accumulates in 32 bits, and other architectures have no such issue. The INT8 spec (`nasearch.onnxio.spec`)
 picks its settings from this answer. `NASEARCH_INT8_ISA=vnni|no-vnni` forces either path (tests use it
 to cover both on any machine); `auto` or unset detects.
 """

@@ -15,6 +15,7 @@ from nasearch.search.candidate import SearchContext
 from nasearch.search.executors import Budget, failed_count, local_loop, multiprocess
 from nasearch.search.experiment import LoadedExperiment, load_experiment
 from nasearch.search.progress import SearchProgress
+from nasearch.search.ray_executor import ray_session, run_ray
 from nasearch.search.results import Results, front_doc, preset_comparison, unmet_constraints, write_results
 from nasearch.search.resume import RunLock, recover_interrupted
 from nasearch.search.study import (
@@ -142,8 +143,6 @@ def run_search(
             with SearchProgress(exp.spec.trials, title) if show_progress else _Silent() as progress:
                 progress.update(study)
                 if ex.kind == "ray":
-                    from nasearch.search.ray_executor import run_ray
-
                     run_ray(exp, study, info, ctx, budget, on_trial=progress.update)
                 elif ex.workers > 1:
                     multiprocess(
@@ -205,8 +204,6 @@ def summary(res: Results, run_dir: Path, info: RunInfo, retried: list[int], seco
 
 def _executor_session(exp: LoadedExperiment) -> contextlib.AbstractContextManager:
     if exp.spec.executor.kind == "ray":
-        from nasearch.search.ray_executor import ray_session
-
         return ray_session(exp)
     return contextlib.nullcontext()
 

@@ -12,7 +12,6 @@ import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import onnx
 import torch
 from torch import nn
 
@@ -24,8 +23,9 @@ DECODED_OUTPUTS = ("boxes", "scores")
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Trace with one torch thread: tracing computes little, and idle pool threads only add waiting."""
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch with `n` intra-op threads for a while: tracing and exporting are cheap, and on a busy
+    machine torch's thread pool waiting for descheduled threads costs more than the work itself."""
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -58,7 +58,7 @@ def export_module(
             torch.no_grad(),
             warnings.catch_warnings(),
             contextlib.redirect_stdout(io.StringIO()),
-            _torch_threads(1),
+            torch_threads(1),
         ):
             warnings.simplefilter("ignore")
             try:
@@ -84,6 +84,8 @@ def export_module(
                     external_data=False,
                 )
         if check:
+            import onnx  # only to check: importing this module loads torch alone
+
             onnx.checker.check_model(str(tmp))
     return path
 

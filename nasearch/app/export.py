@@ -21,26 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
 from nasearch import atomic, yamlio
-from nasearch.errors import InputError
+from nasearch.data import load_split
+from nasearch.errors import OPTION, InputError
 from nasearch.export.nms import DETECTION_COLUMNS, DetectorWithNMS
-from nasearch.export.onnx import DECODED_OUTPUTS, export_detector, export_module
+from nasearch.export.verify import verify_float, verify_int8, verify_nms
+from nasearch.latency.tensorrt_backend import build_serialized, gpu_status
 from nasearch.nn.inspect import fused_copy
-from nasearch.quant.spec import Int8Spec, int8_spec
+from nasearch.onnxio.export import DECODED_OUTPUTS, export_detector, export_module
+from nasearch.onnxio.qdq import quantize_qdq
+from nasearch.onnxio.spec import Int8Spec, int8_spec
+from nasearch.quant.calibration import calibration_batches, calibration_split
 from nasearch.space import Architecture, build_model, load_arch
 from nasearch.train.checkpoint import load_checkpoint, save_checkpoint
 from nasearch.validation import check_imgsz
 
 FORMATS = ("yaml", "torch", "onnx", "onnx-int8", "engine")
-BOX_ATOL_PX = 0.01  # float ONNX vs PyTorch: box corners
-SCORE_ATOL = 1e-4  # float ONNX vs PyTorch: class scores
-INT8_SCORE_MEAN_ATOL = 0.01  # INT8 ONNX vs PyTorch fake-quantized emulation: mean |Δscore|
-INT8_BOX_MEAN_ATOL_FRACTION = 0.01  # ... mean |Δbox| as a fraction of the image size
-NMS_SCORE_ATOL = 1e-4  # NMS graph vs PyTorch: the detections' scores, sorted
 Log = Callable[[str], None]
 
 
@@ -79,14 +78,14 @@ def parse_formats(text: str) -> list[str]:
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise InputError(
-            "--format", "format", f"a comma-separated list of {', '.join(FORMATS)}", repr(bad[0] if bad else text)
+            OPTION, "format", f"a comma-separated list of {', '.join(FORMATS)}", repr(bad[0] if bad else text)
         )
     return list(dict.fromkeys(formats))
 
 
 def _trial_arch(run_dir: Path, trial: int) -> Architecture:
     """The architecture of trial N of a search run (its YAML file, else the study's record)."""
-    from nasearch.search.results import arch_path
+    from nasearch.search.results import arch_path  # the search's modules load optuna and pandas
 
     path = arch_path(run_dir, trial)
     if path.is_file():
@@ -148,23 +147,9 @@ def _file_entry(path: Path, **info: Any) -> dict[str, Any]:
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": _sha256(path), **info}
 
 
-def _ort_run(path: Path, x: np.ndarray) -> list[np.ndarray]:
-    import onnxruntime as ort
-
-    from nasearch.quant.isa import exact_int8_session
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), exact_int8_session(options), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})
-
-
 def check_input(opts: ExportOptions, imgsz: int) -> np.ndarray:
     """The verification input: a real letterboxed image when --data is given, else seeded noise."""
     if opts.data:
-        from nasearch.data import load_split
-        from nasearch.quant.report import calibration_batches
-
         batches = calibration_batches(load_split(opts.data, "val"), imgsz, opts.batch, opts.seed)
         x = np.concatenate(batches)
         if len(x) < opts.batch:
@@ -173,104 +158,13 @@ def check_input(opts: ExportOptions, imgsz: int) -> np.ndarray:
     return np.random.default_rng(opts.seed).random((opts.batch, 3, imgsz, imgsz), dtype=np.float32)
 
 
-def verify_float(path: Path, model: nn.Module, x: np.ndarray) -> dict[str, Any]:
-    """ONNX checker, then ONNX Runtime against the (unfused) PyTorch model on `x`."""
-    onnx.checker.check_model(str(path))
-    with torch.no_grad():
-        boxes, scores = model.eval()(torch.from_numpy(x))
-    got_boxes, got_scores = _ort_run(path, x)[:2]
-    box_diff = float(np.abs(got_boxes - boxes.numpy()).max())
-    score_diff = float(np.abs(got_scores - scores.numpy()).max())
-    return {
-        "checker": True,
-        "max_abs_diff_boxes_px": box_diff,
-        "max_abs_diff_scores": score_diff,
-        "tolerance": {"boxes_px": BOX_ATOL_PX, "scores": SCORE_ATOL},
-        "ok": box_diff <= BOX_ATOL_PX and score_diff <= SCORE_ATOL,
-    }
-
-
-def _match_detections(ref: np.ndarray, got: np.ndarray) -> float:
-    """Share of reference detections with a counterpart (same image and class, IoU > 0.99, |Δscore| < 1e-3)."""
-    if len(ref) == 0:
-        return 1.0 if len(got) == 0 else 0.0
-    from torchvision.ops import box_iou
-
-    iou = box_iou(torch.from_numpy(ref[:, 1:5]), torch.from_numpy(got[:, 1:5])).numpy() if len(got) else None
-    found = 0
-    for i, row in enumerate(ref):
-        if iou is None:
-            break
-        same = (got[:, 0] == row[0]) & (got[:, 6] == row[6]) & (np.abs(got[:, 5] - row[5]) < 1e-3)
-        found += bool((same & (iou[i] > 0.99)).any())
-    return found / len(ref)
-
-
-def verify_nms(path: Path, wrapped: nn.Module, x: np.ndarray) -> dict[str, Any]:
-    """The NMS graph against PyTorch: same number of detections and the same scores in order.
-
-    Which box wins among boxes of *equal* score is up to each implementation (untrained models are full of
-    such ties), so box identity is reported (`matched_fraction`) rather than required.
-    """
-    onnx.checker.check_model(str(path))
-    with torch.no_grad():
-        ref = wrapped.eval()(torch.from_numpy(x)).numpy()
-    got = _ort_run(path, x)[0]
-    share = _match_detections(ref, got)
-    same_count = len(ref) == len(got)
-    score_diff = float(np.abs(np.sort(ref[:, 5]) - np.sort(got[:, 5])).max()) if same_count and len(ref) else 0.0
-    return {
-        "checker": True,
-        "detections_torch": len(ref),
-        "detections_onnx": len(got),
-        "max_abs_diff_sorted_scores": score_diff,
-        "matched_fraction": round(share, 4),
-        "tolerance": {"detections": "equal count", "sorted_scores": NMS_SCORE_ATOL},
-        "ok": same_count and score_diff <= NMS_SCORE_ATOL,
-    }
-
-
-def verify_int8(qdq: Path, float_onnx: Path, fused: nn.Module, x: np.ndarray, imgsz: int) -> dict[str, Any]:
-    """The QDQ graph against its PyTorch fake-quantized emulation (same scales, zero points and weights)."""
-    from nasearch.quant.ptq import quantized_nodes
-    from nasearch.quant.qat import prepare_qat
-
-    onnx.checker.check_model(str(qdq))
-    emulation, plan = prepare_qat(fused, float_onnx, qdq)
-    with torch.no_grad():
-        boxes, scores = emulation.eval()(torch.from_numpy(x))
-        ref_boxes, ref_scores = fused.eval()(torch.from_numpy(x))
-    got_boxes, got_scores = _ort_run(qdq, x)[:2]
-    box_mean = float(np.abs(got_boxes - boxes.numpy()).mean())
-    score_mean = float(np.abs(got_scores - scores.numpy()).mean())
-    states = quantized_nodes(qdq)
-    return {
-        "checker": True,
-        "quantized_convs": sum(states.values()),
-        "float_convs": len(states) - sum(states.values()),
-        "emulated_convs": len(plan.modules),
-        "mean_abs_diff_boxes_px": box_mean,
-        "mean_abs_diff_scores": score_mean,
-        "max_abs_diff_scores": float(np.abs(got_scores - scores.numpy()).max()),
-        "vs_float_mean_abs_diff_scores": float(np.abs(got_scores - ref_scores.numpy()).mean()),
-        "vs_float_mean_abs_diff_boxes_px": float(np.abs(got_boxes - ref_boxes.numpy()).mean()),
-        "tolerance": {
-            "mean_abs_diff_scores": INT8_SCORE_MEAN_ATOL,
-            "mean_abs_diff_boxes_px": INT8_BOX_MEAN_ATOL_FRACTION * imgsz,
-        },
-        "ok": score_mean <= INT8_SCORE_MEAN_ATOL and box_mean <= INT8_BOX_MEAN_ATOL_FRACTION * imgsz,
-    }
-
-
 def _engine_precondition(formats: list[str]) -> None:
     if "engine" not in formats:
         return
-    from nasearch.latency.tensorrt_backend import gpu_status
-
     ok, reason = gpu_status()
     if not ok:
         raise InputError(
-            "--format",
+            OPTION,
             "format",
             "engine only on a machine with TensorRT >= 10 and an NVIDIA GPU "
             "(export onnx / onnx-int8 here and build the engine there)",
@@ -287,9 +181,9 @@ def export(source: Source, opts: ExportOptions, log: Log = _log) -> dict[str, An
     formats = opts.formats
     _engine_precondition(formats)
     if "onnx-int8" in formats and not opts.data:
-        raise InputError("--data", "data", "a dataset to calibrate INT8 on (onnx-int8)", "nothing")
+        raise InputError(OPTION, "data", "a dataset to calibrate INT8 on (onnx-int8)", "nothing")
     if opts.nms and opts.batch != 1:
-        raise InputError("--batch", "batch", "1 with --nms (NMS in the graph is exported for batch 1)", str(opts.batch))
+        raise InputError(OPTION, "batch", "1 with --nms (NMS in the graph is exported for batch 1)", str(opts.batch))
     arch = source.arch
     imgsz = int(opts.imgsz or (source.checkpoint or {}).get("train_args", {}).get("imgsz") or arch.data["imgsz"])
     check_imgsz(imgsz)
@@ -427,9 +321,6 @@ def _save_torch(source: Source, path: Path) -> Path:
 
 
 def _export_int8(float_onnx: Path, path: Path, opts: ExportOptions, imgsz: int, spec: Int8Spec, log: Log) -> Path:
-    from nasearch.quant.ptq import quantize_qdq
-    from nasearch.quant.report import calibration_batches, calibration_split
-
     split = calibration_split(opts.data, log)  # type: ignore[arg-type]
     calib = calibration_batches(split, imgsz, opts.calib_images, opts.seed)
     if opts.batch > 1:  # the graph's batch is static: calibrate on batches of distinct images
@@ -439,8 +330,6 @@ def _export_int8(float_onnx: Path, path: Path, opts: ExportOptions, imgsz: int, 
 
 def _build_engine(onnx_path: Path, path: Path, precision: str, log: Log) -> dict[str, Any]:
     import tensorrt as trt
-
-    from nasearch.latency.tensorrt_backend import build_serialized
 
     data = build_serialized(onnx_path, trt, precision)
     atomic.write_bytes(path, data)

@@ -1,0 +1,1 @@
+"""Detector building blocks, the detector assembly and the block registry."""

@@ -1,0 +1,1 @@
+"""Architecture search: experiment config, trial execution, storage and results."""
