@@ -545,6 +545,7 @@ def plot(summary: dict[str, Any], cache: dict[str, Any], path: Path, curves_path
                 [p["epoch"] for p in pts],
                 [p["map"] for p in pts],
                 style,
+                marker=".",
                 color=colors[i % len(colors)],
                 linewidth=1,
                 label=key if j == 0 else None,
