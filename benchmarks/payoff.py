@@ -17,9 +17,10 @@ the benchmark runs in stages, each cached in OUT (atomic writes, so a killed run
    highest mean mAP at ≤ 1.02 × the preset's latency; gain paired by seed, `nasearch.stats` bootstrap;
    "beats" only when the interval lies above zero), a plot of mAP against latency and one of the curves.
 
-`--shard K/N` gives this process the training runs i (models × seeds, in a fixed order) with i % N == K;
-the targets, the search and the latency stage run in shard 0, the other shards wait for the search's model
-list. `--report` rebuilds the tables, plots and OUT/payoff.json from the cache alone.
+`--shard K/N` gives this process the training runs i (models × seeds, the presets' first, in a fixed order)
+with i % N == K; the targets, the search and the latency stage run in shard 0; the other shards train their
+presets' runs as soon as shard 0 has written the targets, then wait for the search's model list.
+`--report` rebuilds the tables, plots and OUT/payoff.json from the cache alone.
 
     python benchmarks/payoff.py --data trees --shard 0/2     # and, beside it, --shard 1/2
     python benchmarks/payoff.py --data trees --report
@@ -243,10 +244,7 @@ def stage_search(a: argparse.Namespace, ctx: Any, log: Log) -> list[dict[str, An
     nasearch(["search", str(exp), "--out", str(run), *(["--resume"] if (run / "run.json").exists() else [])])
     summary = read_json(run / "summary.json")
     presets = targets["presets"]
-    models = [
-        {"key": name, "kind": "preset", "name": p["name"], "hash": p["hash"], "file": f"archs/{name}.yaml"}
-        for name, p in presets.items()
-    ]
+    models = preset_models(targets)
     known = {p["hash"]: name for name, p in presets.items()}
     for row in summary["suite"]:
         arch = load_arch(run / row["file"])
@@ -275,24 +273,35 @@ def stage_search(a: argparse.Namespace, ctx: Any, log: Log) -> list[dict[str, An
     return models
 
 
-def wait_for_models(a: argparse.Namespace, log: Log) -> list[dict[str, Any]]:
-    path = a.out / "models.json"
+def preset_models(targets: dict[str, Any]) -> list[dict[str, Any]]:
+    """The presets as models to train (known before the search: shards start on them at once)."""
+    return [
+        {"key": name, "kind": "preset", "name": p["name"], "hash": p["hash"], "file": f"archs/{name}.yaml"}
+        for name, p in targets["presets"].items()
+    ]
+
+
+def wait_for(a: argparse.Namespace, name: str, what: str, log: Log) -> Any:
+    """Shard 0's file OUT/name, waiting up to --wait seconds for it."""
+    path = a.out / name
     deadline = time.monotonic() + a.wait
     while (doc := read_json(path)) is None:
         if time.monotonic() >= deadline:
             raise SystemExit(
-                f"error: {path}: expected the search's model list, found none; run shard 0 first "
+                f"error: {path}: expected {what}, found none; run shard 0 first "
                 f"(`--shard 0/{a.shard_n}`: targets, search, latency), then this shard"
             )
-        log(f"shard {a.shard}: waiting for shard 0's search ({path})")
+        log(f"shard {a.shard}: waiting for shard 0's {what} ({path})")
         time.sleep(min(30.0, max(0.0, deadline - time.monotonic())))
     return doc
 
 
 # -- training ---------------------------------------------------------------------------------------------
 def jobs(models: list[dict[str, Any]], seeds: list[int]) -> list[tuple[str, int]]:
-    """Every (model, seed) training run, in the fixed order the shards split."""
-    return [(m["key"], s) for s in seeds for m in models]
+    """Every (model, seed) training run, in the fixed order the shards split: the presets' runs first, so
+    they are the same jobs before the search has named the suite (shards > 0 train them meanwhile)."""
+    ordered = [m for m in models if m["kind"] == "preset"] + [m for m in models if m["kind"] != "preset"]
+    return [(m["key"], s) for m in ordered for s in seeds]
 
 
 def shard_jobs(all_jobs: list[tuple[str, int]], k: int, n: int) -> list[tuple[str, int]]:
@@ -641,8 +650,15 @@ def main(argv: list[str] | None = None) -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     check_settings(a.out, settings(a))
     ctx = search_context(read_json(a.out / "settings.json")["experiment"])
-    models = stage_search(a, ctx, log) if a.shard_k == 0 else wait_for_models(a, log)
     data = ctx.dataset()
+    if a.shard_k == 0:
+        models = stage_search(a, ctx, log)
+    else:  # the presets' runs while shard 0 searches, then the suite's
+        presets = preset_models(wait_for(a, "targets.json", "the presets' latency targets", log))
+        by_key = {m["key"]: m for m in presets}
+        for key, seed in shard_jobs(jobs(presets, a.seeds), a.shard_k, a.shard_n):
+            train(a, by_key[key], seed, ctx.imgsz, data, log)
+        models = wait_for(a, "models.json", "the search's model list", log)
     by_key = {m["key"]: m for m in models}
     mine = shard_jobs(jobs(models, a.seeds), a.shard_k, a.shard_n)
     log(f"{len(models)} models, {len(mine)} training runs in this shard")

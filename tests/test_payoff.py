@@ -122,13 +122,20 @@ def test_report_rebuilds_the_same_table_from_the_cache(run, monkeypatch):
 
 
 def test_shards_split_the_training_runs_disjointly_and_wait_for_shard_0(tmp_path):
-    models = [{"key": k} for k in ("yolov8n", "yolov6n", "yolo_nas_s", "suite1", "suite2")]
+    models = [{"key": k, "kind": "suite"} for k in ("yolov8n", "yolov6n", "yolo_nas_s", "suite1", "suite2")]
     every = payoff.jobs(models, [0, 1, 2])
     assert len(every) == len(set(every)) == 15
     for n in (1, 2, 3):
         parts = [payoff.shard_jobs(every, k, n) for k in range(n)]
         assert sorted(j for p in parts for j in p) == sorted(every)
         assert sum(len(p) for p in parts) == len(every)
+    presets = [{"key": k, "kind": "preset"} for k in ("yolov8n", "yolov6n", "yolo_nas_s")]
+    models = [*presets, {"key": "suite1", "kind": "suite"}, {"key": "suite2", "kind": "suite"}]
+    every = payoff.jobs(models, [0, 1, 2])
+    before_search = payoff.jobs(presets, [0, 1, 2])  # what shards > 0 train while shard 0 searches
+    assert every[: len(before_search)] == before_search
+    for k in (0, 1):
+        assert set(payoff.shard_jobs(before_search, k, 2)) <= set(payoff.shard_jobs(every, k, 2))
     first, second = (set(payoff.shard_jobs(every, k, 2)) for k in (0, 1))
     assert not first & second and {s for _, s in first} == {0, 1, 2}  # every seed in both shards
     exp = tmp_path / "exp.yaml"
@@ -194,3 +201,18 @@ def test_presets_are_scaled_as_the_search_scales_its_candidates():
     assert inside.hash == given.hash and inside.name == "yolo_nas_s-w0.25d0.5h0.5"
     v8 = payoff.scaled_preset(ctx, "yolov8n")
     assert v8.name == "yolov8n-w0.25d0.5h0.5" and v8.data["imgsz"] == 128 and v8.data["nc"] == 10
+
+
+def test_a_shard_trains_its_presets_while_shard_0_searches(run, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    for name in ("settings.json", "targets.json", "archs/yolov8n.yaml", "archs/yolov6n.yaml"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run["out"] / name, out / name)
+    argv = [*run["argv"], "--out", str(out), "--shard", "1/2", "--wait", "0"]
+    with pytest.raises(SystemExit, match="the search's model list"):
+        payoff.main(argv)
+    # presets' runs in order (yolov8n, 0), (yolov6n, 0): shard 1 of 2 takes the second
+    assert payoff.train_result(out, "yolov6n", 0, 1) is not None
+    assert not (out / "train" / "yolov8n").exists()
