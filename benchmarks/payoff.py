@@ -402,11 +402,11 @@ def summarize(cache: dict[str, Any], seeds: list[int], factor: float = FACTOR) -
             ),
         }
     complete = lambda r: r["latency_ms"] is not None and r["seeds_done"] == len(seeds)  # noqa: E731
-    suite = [r for r in rows.values() if r["kind"] == "suite" and complete(r)]
+    suite = [r for r in rows.values() if r["kind"] == "suite"]
     claims = []
     for p in (r for r in rows.values() if r["kind"] == "preset"):
         claim: dict[str, Any] = {"preset": p["key"], "preset_latency_ms": p["latency_ms"], "suite_model": None}
-        if not complete(p):
+        if not complete(p) or not all(complete(r) for r in suite):  # no verdict before every run is in
             claim["verdict"] = "incomplete"
         else:
             under = [r for r in suite if r["latency_ms"] <= factor * p["latency_ms"]]
@@ -418,7 +418,7 @@ def summarize(cache: dict[str, Any], seeds: list[int], factor: float = FACTOR) -
                 claim["suite_model"] = best["key"]
                 claim["latency_ratio"] = best["latency_ms"] / p["latency_ms"]
         claims.append(claim)
-    for r in suite:  # the preset at the same or higher latency: the fastest whose factor x latency covers r
+    for r in filter(complete, suite):  # the preset at the same or higher latency: the fastest covering r
         cover = [
             p
             for p in rows.values()

@@ -188,6 +188,9 @@ def test_paired_gain_on_a_hand_made_cache():
     assert "vs_preset" not in rows["b"]  # no preset at or above its latency
     worse = payoff.summarize(_cache([models[0], _model("d", "suite", 0.9, [1.0, 2.0, 3.0])], seeds), seeds)
     assert worse["claims"][0]["verdict"] == "worse"
+    pending = _cache(models, seeds)
+    pending["runs"][("c", 2)] = None  # one suite run still training: no verdict yet
+    assert {c["verdict"] for c in payoff.summarize(pending, seeds)["claims"]} == {"incomplete"}
     one = payoff.summarize(_cache(models[:1] + models[3:4], [0]), [0])
     assert one["claims"][0]["interval"] is None and "one seed" in one["claims"][0]["verdict"]
 
