@@ -192,3 +192,40 @@ def test_distillation_from_a_teacher_checkpoint(tmp_path, data, arch, reference_
         ],
     )
     assert runner.exit_code == 2 and "other.pt: arch.nc" in runner.stderr and "classes" in runner.stderr
+
+
+def test_curve_plateau_test_on_known_numbers():
+    from nasearch.train.curve import curve_report, plateau, plateau_window
+
+    assert plateau_window(10) == 3 and plateau_window(40) == 8
+    rising = plateau([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], window=3)
+    assert rising["gain"] == pytest.approx(3.0) and rising["reached"] is False and "still rising" in rising["text"]
+    flat = plateau([1.0, 5.0, 8.0, 8.2, 7.9, 8.3], window=3)
+    assert flat["gain"] == pytest.approx(0.3) and flat["reached"] is True and "stopped rising" in flat["text"]
+    assert plateau([1.0, 2.0], window=3)["reached"] is None  # too short to judge
+    maps = [1.0, 3.0, 3.0, 2.0]
+    history = [{"epoch": i + 1, "metrics/mAP50-95": m, "metrics/mAP50": 2 * m} for i, m in enumerate(maps)]
+    report = curve_report(history, epochs=4)
+    assert report["best_map"] == 3.0 and report["best_epoch"] == 2  # the first epoch reaching the best
+    assert report["final_map"] == 2.0 and report["final_map50"] == 4.0
+    assert [p["epoch"] for p in report["curve"]] == [1, 2, 3, 4]
+
+
+def test_cli_json_and_run_folder_report_the_curve(tmp_path, data, reference_run):
+    out = tmp_path / "run"
+    args = ["train", str(reference_run / "arch.yaml"), "--data", str(data), "--epochs", str(EPOCHS)]
+    args += ["--imgsz", "64", "--batch", "8", "--workers", "0", "--close-mosaic", "1", "--out", str(out), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    for key in ("out", "epochs", "best_epoch", "best_map", "last", "best", "csv", "plot", "stopped_early", "map"):
+        assert key in doc, key  # the fields that were there before stay
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [p["epoch"] for p in doc["curve"]] == [int(r["epoch"]) for r in rows] == [1, 2]
+    assert [p["map"] for p in doc["curve"]] == pytest.approx([float(r["metrics/mAP50-95"]) for r in rows], abs=1e-4)
+    assert doc["final_map"] == doc["curve"][-1]["map"] == pytest.approx(doc["map"])
+    assert doc["best_map"] == max(p["map"] for p in doc["curve"])
+    assert doc["plateau"]["window"] == 3 and doc["plateau"]["reached"] is None  # 2 epochs: too short to judge
+    saved = json.loads(Path(doc["curve_file"]).read_text())
+    assert Path(doc["curve_file"]) == out / "curve.json" and saved["curve"] == doc["curve"]
+    assert "plateau: not judged" in result.stderr and f"final {doc['final_map']:.2f}" in result.stderr

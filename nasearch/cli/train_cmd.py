@@ -61,7 +61,9 @@ def train(
         None, "--distill-weight", help="Weight of the distillation loss (default 1)."
     ),
     cfg: str | None = typer.Option(None, "--cfg", help="YAML of further training settings (TrainConfig)."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document when done."),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print one JSON document when done (with the validation curve and its plateau test)."
+    ),
 ) -> None:
     """Train an architecture: SGD/AdamW, warm-up + decay, EMA, mosaic, per-epoch COCO mAP and checkpoints."""
     from nasearch.space import load_arch
@@ -110,9 +112,11 @@ def train(
         run_dir = Path(out) if out else Path("runs") / "train" / architecture.name
         trainer = prepare_run(architecture, data, run_dir, config)
     result = trainer.fit()
+    curve = result.curve()
+    final = f", final {curve['final_map']:.2f}" if curve["final_map"] is not None else ""
     log(
         f"train: done, {result.epochs} epochs, best mAP50-95 {result.best_fitness:.2f} at epoch "
-        f"{result.best_epoch} -> {result.out}"
+        f"{result.best_epoch}{final}; {curve['plateau']['text']} -> {result.out}"
     )
     if json_out:
         emit_json(result.as_dict())

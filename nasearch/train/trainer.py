@@ -5,7 +5,8 @@ AdamW with three parameter groups (decayed weights; norm weights and other vecto
 biases without decay and a high warm-up learning rate), linear warm-up then linear or cosine decay,
 gradient accumulation to a nominal batch of 64, EMA of weights, AMP on CUDA. Around the engine: mosaic
 off for the last epochs, DDP under torchrun, optional distillation from a teacher checkpoint.
-Every epoch: COCO mAP of the EMA weights on val, `results.csv`, `results.png`, `last.pt`, `best.pt`.
+Every epoch: COCO mAP of the EMA weights on val, `results.csv`, `results.png`, `curve.json` (the validation
+curve, final and best mAP, whether it has stopped rising: `nasearch.train.curve`), `last.pt`, `best.pt`.
 A run resumed from `last.pt` continues exactly (same weights as an uninterrupted run on the CPU).
 """
 
@@ -15,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,6 +31,7 @@ from nasearch.errors import OPTION, InputError
 from nasearch.space import Architecture, build_model
 from nasearch.space.memory import require
 from nasearch.train import checkpoint as ckpt_io
+from nasearch.train.curve import CURVE, curve_report, write_curve
 from nasearch.train.distill import Distiller, load_teacher
 from nasearch.train.ema import ModelEMA, unwrap
 from nasearch.train.engine import Engine, Recipe
@@ -115,8 +117,14 @@ class TrainResult:
     best_fitness: float
     metrics: dict[str, float]  # of the last epoch
     stopped_early: bool
+    planned_epochs: int = 0  # the run's setting (the plateau window is a fifth of it)
+    history: list[dict[str, Any]] = field(default_factory=list)  # results.csv's rows
+
+    def curve(self) -> dict[str, Any]:
+        return curve_report(self.history, self.planned_epochs or self.epochs)
 
     def as_dict(self) -> dict[str, Any]:
+        curve = self.curve()
         return {
             "out": str(self.out),
             "epochs": self.epochs,
@@ -128,6 +136,11 @@ class TrainResult:
             "plot": str(self.out / PNG),
             "stopped_early": self.stopped_early,
             **{k: v for k, v in self.metrics.items()},
+            "final_map": curve["final_map"],
+            "final_map50": curve["final_map50"],
+            "plateau": curve["plateau"],
+            "curve": curve["curve"],
+            "curve_file": str(self.out / CURVE),
         }
 
 
@@ -372,6 +385,7 @@ class Trainer:
                     train_split.class_names,
                 )
                 write_csv(history, self.out / CSV)
+                write_curve(curve_report(history, c.epochs), self.out / CURVE)
                 ckpt_io.save_checkpoint(state, self.out / LAST)
                 if improved:
                     ckpt_io.save_checkpoint(state, self.out / BEST)
@@ -395,7 +409,7 @@ class Trainer:
         if info.world > 1:
             dist.barrier()
             dist.destroy_process_group()
-        return TrainResult(self.out, epoch + 1, best_epoch + 1, best, metrics, stopped)
+        return TrainResult(self.out, epoch + 1, best_epoch + 1, best, metrics, stopped, c.epochs, list(history))
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def _state(

@@ -1,0 +1,673 @@
+"""Payoff: do the models a search delivers beat the published presets once both are trained the same way?
+
+For each data set (`--data trees`: `experiments/trees_cpu.yaml`; `--data synth`: `experiments/quickstart.yaml`)
+the benchmark runs in stages, each cached in OUT (atomic writes, so a killed run resumes where it stopped):
+
+1. targets: the presets (`--presets`, default yolov8n, yolov6n, yolo_nas_s) scaled exactly as the search scales
+   every candidate (`SearchContext.architecture`: the experiment's width/depth/head scale, resolution, classes),
+   timed with the search's own latency evaluator; each suite target is 1.02 × a preset's latency.
+2. search: the committed experiment with `suite: {latency_targets_ms: [those targets]}` (and `--search-trials`)
+   written to OUT/experiment.yaml and run with `nasearch search … --resume`; the suite is its delivered models.
+3. train: every suite model and every preset, one recipe (`nasearch train`: same epochs, schedule,
+   augmentation, image size), one run per seed; each run keeps its per-epoch validation curve (`curve.json`).
+4. latency: each model's fused deploy form on ONNX Runtime, 1 thread, wall clock, in interleaved rounds across
+   models (the median over rounds), through the project's latency backend.
+5. report: a table (model, params, GFLOPs, latency, final mAP50-95 mean ± sd over seeds, the paired gain over
+   the preset at the same or higher latency with its 95% interval), the claim per preset (the suite model of
+   highest mean mAP at ≤ 1.02 × the preset's latency; gain paired by seed, `nasearch.stats` bootstrap;
+   "beats" only when the interval lies above zero), a plot of mAP against latency and one of the curves.
+
+`--shard K/N` gives this process the training runs i (models × seeds, the presets' first, in a fixed order)
+with i % N == K; the targets, the search and the latency stage run in shard 0; the other shards train their
+presets' runs as soon as shard 0 has written the targets, then wait for the search's model list.
+`--report` rebuilds the tables, plots and OUT/payoff.json from the cache alone.
+
+    python benchmarks/payoff.py --data trees --shard 0/2     # and, beside it, --shard 1/2
+    python benchmarks/payoff.py --data trees --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nasearch import atomic, yamlio  # noqa: E402
+from nasearch import stats as protocol  # noqa: E402
+
+EXPERIMENTS = {"trees": "trees_cpu.yaml", "synth": "quickstart.yaml"}
+PRESETS = ("yolov8n", "yolov6n", "yolo_nas_s")
+FACTOR = 1.02  # a suite model competes with a preset at up to this multiple of its latency
+Log = Callable[[str], None]
+
+
+# -- settings and cache -----------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", choices=sorted(EXPERIMENTS), required=True)
+    p.add_argument("--experiment", default=None, help="experiment file (default: the committed one for --data)")
+    p.add_argument("--out", default=None, help="cache and run folder (default runs/payoff_DATA)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=60, help="epochs of every training (one recipe for all)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-3, help="AdamW peak learning rate (warm-up + cosine)")
+    p.add_argument("--close-mosaic", type=int, default=10, help="last epochs without mosaic")
+    p.add_argument("--presets", nargs="+", default=list(PRESETS))
+    p.add_argument("--search-trials", type=int, default=None, help="override the experiment's trials")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
+    p.add_argument("--shard", default="0/1", help="K/N: this process trains the runs i with i %% N == K")
+    p.add_argument("--wait", type=float, default=7200, help="seconds a shard K > 0 waits for shard 0's search")
+    p.add_argument("--readme", default=str(ROOT / "benchmarks" / "README.md"))
+    p.add_argument("--figures", default=str(ROOT / "benchmarks"), help="folder of payoff_DATA*.png")
+    p.add_argument("--report", action="store_true", help="only rebuild the tables and plots from the cache")
+    a = p.parse_args(argv)
+    a.experiment = a.experiment or str(ROOT / "experiments" / EXPERIMENTS[a.data])
+    a.out = Path(a.out or ROOT / "runs" / f"payoff_{a.data}")
+    k, _, n = a.shard.partition("/")
+    if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
+        p.error(f"--shard: expected K/N with 0 <= K < N, found {a.shard!r}")
+    a.shard_k, a.shard_n = int(k), int(n)
+    return a
+
+
+def settings(a: argparse.Namespace) -> dict[str, Any]:
+    """What the cached measurements depend on (seeds and rounds may grow: each run is cached on its own)."""
+    return {
+        "data": a.data,
+        "experiment": str(a.experiment),
+        "experiment_sha256": hashlib.sha256(Path(a.experiment).read_bytes()).hexdigest()[:16],
+        "search_trials": a.search_trials,
+        "epochs": a.epochs,
+        "batch": a.batch,
+        "lr": a.lr,
+        "close_mosaic": a.close_mosaic,
+        "presets": list(a.presets),
+        "factor": FACTOR,
+    }
+
+
+def write_json(path: Path, doc: Any) -> None:
+    atomic.write_text(path, json.dumps(doc, indent=1) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def check_settings(out: Path, current: dict[str, Any]) -> None:
+    stored = read_json(out / "settings.json")
+    if stored is None:
+        write_json(out / "settings.json", current)
+    elif stored != current:
+        diff = sorted(k for k in current if stored.get(k) != current[k])
+        raise SystemExit(
+            f"error: {out / 'settings.json'}: {', '.join(diff)}: expected the cached run's values, "
+            "found others; use another --out"
+        )
+
+
+# -- models: the presets scaled as the search scales candidates -------------------------------------------
+def search_context(experiment: str | Path) -> Any:
+    from nasearch.search.candidate import SearchContext
+    from nasearch.search.experiment import load_experiment
+
+    return SearchContext.create(load_experiment(experiment))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Given:
+    """Stands in for the space so `SearchContext.architecture` scales a given architecture (one outside the
+    space) by the very code that scales every candidate."""
+
+    arch: Any
+
+    def to_arch(self, data: dict) -> Any:
+        return self.arch
+
+
+def scaled_preset(ctx: Any, name: str) -> Any:
+    """The preset as the search would evaluate it: through its decisions when it lies in the space (as the
+    search enqueues it), else the same scaling applied to the preset itself."""
+    from nasearch.search.study import space_presets_dir
+    from nasearch.space.arch import load_arch, load_presets
+    from nasearch.space.decisions import ReplayChooser
+    from nasearch.space.space import decision_values
+
+    preset = load_presets(space_presets_dir(ctx.space)).get(name) or load_arch(name)
+    values = decision_values(ctx.space, preset)
+    if values is not None:  # the enqueued trial's path: its decisions replayed, then the search's scaling
+        return ctx.architecture(ctx.space.resolve(ReplayChooser(values)), name)
+    return dataclasses.replace(ctx, space=_Given(preset)).architecture({}, name)
+
+
+def model_info(arch: Any) -> dict[str, Any]:
+    """Params (training form) and GFLOPs (fused form) at the architecture's resolution."""
+    from nasearch.nn.inspect import count_flops, count_params, fused_copy
+    from nasearch.space import build_model
+
+    model = build_model(arch)
+    return {
+        "params": count_params(model),
+        "gflops": round(count_flops(fused_copy(model), int(arch.data["imgsz"])) / 1e9, 4),
+    }
+
+
+def stage_targets(a: argparse.Namespace, ctx: Any, log: Log) -> dict[str, Any]:
+    """Each preset's latency by the search's own evaluator (interleaved rounds); targets = FACTOR × it."""
+    path = a.out / "targets.json"
+    if (doc := read_json(path)) is not None:
+        return doc
+    from nasearch.nn.inspect import fused_copy
+    from nasearch.space import build_model
+
+    archs = {name: scaled_preset(ctx, name) for name in a.presets}
+    fused = {name: fused_copy(build_model(arch)) for name, arch in archs.items()}
+    rounds: dict[str, list[float]] = {name: [] for name in archs}
+    method = ""
+    for _ in range(3):
+        for name in archs:
+            result = ctx.latency.measure(fused[name])
+            rounds[name].append(result.ms)
+            method = result.method
+    presets = {}
+    for name, arch in archs.items():
+        ms = statistics.median(rounds[name])
+        presets[name] = {"hash": arch.hash, "name": arch.name, "search_latency_ms": ms, "rounds": rounds[name]}
+        arch.save(a.out / "archs" / f"{name}.yaml")
+        log(f"target: {arch.name} {ms:.3f} ms (the search's clock) -> suite target {FACTOR * ms:.3f} ms")
+    doc = {
+        "method": f"{method}, the search's latency evaluator, median of 3 interleaved rounds",
+        "presets": presets,
+        "targets_ms": [round(FACTOR * p["search_latency_ms"], 4) for p in presets.values()],
+    }
+    write_json(path, doc)
+    return doc
+
+
+def derived_experiment(a: argparse.Namespace, ctx: Any, targets: list[float]) -> Path:
+    """The committed experiment with the suite aimed at the presets' latencies, its paths made absolute."""
+    exp = ctx.exp
+    raw = json.loads(json.dumps(exp.raw))
+    raw["space"] = str(exp.space_path)
+    if exp.dataset_path is not None:
+        raw["dataset"]["path"] = str(exp.dataset_path)
+    if exp.trees_wheel is not None:
+        raw["dataset"]["trees"]["wheel"] = str(exp.trees_wheel)
+    if exp.latency_db is not None:
+        raw["objectives"]["latency"]["db"] = str(exp.latency_db)
+    raw["suite"] = {"latency_targets_ms": targets}
+    if a.search_trials is not None:
+        raw["trials"] = a.search_trials
+    path = a.out / "experiment.yaml"
+    head = f"# {Path(a.experiment).name}, its suite aimed at {FACTOR} x the presets' latencies (benchmarks/payoff.py)\n"
+    atomic.write_text(path, head + yamlio.dumps(raw))
+    return path
+
+
+def nasearch(args: list[str]) -> dict[str, Any]:
+    """Run a `nasearch` command (this checkout's code, in this process) with --json; its document."""
+    from nasearch.cli.main import app
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = app([*args, "--json"], standalone_mode=False)
+    if isinstance(code, int) and code != 0:
+        raise SystemExit(f"error: `nasearch {' '.join(args)}` exited {code} (its message is above)")
+    return json.loads(buf.getvalue())
+
+
+def stage_search(a: argparse.Namespace, ctx: Any, log: Log) -> list[dict[str, Any]]:
+    """Run (or resume) the search; the model list: the presets, then the suite models that are not presets."""
+    path = a.out / "models.json"
+    if (doc := read_json(path)) is not None:
+        return doc
+    from nasearch.space.arch import load_arch
+
+    targets = stage_targets(a, ctx, log)
+    exp = derived_experiment(a, ctx, targets["targets_ms"])
+    run = a.out / "search"
+    log(f"search: {exp} -> {run}")
+    nasearch(["search", str(exp), "--out", str(run), *(["--resume"] if (run / "run.json").exists() else [])])
+    summary = read_json(run / "summary.json")
+    presets = targets["presets"]
+    models = preset_models(targets)
+    known = {p["hash"]: name for name, p in presets.items()}
+    for row in summary["suite"]:
+        arch = load_arch(run / row["file"])
+        if arch.hash in known:
+            log(f"search: suite model {row['rank']} is the preset {known[arch.hash]}")
+            continue
+        key = f"suite{row['rank']}"
+        arch.save(a.out / "archs" / f"{key}.yaml")
+        models.append(
+            {
+                "key": key,
+                "kind": "suite",
+                "name": arch.name,
+                "hash": arch.hash,
+                "file": f"archs/{key}.yaml",
+                "trial": row["trial"],
+                "target_ms": row["target_ms"],
+                "search_latency_ms": row["latency_ms"],
+                "search_accuracy": row["accuracy"],
+                "search_accuracy_kind": row["accuracy_kind"],
+            }
+        )
+    for m in models:
+        m.update(model_info(load_arch(a.out / m["file"])))
+    write_json(path, models)
+    return models
+
+
+def preset_models(targets: dict[str, Any]) -> list[dict[str, Any]]:
+    """The presets as models to train (known before the search: shards start on them at once)."""
+    return [
+        {"key": name, "kind": "preset", "name": p["name"], "hash": p["hash"], "file": f"archs/{name}.yaml"}
+        for name, p in targets["presets"].items()
+    ]
+
+
+def wait_for(a: argparse.Namespace, name: str, what: str, log: Log) -> Any:
+    """Shard 0's file OUT/name, waiting up to --wait seconds for it."""
+    path = a.out / name
+    deadline = time.monotonic() + a.wait
+    while (doc := read_json(path)) is None:
+        if time.monotonic() >= deadline:
+            raise SystemExit(
+                f"error: {path}: expected {what}, found none; run shard 0 first "
+                f"(`--shard 0/{a.shard_n}`: targets, search, latency), then this shard"
+            )
+        log(f"shard {a.shard}: waiting for shard 0's {what} ({path})")
+        time.sleep(min(30.0, max(0.0, deadline - time.monotonic())))
+    return doc
+
+
+# -- training ---------------------------------------------------------------------------------------------
+def jobs(models: list[dict[str, Any]], seeds: list[int]) -> list[tuple[str, int]]:
+    """Every (model, seed) training run, in the fixed order the shards split: the presets' runs first, so
+    they are the same jobs before the search has named the suite (shards > 0 train them meanwhile)."""
+    ordered = [m for m in models if m["kind"] == "preset"] + [m for m in models if m["kind"] != "preset"]
+    return [(m["key"], s) for m in ordered for s in seeds]
+
+
+def shard_jobs(all_jobs: list[tuple[str, int]], k: int, n: int) -> list[tuple[str, int]]:
+    return [job for i, job in enumerate(all_jobs) if i % n == k]
+
+
+def run_dir(out: Path, key: str, seed: int) -> Path:
+    return out / "train" / key / f"seed{seed}"
+
+
+def train_result(out: Path, key: str, seed: int, epochs: int) -> dict[str, Any] | None:
+    """The finished run's curve report (`curve.json`, written by `nasearch train` every epoch)."""
+    curve = read_json(run_dir(out, key, seed) / "curve.json")
+    return curve if curve is not None and len(curve["curve"]) >= epochs else None
+
+
+def train(a: argparse.Namespace, model: dict[str, Any], seed: int, imgsz: int, data: Path, log: Log) -> None:
+    out = run_dir(a.out, model["key"], seed)
+    if train_result(a.out, model["key"], seed, a.epochs) is not None:
+        return
+    runtime = ["--threads", "1", "--workers", "0"]
+    if (out / "last.pt").exists():
+        log(f"train: resuming {model['key']} seed {seed}")
+        nasearch(["train", str(out / "last.pt"), "--resume", *runtime])
+        return
+    recipe = ["--epochs", str(a.epochs), "--imgsz", str(imgsz), "--batch", str(a.batch), "--optimizer", "adamw"]
+    recipe += ["--lr0", str(a.lr), "--schedule", "cosine", "--close-mosaic", str(a.close_mosaic)]
+    log(f"train: {model['key']} ({model['name']}) seed {seed}, {a.epochs} epochs")
+    nasearch(
+        [
+            "train",
+            str(a.out / model["file"]),
+            "--data",
+            str(data),
+            *recipe,
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+            *runtime,
+        ]
+    )
+
+
+# -- latency ----------------------------------------------------------------------------------------------
+def stage_latency(a: argparse.Namespace, models: list[dict[str, Any]], log: Log) -> dict[str, Any]:
+    """Fused deploy form, ONNX Runtime, 1 thread, wall clock; every round times every model once (the order
+    reversed every other round), so a slow spell of the shared machine hits all models alike."""
+    from nasearch.latency.backend import get_backend
+    from nasearch.nn.inspect import fused_copy
+    from nasearch.space import build_model
+    from nasearch.space.arch import load_arch
+
+    path = a.out / "latency.json"
+    backend = get_backend("onnxruntime", "fp32", batch=1, threads=1, clock="wall")
+    doc = read_json(path) or {"fingerprint": dataclasses.asdict(backend.fingerprint()), "rounds": {}}
+    keys = [m["key"] for m in models]
+    for key in keys:
+        doc["rounds"].setdefault(key, [])
+    done = min(len(doc["rounds"][k]) for k in keys)
+    if done >= a.rounds:
+        return doc
+    archs = {m["key"]: load_arch(a.out / m["file"]) for m in models}
+    fused = {k: fused_copy(build_model(arch)) for k, arch in archs.items()}
+    for r in range(done, a.rounds):
+        for key in keys if r % 2 == 0 else keys[::-1]:
+            if len(doc["rounds"][key]) <= r:
+                doc["rounds"][key].append(
+                    round(backend.measure_model(fused[key], int(archs[key].data["imgsz"])).median_ms, 5)
+                )
+        write_json(path, doc)
+        log(f"latency: round {r + 1}/{a.rounds} done")
+    return doc
+
+
+# -- report -----------------------------------------------------------------------------------------------
+def summarize(cache: dict[str, Any], seeds: list[int], factor: float = FACTOR) -> dict[str, Any]:
+    """Per model: latency, mAP per seed, mean ± sd, plateau; per preset: the claim with its paired interval."""
+    models, latency, runs = cache["models"], cache["latency"], cache["runs"]
+    rows: dict[str, dict[str, Any]] = {}
+    for m in models:
+        ms = latency.get(m["key"]) or []
+        by_seed = {s: runs[(m["key"], s)] for s in seeds if runs.get((m["key"], s)) is not None}
+        maps = [r["final_map"] for r in by_seed.values()]
+        judged = [r["plateau"]["reached"] for r in by_seed.values() if r["plateau"]["reached"] is not None]
+        rows[m["key"]] = {
+            **m,
+            "latency_ms": statistics.median(ms) if ms else None,
+            "latency_rounds": ms,
+            "map_by_seed": {str(s): r["final_map"] for s, r in by_seed.items()},
+            "map_mean": statistics.fmean(maps) if maps else None,
+            "map_sd": statistics.stdev(maps) if len(maps) >= 2 else None,
+            "seeds_done": len(maps),
+            "plateau_reached": sum(judged),
+            "plateau_judged": len(judged),
+            "plateau_max_gain": max(
+                (r["plateau"]["gain"] for r in by_seed.values() if r["plateau"]["gain"] is not None), default=None
+            ),
+        }
+    complete = lambda r: r["latency_ms"] is not None and r["seeds_done"] == len(seeds)  # noqa: E731
+    suite = [r for r in rows.values() if r["kind"] == "suite"]
+    claims = []
+    for p in (r for r in rows.values() if r["kind"] == "preset"):
+        claim: dict[str, Any] = {"preset": p["key"], "preset_latency_ms": p["latency_ms"], "suite_model": None}
+        if not complete(p) or not all(complete(r) for r in suite):  # no verdict before every run is in
+            claim["verdict"] = "incomplete"
+        else:
+            under = [r for r in suite if r["latency_ms"] <= factor * p["latency_ms"]]
+            if not under:
+                claim["verdict"] = f"no suite model at <= {factor}x its latency"
+            else:
+                best = max(under, key=lambda r: (r["map_mean"], -r["latency_ms"]))
+                claim.update(gain(best, p, seeds))
+                claim["suite_model"] = best["key"]
+                claim["latency_ratio"] = best["latency_ms"] / p["latency_ms"]
+        claims.append(claim)
+    for r in filter(complete, suite):  # the preset at the same or higher latency: the fastest covering r
+        cover = [
+            p
+            for p in rows.values()
+            if p["kind"] == "preset" and complete(p) and factor * p["latency_ms"] >= r["latency_ms"]
+        ]
+        if cover:
+            p = min(cover, key=lambda p: p["latency_ms"])
+            r["vs_preset"] = {"preset": p["key"], **gain(r, p, seeds)}
+    return {"models": list(rows.values()), "claims": claims, "seeds": seeds, "factor": factor}
+
+
+def gain(model: dict[str, Any], preset: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """mAP(model) − mAP(preset), paired by training seed; the protocol's bootstrap interval over seeds."""
+    pairs = [(model["map_by_seed"][str(s)], preset["map_by_seed"][str(s)]) for s in seeds]
+    diffs = [x - y for x, y in pairs]
+    out: dict[str, Any] = {"gains_by_seed": diffs, "gain": statistics.fmean(diffs), "interval": None}
+    if len(pairs) >= 2:
+        iv = protocol.paired_difference([x for x, _ in pairs], [y for _, y in pairs])
+        out["interval"] = iv.as_dict()
+        out["verdict"] = iv.verdict
+    else:
+        out["verdict"] = "not shown (one seed: no interval)"
+    return out
+
+
+def load_cache(out: Path, seeds: list[int], epochs: int) -> dict[str, Any]:
+    models = read_json(out / "models.json") or []
+    latency = (read_json(out / "latency.json") or {}).get("rounds", {})
+    runs = {(m["key"], s): train_result(out, m["key"], s, epochs) for m in models for s in seeds}
+    return {"models": models, "latency": latency, "runs": runs}
+
+
+def fmt(v: float | None, digits: int = 2) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def interval_text(g: dict[str, Any] | None) -> str:
+    if not g:
+        return "–"
+    iv = g.get("interval")
+    return f"{g['gain']:+.2f}" + (f" [{iv['low']:+.2f}, {iv['high']:+.2f}]" if iv else " (no interval)")
+
+
+def render(summary: dict[str, Any], s: dict[str, Any], command: str, extra: dict[str, Any]) -> str:
+    seeds = summary["seeds"]
+    trials = "" if s["search_trials"] is None else f" with {s['search_trials']} trials"
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {extra['device']}, "
+        f"ONNX Runtime {extra['ort']}. Reproduce: `{command} --shard 0/2` beside `{command} --shard 1/2`; "
+        f"tables and plots from the cache: `{command} --report`.",
+        "",
+        f"- Search: `{Path(s['experiment']).name}`{trials}, "
+        f"its suite aimed at {s['factor']} × each preset's latency ({extra.get('targets', '–')}; the search's clock).",
+        f"- Presets: {', '.join(s['presets'])}, scaled exactly as the search scales every candidate.",
+        f"- Training: `nasearch train`, one recipe for every model: {s['epochs']} epochs, AdamW lr {s['lr']:g}, "
+        f"warm-up + cosine, batch {s['batch']}, mosaic off for the last {s['close_mosaic']} epochs, the "
+        f"architecture's resolution; seeds {', '.join(map(str, seeds))}.",
+        "- mAP: COCO mAP50-95 (percent points) of the final epoch's EMA weights on the held-out val split, "
+        "mean ± sd over seeds. Plateau: seeds whose best of the last fifth of the epochs is within 0.5 points of "
+        "the earlier best (`nasearch train`'s test), and the largest such gain.",
+        "- Latency: fused deploy form, ONNX Runtime 1 thread, wall clock, median of "
+        f"{extra.get('rounds', '–')} interleaved rounds.",
+        f"- Statistics: `nasearch.stats` protocol v{protocol.PROTOCOL_VERSION}, paired by seed, percentile "
+        f"bootstrap ({protocol.RESAMPLES} resamples, seed {protocol.SEED}), 95% intervals in brackets; a suite "
+        "model beats a preset only when the interval lies above zero. With 3 seeds the interval spans about the "
+        "smallest to the largest per-seed gain: beating needs a gain on every seed.",
+        "",
+        "| model | kind | params (M) | GFLOPs | latency (ms) | mAP50-95 mean ± sd (n) | plateau | "
+        "gain over the preset at ≥ its latency [95% CI] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(summary["models"], key=lambda r: (r["latency_ms"] is None, r["latency_ms"] or 0)):
+        vs = r.get("vs_preset")
+        versus = f"vs {vs['preset']}: {interval_text(vs)}" if vs else "–"
+        plateau = f"{r['plateau_reached']}/{r['plateau_judged']}" + (
+            f" (max {r['plateau_max_gain']:+.2f})" if r["plateau_max_gain"] is not None else ""
+        )
+        lines.append(
+            f"| {r['key']} (`{r['name']}`) | {r['kind']} | {r['params'] / 1e6:.3f} | {r['gflops']:.3f} | "
+            f"{fmt(r['latency_ms'], 3)} | {fmt(r['map_mean'])} ± {fmt(r['map_sd'])} ({r['seeds_done']}) | {plateau} | "
+            f"{versus} |"
+        )
+    lines += [
+        "",
+        f"| preset | latency (ms) | suite model at ≤ {summary['factor']}× | latency ratio | gain per seed | "
+        "mean gain [95% CI] | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in summary["claims"]:
+        per_seed = ", ".join(f"{g:+.2f}" for g in c.get("gains_by_seed", [])) or "–"
+        ratio = f"{c['latency_ratio']:.3f}" if c.get("latency_ratio") is not None else "–"
+        lines.append(
+            f"| {c['preset']} | {fmt(c['preset_latency_ms'], 3)} | {c['suite_model'] or '–'} | {ratio} | {per_seed} | "
+            f"{interval_text(c) if 'gain' in c else '–'} | **{c['verdict']}** |"
+        )
+    lines += ["", f"![mAP against latency]({extra['plot']}) ![validation curves]({extra['curves']})"]
+    return "\n".join(lines)
+
+
+def plot(summary: dict[str, Any], cache: dict[str, Any], path: Path, curves_path: Path, title: str) -> None:
+    from nasearch.plotting import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for kind, marker, color in (("preset", "s", "tab:red"), ("suite", "o", "tab:blue")):
+        rows = [r for r in summary["models"] if r["kind"] == kind and r["latency_ms"] and r["map_mean"] is not None]
+        ax.errorbar(
+            [r["latency_ms"] for r in rows],
+            [r["map_mean"] for r in rows],
+            yerr=[r["map_sd"] or 0.0 for r in rows],
+            fmt=marker,
+            color=color,
+            capsize=3,
+            label=kind,
+        )
+        for r in rows:
+            ax.annotate(
+                r["key"], (r["latency_ms"], r["map_mean"]), fontsize=7, xytext=(4, 3), textcoords="offset points"
+            )
+    ax.set_xlabel("latency (ms, ONNX Runtime, 1 thread)")
+    ax.set_ylabel("mAP50-95 (mean ± sd over seeds)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path, plt)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, m in enumerate(cache["models"]):
+        for j, ((key, _), run) in enumerate((k, v) for k, v in cache["runs"].items() if k[0] == m["key"] and v):
+            pts = run["curve"]
+            style = "--" if m["kind"] == "preset" else "-"
+            ax.plot(
+                [p["epoch"] for p in pts],
+                [p["map"] for p in pts],
+                style,
+                marker=".",
+                color=colors[i % len(colors)],
+                linewidth=1,
+                label=key if j == 0 else None,
+            )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val mAP50-95")
+    ax.set_title(f"{title}: validation curves (dashed: presets, one line per seed)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, curves_path, plt)
+
+
+def _save(fig: Any, path: Path, plt: Any) -> None:
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic.write_bytes(path, buf.getvalue())
+
+
+def update_readme(path: Path, tag: str, body: str) -> None:
+    """Replace the text between `<!-- TAG:start -->` and `<!-- TAG:end -->` (the markers must exist)."""
+    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+    text = path.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"error: {path}: expected the markers {start} and {end}, found none")
+    head, rest = text.split(start, 1)
+    atomic.write_text(path, f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}")
+
+
+def command_line(a: argparse.Namespace, s: dict[str, Any], rounds: int) -> str:
+    """The command that reproduces the cached run: every setting that differs from the defaults."""
+    defaults = parse_args(["--data", a.data])
+    given = {**s, "seeds": a.seeds, "rounds": rounds or a.rounds}
+    base = {**settings(defaults), "seeds": defaults.seeds, "rounds": defaults.rounds}
+    flags = [f"--data {a.data}"]
+    for key in ("experiment", "search_trials", "epochs", "batch", "lr", "close_mosaic", "presets", "seeds", "rounds"):
+        value = given[key]
+        if value != base[key]:
+            if key == "experiment" and Path(value).is_relative_to(ROOT):
+                value = Path(value).relative_to(ROOT)
+            text = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+            flags.append(f"--{key.replace('_', '-')} {text}")
+    if a.out != ROOT / "runs" / f"payoff_{a.data}":
+        flags.append(f"--out {a.out}")
+    return " ".join(["python benchmarks/payoff.py", *flags])
+
+
+def write_report(a: argparse.Namespace, log: Log) -> dict[str, Any]:
+    s = read_json(a.out / "settings.json") or settings(a)
+    cache = load_cache(a.out, a.seeds, s["epochs"])
+    summary = summarize(cache, a.seeds, s["factor"])
+    targets = read_json(a.out / "targets.json") or {}
+    latency_rounds = min((len(v) for v in cache["latency"].values()), default=0)
+    figures = Path(a.figures)
+    plot_path, curves_path = figures / f"payoff_{a.data}.png", figures / f"payoff_{a.data}_curves.png"
+    title = f"payoff on the {a.data} set ({Path(s['experiment']).name})"
+    plot(summary, cache, plot_path, curves_path, title)
+    command = command_line(a, s, latency_rounds)
+    fingerprint = (read_json(a.out / "latency.json") or {}).get("fingerprint", {})
+    extra = {
+        "device": f"{fingerprint.get('device', platform.machine())} CPU",
+        "ort": fingerprint.get("backend_version", "–"),
+        "targets": ", ".join(
+            f"{k} {FACTOR * v['search_latency_ms']:.3f} ms" for k, v in targets.get("presets", {}).items()
+        )
+        or "–",
+        "rounds": latency_rounds,
+        "plot": os.path.relpath(plot_path, Path(a.readme).parent),
+        "curves": os.path.relpath(curves_path, Path(a.readme).parent),
+    }
+    body = render(summary, s, command, extra)
+    write_json(a.out / "payoff.json", {"settings": s, **summary})
+    update_readme(Path(a.readme), f"payoff-{a.data}", body)
+    done = sum(v is not None for v in cache["runs"].values())
+    log(f"report: {done}/{len(cache['runs'])} trainings, {latency_rounds} latency rounds -> {a.out / 'payoff.json'}")
+    return summary
+
+
+# -- main -------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    a = parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} payoff[{a.data} {a.shard}] {msg}", file=sys.stderr, flush=True)
+
+    if a.report:
+        write_report(a, log)
+        return
+    import torch
+
+    torch.set_num_threads(1)
+    a.out.mkdir(parents=True, exist_ok=True)
+    check_settings(a.out, settings(a))
+    ctx = search_context(read_json(a.out / "settings.json")["experiment"])
+    data = ctx.dataset()
+    if a.shard_k == 0:
+        models = stage_search(a, ctx, log)
+    else:  # the presets' runs while shard 0 searches, then the suite's
+        presets = preset_models(wait_for(a, "targets.json", "the presets' latency targets", log))
+        by_key = {m["key"]: m for m in presets}
+        for key, seed in shard_jobs(jobs(presets, a.seeds), a.shard_k, a.shard_n):
+            train(a, by_key[key], seed, ctx.imgsz, data, log)
+        models = wait_for(a, "models.json", "the search's model list", log)
+    by_key = {m["key"]: m for m in models}
+    mine = shard_jobs(jobs(models, a.seeds), a.shard_k, a.shard_n)
+    log(f"{len(models)} models, {len(mine)} training runs in this shard")
+    for key, seed in mine:
+        train(a, by_key[key], seed, ctx.imgsz, data, log)
+    if a.shard_k == 0:
+        stage_latency(a, models, log)
+    write_report(a, log)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""benchmarks/payoff.py end to end on a tiny configuration: cache, resume, --report, shards, the paired gain."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+payoff = _script("payoff")
+
+TINY = """name: payoff_tiny
+space: {space}
+imgsz: 64
+scale: {{width: 0.5, depth: 0.5}}
+nc: 10
+dataset:
+  synthetic: {{images: 24, imgsz: 64, seed: 0, cache: {cache}}}
+objectives:
+  latency: {{source: measure, backend: onnxruntime, precision: fp32, batch: 1, threads: 1}}
+  accuracy:
+    screen: {{proxy: params}}
+presets: false
+sampler: random
+trials: 3
+seed: 0
+executor: {{kind: local, workers: 1}}
+"""
+MARKERS = "# Benchmarks\n\n## Payoff\n\n<!-- payoff-synth:start -->\n<!-- payoff-synth:end -->\n\nafter\n"
+
+
+def section(readme: Path) -> str:
+    return readme.read_text().split("<!-- payoff-synth:start -->")[1].split("<!-- payoff-synth:end -->")[0]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One tiny run: a 3-trial search of the tiny space, two presets, one seed, one epoch, one latency round."""
+    tmp = tmp_path_factory.mktemp("payoff")
+    exp = tmp / "exp.yaml"
+    exp.write_text(TINY.format(space=ROOT / "search_spaces" / "tiny_space.yaml", cache=tmp / "data"))
+    readme = tmp / "README.md"
+    readme.write_text(MARKERS)
+    argv = ["--data", "synth", "--experiment", str(exp), "--out", str(tmp / "out"), "--seeds", "0"]
+    argv += ["--epochs", "1", "--close-mosaic", "0", "--rounds", "1", "--presets", "yolov8n", "yolov6n"]
+    argv += ["--readme", str(readme), "--figures", str(tmp / "fig")]
+    payoff.main(argv)
+    return {"argv": argv, "out": tmp / "out", "readme": readme, "fig": tmp / "fig"}
+
+
+def no_commands(monkeypatch):
+    """Make any `nasearch` command (search, train) fail the test: a cached run must not start one."""
+    calls: list[list[str]] = []
+
+    def refuse(args):
+        calls.append(args)
+        raise AssertionError(f"ran nasearch {args}")
+
+    monkeypatch.setattr(payoff, "nasearch", refuse)
+    return calls
+
+
+def test_end_to_end_writes_models_curves_latency_and_the_table(run):
+    out = run["out"]
+    models = json.loads((out / "models.json").read_text())
+    kinds = [m["kind"] for m in models]
+    assert kinds[:2] == ["preset", "preset"] and "suite" in kinds
+    targets = json.loads((out / "targets.json").read_text())
+    assert targets["targets_ms"] == pytest.approx(
+        [1.02 * p["search_latency_ms"] for p in targets["presets"].values()], abs=1e-4
+    )
+    exp = (out / "experiment.yaml").read_text()
+    assert "latency_targets_ms" in exp and "tiny_space.yaml" in exp
+    latency = json.loads((out / "latency.json").read_text())
+    assert latency["fingerprint"]["clock"] == "wall" and latency["fingerprint"]["threads"] == 1
+    for m in models:
+        curve = json.loads((out / "train" / m["key"] / "seed0" / "curve.json").read_text())
+        assert len(curve["curve"]) == 1 and curve["final_map"] is not None
+        assert len(latency["rounds"][m["key"]]) == 1 and m["params"] > 0 and m["gflops"] > 0
+    summary = json.loads((out / "payoff.json").read_text())
+    assert {c["preset"] for c in summary["claims"]} == {"yolov8n", "yolov6n"}
+    text = section(run["readme"])
+    assert "| yolov8n (`yolov8n-w0.5d0.5`) | preset |" in text and "| suite1 (" in text
+    assert run["readme"].read_text().endswith("after\n")  # only the section between the markers changes
+    for name in ("payoff_synth.png", "payoff_synth_curves.png"):
+        assert (run["fig"] / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_second_invocation_trains_nothing(run, monkeypatch):
+    out = run["out"]
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.pt")}
+    latency = (out / "latency.json").read_text()
+    calls = no_commands(monkeypatch)
+    payoff.main(run["argv"])
+    for shard in ("0/2", "1/2"):
+        payoff.main([*run["argv"], "--shard", shard])
+    assert calls == [] and stamps and {p: p.stat().st_mtime_ns for p in out.rglob("*.pt")} == stamps
+    assert (out / "latency.json").read_text() == latency
+
+
+def test_report_rebuilds_the_same_table_from_the_cache(run, monkeypatch):
+    before = section(run["readme"])
+    run["readme"].write_text(MARKERS)
+    (run["out"] / "payoff.json").unlink()
+    no_commands(monkeypatch)
+    payoff.main([*run["argv"], "--report"])
+    assert section(run["readme"]) == before and (run["out"] / "payoff.json").is_file()
+
+
+def test_shards_split_the_training_runs_disjointly_and_wait_for_shard_0(tmp_path):
+    models = [{"key": k, "kind": "suite"} for k in ("yolov8n", "yolov6n", "yolo_nas_s", "suite1", "suite2")]
+    every = payoff.jobs(models, [0, 1, 2])
+    assert len(every) == len(set(every)) == 15
+    for n in (1, 2, 3):
+        parts = [payoff.shard_jobs(every, k, n) for k in range(n)]
+        assert sorted(j for p in parts for j in p) == sorted(every)
+        assert sum(len(p) for p in parts) == len(every)
+    presets = [{"key": k, "kind": "preset"} for k in ("yolov8n", "yolov6n", "yolo_nas_s")]
+    models = [*presets, {"key": "suite1", "kind": "suite"}, {"key": "suite2", "kind": "suite"}]
+    every = payoff.jobs(models, [0, 1, 2])
+    before_search = payoff.jobs(presets, [0, 1, 2])  # what shards > 0 train while shard 0 searches
+    assert every[: len(before_search)] == before_search
+    for k in (0, 1):
+        assert set(payoff.shard_jobs(before_search, k, 2)) <= set(payoff.shard_jobs(every, k, 2))
+    first, second = (set(payoff.shard_jobs(every, k, 2)) for k in (0, 1))
+    assert not first & second and {s for _, s in first} == {0, 1, 2}  # every seed in both shards
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(TINY.format(space=ROOT / "search_spaces" / "tiny_space.yaml", cache=tmp_path / "data"))
+    argv = ["--data", "synth", "--experiment", str(exp), "--out", str(tmp_path / "out"), "--shard", "1/2"]
+    with pytest.raises(SystemExit, match="run shard 0 first"):
+        payoff.main([*argv, "--wait", "0"])
+    with pytest.raises(SystemExit):
+        payoff.parse_args(["--data", "synth", "--shard", "2/2"])
+
+
+def _model(key: str, kind: str, latency: float, maps: list[float]) -> dict:
+    return {"key": key, "kind": kind, "name": key, "params": 1, "gflops": 1.0, "latency": latency, "maps": maps}
+
+
+def _cache(models: list[dict], seeds: list[int]) -> dict:
+    def run(m, s):
+        return {"final_map": m["maps"][s], "curve": [], "plateau": {"reached": True, "gain": 0.1}}
+
+    return {
+        "models": [{k: v for k, v in m.items() if k not in ("latency", "maps")} for m in models],
+        "latency": {m["key"]: [m["latency"]] for m in models},
+        "runs": {(m["key"], s): run(m, s) for m in models for s in seeds},
+    }
+
+
+def test_paired_gain_on_a_hand_made_cache():
+    seeds = [0, 1, 2]
+    models = [
+        _model("p_fast", "preset", 1.00, [8.0, 9.0, 10.0]),
+        _model("p_slow", "preset", 2.00, [12.0, 10.0, 14.0]),
+        _model("p_none", "preset", 0.50, [5.0, 5.0, 5.0]),
+        _model("a", "suite", 1.01, [10.0, 11.0, 12.0]),  # within 1.02x of p_fast: +2 on every seed
+        _model("b", "suite", 2.05, [30.0, 30.0, 30.0]),  # over 1.02x of p_slow (2.04): never its competitor
+        _model("c", "suite", 0.90, [9.0, 9.5, 10.5]),  # under p_fast too, but a has the higher mean
+    ]
+    summary = payoff.summarize(_cache(models, seeds), seeds)
+    claims = {c["preset"]: c for c in summary["claims"]}
+    fast = claims["p_fast"]
+    assert fast["suite_model"] == "a" and fast["gains_by_seed"] == [2.0, 2.0, 2.0]
+    assert fast["interval"]["low"] == fast["interval"]["high"] == 2.0 and fast["verdict"] == "beats"
+    slow = claims["p_slow"]  # a is the best under 2.04 ms: gains -2, +1, -2, interval across zero
+    assert slow["suite_model"] == "a" and slow["gains_by_seed"] == [-2.0, 1.0, -2.0]
+    assert slow["interval"]["low"] < 0 < slow["interval"]["high"] and slow["verdict"] == "not shown"
+    assert claims["p_none"]["suite_model"] is None and claims["p_none"]["verdict"].startswith("no suite model")
+    rows = {r["key"]: r for r in summary["models"]}
+    assert rows["a"]["map_mean"] == pytest.approx(11.0) and rows["a"]["map_sd"] == pytest.approx(1.0)
+    assert rows["a"]["vs_preset"]["preset"] == "p_fast"  # the fastest preset at the same or higher latency
+    assert rows["c"]["vs_preset"]["preset"] == "p_fast" and rows["c"]["vs_preset"]["verdict"] == "beats"
+    assert "vs_preset" not in rows["b"]  # no preset at or above its latency
+    worse = payoff.summarize(_cache([models[0], _model("d", "suite", 0.9, [1.0, 2.0, 3.0])], seeds), seeds)
+    assert worse["claims"][0]["verdict"] == "worse"
+    pending = _cache(models, seeds)
+    pending["runs"][("c", 2)] = None  # one suite run still training: no verdict yet
+    assert {c["verdict"] for c in payoff.summarize(pending, seeds)["claims"]} == {"incomplete"}
+    one = payoff.summarize(_cache(models[:1] + models[3:4], [0]), [0])
+    assert one["claims"][0]["interval"] is None and "one seed" in one["claims"][0]["verdict"]
+
+
+def test_presets_are_scaled_as_the_search_scales_its_candidates():
+    from nasearch.space.arch import load_arch
+
+    ctx = payoff.search_context(ROOT / "experiments" / "quickstart.yaml")
+    inside = payoff.scaled_preset(ctx, "yolo_nas_s")  # through the space's decisions, as the search enqueues it
+    given = dataclasses.replace(ctx, space=payoff._Given(load_arch("yolo_nas_s"))).architecture({}, "yolo_nas_s")
+    assert inside.hash == given.hash and inside.name == "yolo_nas_s-w0.25d0.5h0.5"
+    v8 = payoff.scaled_preset(ctx, "yolov8n")
+    assert v8.name == "yolov8n-w0.25d0.5h0.5" and v8.data["imgsz"] == 128 and v8.data["nc"] == 10
+
+
+def test_a_shard_trains_its_presets_while_shard_0_searches(run, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    for name in ("settings.json", "targets.json", "archs/yolov8n.yaml", "archs/yolov6n.yaml"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run["out"] / name, out / name)
+    argv = [*run["argv"], "--out", str(out), "--shard", "1/2", "--wait", "0"]
+    with pytest.raises(SystemExit, match="the search's model list"):
+        payoff.main(argv)
+    # presets' runs in order (yolov8n, 0), (yolov6n, 0): shard 1 of 2 takes the second
+    assert payoff.train_result(out, "yolov6n", 0, 1) is not None
+    assert not (out / "train" / "yolov8n").exists()
