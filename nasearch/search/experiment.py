@@ -230,7 +230,7 @@ class LoadedExperiment:
         self.raw = raw
         base = _root_for(Path(file)) if file != "<memory>" else Path.cwd()
         self.base = base
-        from nasearch.space.space import resolve_space_path  # the space DSL loads the block registry (torch)
+        from nasearch.space.space import resolve_space_path  # keeps nasearch --help from importing the DSL
 
         space = resolve_path(spec.space, base)
         self.space_path = space if space.exists() else resolve_space_path(spec.space).resolve()
