@@ -7,7 +7,8 @@ else equal, and counts the complete (measured) trials over the constraints. The 
 cost of a run, not which candidates it proposes. Latency is whatever the experiment says (the quickstart
 measures it on this machine, so on a shared machine the counts carry its noise: say so when quoting them).
 
-    python benchmarks/feasible_share.py [--experiment quickstart] [--trials 20] [--seeds 0] [--out DIR]
+    python benchmarks/feasible_share.py [--experiment quickstart] [--trials 20] [--seeds 0] [--latency-limit MS]
+        [--out DIR]
 
 Writes OUT/summary.json: per setting, n complete trials, infeasible among them (Wilson 95% interval),
 candidates skipped by the screen, and the run directories (each a normal search run: `nasearch pareto`).
@@ -47,6 +48,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--keep-rungs", action="store_true")
+    ap.add_argument(
+        "--latency-limit",
+        type=float,
+        default=None,
+        help="latency limit in ms instead of the experiment's (a limit that no candidate exceeds tests nothing)",
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/feasible_share"))
     args = ap.parse_args(argv)
     base = load_experiment(args.experiment)
@@ -55,6 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "trials": args.trials,
         "seeds": args.seeds,
         "rungs_kept": args.keep_rungs,
+        "latency_limit_ms": args.latency_limit,
         "settings": {},
     }
     for enabled in (False, True):
@@ -67,6 +75,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "trials": args.trials,
                 "latency_screen": {**base.raw.get("latency_screen", {}), "enabled": enabled},
             }
+            if args.latency_limit is not None:
+                raw["constraints"] = {**raw.get("constraints", {}), "latency_ms": args.latency_limit}
             if not args.keep_rungs:
                 raw["objectives"] = {**raw["objectives"], "accuracy": {**raw["objectives"]["accuracy"], "rungs": []}}
             exp = base.with_overrides(**raw)
