@@ -6,9 +6,12 @@ that unit latencies add up to whole-network latencies as closely as the backend 
 
 from __future__ import annotations
 
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,7 +19,8 @@ from nasearch.errors import OPTION, InputError
 from nasearch.latency.fingerprint import Fingerprint
 from nasearch.latency.stats import CLOCKS, Timing, TimingPolicy
 from nasearch.latency.units import Unit
-from nasearch.onnxio.export import DECODED_OUTPUTS
+from nasearch.onnxio.export import DECODED_OUTPUTS, export_module
+from nasearch.onnxio.spec import Int8Spec
 from nasearch.validation import check_positive
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
@@ -25,15 +29,17 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 class Backend(ABC):
     name: str = ""
+    default_precision: str = "fp32"
 
     def __init__(
         self,
-        precision: str = "fp32",
+        precision: str | None = None,
         batch: int = 1,
         threads: int = 1,
         policy: TimingPolicy | None = None,
         clock: str = "auto",
     ) -> None:
+        precision = precision or self.default_precision
         if precision not in PRECISIONS:
             raise InputError(OPTION, "precision", " or ".join(PRECISIONS), repr(precision))
         check_positive(batch, "batch")
@@ -41,6 +47,18 @@ class Backend(ABC):
         self.precision, self.batch, self.threads = precision, batch, threads
         self.policy = policy or TimingPolicy()
         self.clock = self._resolve_clock(clock)
+        unsupported = self.precision_limit()
+        if unsupported:
+            raise InputError(OPTION, "precision", unsupported, precision)
+        self.setup()
+
+    def precision_limit(self) -> str | None:
+        """What to use instead when this backend, where it runs, cannot measure `self.precision`."""
+        return None
+
+    def setup(self) -> None:
+        """Backend-specific preparation once the common settings are checked (a GPU context, say)."""
+        return None
 
     def single_thread_cpu(self) -> bool:
         """Whether all the work of one run happens on the calling thread of a CPU (then the thread's CPU
@@ -60,6 +78,14 @@ class Backend(ABC):
     @abstractmethod
     def fingerprint(self) -> Fingerprint:
         """The device fingerprint this backend's figures belong to."""
+
+    def _fingerprint(
+        self, version: str, device: str, provider: str, clock: str, extra: dict[str, str] | None = None
+    ) -> Fingerprint:
+        """A fingerprint with the settings every backend shares (threads, precision, batch) filled in."""
+        return Fingerprint(
+            self.name, version, device, provider, self.threads, self.precision, self.batch, clock, extra or {}
+        )
 
     @abstractmethod
     def time_module(
@@ -85,6 +111,41 @@ class Backend(ABC):
         names_in = [f"in{i}" for i in range(len(inputs))]
         names_out = [f"out{i}" for i in range(len(unit.description["outputs"]))]
         return self.time_module(unit.as_module().eval(), inputs, names_in, names_out)
+
+
+class OnnxBackend(Backend):
+    """A backend that runs the module exported to ONNX (QDQ-quantized for int8): ONNX Runtime, TensorRT.
+
+    Both see the very same graph for a given module, so their figures differ only by the runtime.
+    """
+
+    int8: Int8Spec | None = None  # the quantization spec int8 measures, set by subclasses
+    check_export = True
+
+    def cast(self, module: nn.Module, inputs: Sequence[torch.Tensor]) -> tuple[nn.Module, list[torch.Tensor]]:
+        """The module and inputs in the dtype the runtime is given (as they are by default)."""
+        return module, list(inputs)
+
+    @abstractmethod
+    def time_onnx(self, path: Path, feeds: dict[str, np.ndarray]) -> Timing:
+        """Time the ONNX graph at `path` on `feeds` (one array per graph input, in input order)."""
+
+    def time_module(
+        self,
+        module: nn.Module,
+        inputs: Sequence[torch.Tensor],
+        input_names: Sequence[str],
+        output_names: Sequence[str],
+    ) -> Timing:
+        module, xs = self.cast(module, inputs)
+        with tempfile.TemporaryDirectory(prefix=f"nasearch-{self.name}-") as tmp:
+            path = export_module(module, xs, Path(tmp) / "m.onnx", input_names, output_names, check=self.check_export)
+            feeds = {n: t.detach().cpu().numpy() for n, t in zip(input_names, xs, strict=True)}
+            if self.int8 is not None:
+                from nasearch.onnxio.qdq import perturbed_copies, quantize_qdq
+
+                path = quantize_qdq(path, Path(tmp) / "m.int8.onnx", perturbed_copies(feeds), self.int8)
+            return self.time_onnx(path, feeds)
 
 
 def get_backend(

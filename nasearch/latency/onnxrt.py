@@ -9,21 +9,18 @@ on weight values, and outputs bound to preallocated buffers so each run times in
 from __future__ import annotations
 
 import copy
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from nasearch.errors import OPTION, InputError
-from nasearch.latency.backend import Backend
+from nasearch.latency.backend import OnnxBackend
 from nasearch.latency.fingerprint import Fingerprint, cpu_name
 from nasearch.latency.stats import Timing, TimingPolicy, measure, timer
-from nasearch.onnxio.export import export_module
-from nasearch.onnxio.qdq import perturbed_copies, quantize_qdq
-from nasearch.onnxio.spec import Int8Spec, int8_spec
+from nasearch.onnxio.spec import int8_spec
 
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 NUMPY_TYPES = {
@@ -81,28 +78,22 @@ def time_session(session, feeds: dict[str, np.ndarray], policy: TimingPolicy, cl
     return measure(timer(clock)(lambda: session.run_with_iobinding(binding)), policy)
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(OnnxBackend):
     name = "onnxruntime"
+    check_export = False
 
-    def __init__(
-        self,
-        precision: str = "fp32",
-        batch: int = 1,
-        threads: int = 1,
-        policy: TimingPolicy | None = None,
-        provider: str | None = None,
-        clock: str = "auto",
-    ) -> None:
+    def __init__(self, *args: Any, provider: str | None = None, **kwargs: Any) -> None:
+        """Arguments as `Backend`'s; `provider` is the execution provider (default: a GPU one if present)."""
         self.provider = provider or default_provider()
-        super().__init__(precision, batch, threads, policy, clock)
-        self.int8: Int8Spec | None = int8_spec("cpu") if precision == "int8" else None  # what int8 measures
-        if precision == "fp16" and self.provider == "CPUExecutionProvider":
-            raise InputError(
-                OPTION,
-                "precision",
-                "fp32 or int8 for ONNX Runtime on a CPU (fp16 needs a GPU: --backend torch or tensorrt there)",
-                "fp16",
-            )
+        super().__init__(*args, **kwargs)
+
+    def precision_limit(self) -> str | None:
+        if self.precision == "fp16" and self.provider == "CPUExecutionProvider":
+            return "fp32 or int8 for ONNX Runtime on a CPU (fp16 needs a GPU: --backend torch or tensorrt there)"
+        return None
+
+    def setup(self) -> None:
+        self.int8 = int8_spec("cpu") if self.precision == "int8" else None
 
     def single_thread_cpu(self) -> bool:
         return self.threads == 1 and self.provider == "CPUExecutionProvider"
@@ -113,33 +104,15 @@ class OnnxRuntimeBackend(Backend):
         device = cpu_name()
         if self.provider != "CPUExecutionProvider" and torch.cuda.is_available():
             device = torch.cuda.get_device_name(0)
-        return Fingerprint(
-            self.name,
-            ort.__version__,
-            device,
-            self.provider,
-            self.threads,
-            self.precision,
-            self.batch,
-            self.clock,
-            {"int8_spec": self.int8.name} if self.int8 else {},
-        )
+        extra = {"int8_spec": self.int8.name} if self.int8 else {}
+        return self._fingerprint(ort.__version__, device, self.provider, self.clock, extra)
 
-    def time_module(
-        self,
-        module: nn.Module,
-        inputs: Sequence[torch.Tensor],
-        input_names: Sequence[str],
-        output_names: Sequence[str],
-    ) -> Timing:
+    def cast(self, module: nn.Module, inputs: Sequence[torch.Tensor]) -> tuple[nn.Module, list[torch.Tensor]]:
         if self.precision == "fp16":
-            module = copy.deepcopy(module).half()  # the caller's module stays as it was
-            inputs = [t.half() for t in inputs]
-        with tempfile.TemporaryDirectory(prefix="nasearch-ort-") as tmp:
-            path = export_module(module, inputs, Path(tmp) / "m.onnx", input_names, output_names, check=False)
-            feeds = {n: t.detach().cpu().numpy() for n, t in zip(input_names, inputs, strict=True)}
-            if self.precision == "int8":
-                path = quantize_qdq(path, Path(tmp) / "m.int8.onnx", perturbed_copies(feeds), self.int8)
-            session = make_session(path, self.threads, self.provider)
-            session_inputs = [i.name for i in session.get_inputs()]
-            return time_session(session, {n: feeds[n] for n in session_inputs}, self.policy, self.clock)
+            return copy.deepcopy(module).half(), [t.half() for t in inputs]  # the caller's module stays as it was
+        return module, list(inputs)
+
+    def time_onnx(self, path: Path, feeds: dict[str, np.ndarray]) -> Timing:
+        session = make_session(path, self.threads, self.provider)
+        session_inputs = [i.name for i in session.get_inputs()]
+        return time_session(session, {n: feeds[n] for n in session_inputs}, self.policy, self.clock)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -24,10 +23,9 @@ import torch
 from torch import nn
 
 from nasearch.errors import OPTION, InputError
-from nasearch.latency.backend import Backend
+from nasearch.latency.backend import OnnxBackend
 from nasearch.latency.fingerprint import Fingerprint
-from nasearch.latency.stats import Timing, TimingPolicy, measure
-from nasearch.onnxio.export import export_module
+from nasearch.latency.stats import Timing, measure
 from nasearch.onnxio.spec import int8_spec
 
 MIN_ITERATIONS = 200
@@ -141,18 +139,11 @@ def gpu_status() -> tuple[bool, str]:
     return True, "ok"
 
 
-class TensorRTBackend(Backend):
+class TensorRTBackend(OnnxBackend):
     name = "tensorrt"
+    default_precision = "fp16"
 
-    def __init__(
-        self,
-        precision: str = "fp16",
-        batch: int = 1,
-        threads: int = 1,
-        policy: TimingPolicy | None = None,
-        clock: str = "auto",
-    ) -> None:
-        super().__init__(precision, batch, threads, policy, clock)
+    def setup(self) -> None:
         ok, reason = gpu_status()
         if not ok:
             raise InputError(OPTION, "backend", f"tensorrt on a machine with an NVIDIA GPU; {ALTERNATIVES}", reason)
@@ -161,6 +152,7 @@ class TensorRTBackend(Backend):
             min_runs=max(self.policy.min_runs, MIN_ITERATIONS),
             max_runs=max(self.policy.max_runs, MIN_ITERATIONS),
         )
+        self.int8 = int8_spec("tensorrt") if self.precision == "int8" else None
         import pycuda.driver as cuda
         import tensorrt as trt
 
@@ -178,46 +170,20 @@ class TensorRTBackend(Backend):
             "cuda": ".".join(str(v) for v in self.cuda.get_version()),
             "driver": str(self.cuda.get_driver_version()),
         }
-        if self.precision == "int8":
-            extra["int8_spec"] = int8_spec("tensorrt").name
-        return Fingerprint(
-            self.name,
-            str(self.trt.__version__),
-            self.gpu,
-            "cuda",
-            self.threads,
-            self.precision,
-            self.batch,
-            "cuda-events",
-            extra,
+        if self.int8 is not None:
+            extra["int8_spec"] = self.int8.name
+        return self._fingerprint(str(self.trt.__version__), self.gpu, "cuda", "cuda-events", extra)
+
+    def cast(self, module: nn.Module, inputs: Sequence[torch.Tensor]) -> tuple[nn.Module, list[torch.Tensor]]:
+        """TensorRT takes an fp32 graph and lowers precision itself (builder flags)."""
+        return module.float(), [t.float() for t in inputs]
+
+    def time_onnx(self, path: Path, feeds: dict[str, np.ndarray]) -> Timing:
+        shapes = [list(v.shape) for v in feeds.values()]
+        key = engine_cache_key(
+            file_sha256(path), str(self.trt.__version__), self.gpu, self.precision, self.batch, shapes
         )
-
-    def time_module(
-        self,
-        module: nn.Module,
-        inputs: Sequence[torch.Tensor],
-        input_names: Sequence[str],
-        output_names: Sequence[str],
-    ) -> Timing:
-        with tempfile.TemporaryDirectory(prefix="nasearch-trt-") as tmp:
-            path = export_module(
-                module.float(), [t.float() for t in inputs], Path(tmp) / "m.onnx", input_names, output_names
-            )
-            feeds = {n: t.detach().cpu().float().numpy() for n, t in zip(input_names, inputs, strict=True)}
-            if self.precision == "int8":
-                from nasearch.onnxio.qdq import perturbed_copies, quantize_qdq
-
-                path = quantize_qdq(path, Path(tmp) / "m.qdq.onnx", perturbed_copies(feeds), int8_spec("tensorrt"))
-            key = engine_cache_key(
-                file_sha256(path),
-                str(self.trt.__version__),
-                self.gpu,
-                self.precision,
-                self.batch,
-                [list(t.shape) for t in inputs],
-            )
-            engine_bytes = cached_engine(path, key, self.trt, self.precision)
-        return self._time_engine(engine_bytes, feeds)
+        return self._time_engine(cached_engine(path, key, self.trt, self.precision), feeds)
 
     def _time_engine(self, engine_bytes: bytes, feeds: dict[str, np.ndarray]) -> Timing:
         trt, cuda = self.trt, self.cuda

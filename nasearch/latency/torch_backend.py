@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from nasearch.errors import OPTION, InputError
 from nasearch.latency.backend import Backend
 from nasearch.latency.fingerprint import Fingerprint, cpu_name
-from nasearch.latency.stats import Timing, TimingPolicy, measure, timer
+from nasearch.latency.stats import Timing, measure, timer
 
 
 def cuda_step(fn: Callable[[], object]) -> Callable[[], float]:
@@ -31,47 +31,26 @@ def cuda_step(fn: Callable[[], object]) -> Callable[[], float]:
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(
-        self,
-        precision: str = "fp32",
-        batch: int = 1,
-        threads: int = 1,
-        policy: TimingPolicy | None = None,
-        device: str | None = None,
-        clock: str = "auto",
-    ) -> None:
+    def __init__(self, *args: Any, device: str | None = None, **kwargs: Any) -> None:
+        """Arguments as `Backend`'s; `device` is a torch device (default: the GPU if there is one)."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        super().__init__(precision, batch, threads, policy, clock)
-        if precision == "int8":
-            raise InputError(
-                OPTION,
-                "precision",
-                "fp32 or fp16 for the torch backend (int8: --backend onnxruntime or tensorrt)",
-                "int8",
-            )
-        if precision == "fp16" and self.device.type != "cuda":
-            raise InputError(OPTION, "precision", "fp32 for the torch backend on a CPU (fp16 needs a GPU)", "fp16")
+        super().__init__(*args, **kwargs)
+
+    def precision_limit(self) -> str | None:
+        if self.precision == "int8":
+            return "fp32 or fp16 for the torch backend (int8: --backend onnxruntime or tensorrt)"
+        if self.precision == "fp16" and self.device.type != "cuda":
+            return "fp32 for the torch backend on a CPU (fp16 needs a GPU)"
+        return None
 
     def single_thread_cpu(self) -> bool:
         return self.threads == 1 and self.device.type == "cpu"
 
     def fingerprint(self) -> Fingerprint:
         if self.device.type == "cuda":
-            device = torch.cuda.get_device_name(self.device)
-            extra = {"cuda": str(torch.version.cuda)}
-        else:
-            device, extra = cpu_name(), {}
-        return Fingerprint(
-            self.name,
-            torch.__version__,
-            device,
-            self.device.type,
-            self.threads,
-            self.precision,
-            self.batch,
-            "cuda-events" if self.device.type == "cuda" else self.clock,
-            extra,
-        )
+            name = torch.cuda.get_device_name(self.device)
+            return self._fingerprint(torch.__version__, name, "cuda", "cuda-events", {"cuda": str(torch.version.cuda)})
+        return self._fingerprint(torch.__version__, cpu_name(), self.device.type, self.clock)
 
     def time_module(
         self,
