@@ -48,6 +48,11 @@ CREATE TABLE IF NOT EXISTS networks (
 """
 
 
+def timing_columns(timing: Timing) -> tuple[float, float, float, int, int, float]:
+    """How units and networks store a timing: median, p10, p90 (ms), runs, stable (0/1), when measured."""
+    return timing.median_ms, timing.p10_ms, timing.p90_ms, timing.runs, int(timing.stable), time.time()
+
+
 @dataclass(frozen=True)
 class UnitRow:
     signature: str
@@ -206,12 +211,7 @@ class LatencyDB:
                     kind,
                     block_type,
                     json.dumps(description, sort_keys=True),
-                    timing.median_ms,
-                    timing.p10_ms,
-                    timing.p90_ms,
-                    timing.runs,
-                    int(timing.stable),
-                    time.time(),
+                    *timing_columns(timing),
                     json.dumps(features or {}, sort_keys=True),
                 ),
             )
@@ -251,12 +251,7 @@ class LatencyDB:
                     name,
                     json.dumps(arch, sort_keys=True),
                     json.dumps(units),
-                    timing.median_ms,
-                    timing.p10_ms,
-                    timing.p90_ms,
-                    timing.runs,
-                    int(timing.stable),
-                    time.time(),
+                    *timing_columns(timing),
                 ),
             )
 

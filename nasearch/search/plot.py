@@ -11,6 +11,11 @@ if TYPE_CHECKING:
     from nasearch.search.results import FrontEntry, Results
 
 
+def _xy(entries: list[FrontEntry]) -> tuple[list[float], list[float]]:
+    """Where entries stand on the plot: latency across, accuracy up."""
+    return [e.latency_ms for e in entries], [e.accuracy for e in entries]
+
+
 def _latency_label(entries: list[FrontEntry], method: str) -> str:
     measured = {e.latency_measured for e in entries}
     kind = "measured" if measured == {True} else "predicted" if measured == {False} else "measured/predicted"
@@ -21,8 +26,7 @@ def _presets(ax, entries: list[FrontEntry]) -> None:
     for e in entries:
         if e.preset:
             ax.scatter(
-                [e.latency_ms],
-                [e.accuracy],
+                *_xy([e]),
                 marker="*",
                 s=260,
                 facecolors="none",
@@ -70,18 +74,14 @@ def draw_front(res: Results):
     pool = res.pool
     if pool:
         ax.scatter(
-            [e.latency_ms for e in pool],
-            [e.accuracy for e in pool],
+            *_xy(pool),
             s=14,
             color="0.65",
             label=f"trials at rung {res.rung} ({len(pool)})",
         )
-        ax.step(
-            [e.latency_ms for e in res.front], [e.accuracy for e in res.front], where="post", color="tab:blue", lw=1.5
-        )
+        ax.step(*_xy(res.front), where="post", color="tab:blue", lw=1.5)
         ax.scatter(
-            [e.latency_ms for e in res.front],
-            [e.accuracy for e in res.front],
+            *_xy(res.front),
             s=36,
             color="tab:blue",
             zorder=4,
@@ -116,15 +116,13 @@ def draw_front(res: Results):
             if any(d.get("rung", 0) > 0 for r in res.rows if r["trial"] == e.trial for d in r["_rungs"])
         ]
         ax2.scatter(
-            [e.latency_ms for e in screen],
-            [e.accuracy for e in screen],
+            *_xy(screen),
             s=12,
             color="0.65",
             label=f"screened ({len(screen)})",
         )
         ax2.scatter(
-            [e.latency_ms for e in promoted],
-            [e.accuracy for e in promoted],
+            *_xy(promoted),
             s=22,
             color="tab:orange",
             label=f"promoted ({len(promoted)})",
