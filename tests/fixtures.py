@@ -3,15 +3,42 @@ files, and a `nasearch search` child process, kept here once so that every test 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from tests.conftest import ROOT, SPACES
 
 STAGE = "out: 16, blocks: 1"
 MEASURED_ORT = "{source: measure, backend: onnxruntime, threads: 1}"  # measured, steady on a shared machine
+
+
+def benchmark_script(name: str, module: str | None = None) -> ModuleType:
+    """Import `benchmarks/<name>.py` as the module `module` (default `bench_<name>`), registered in
+    `sys.modules` because its dataclasses look their module up."""
+    spec = importlib.util.spec_from_file_location(module or f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def micro_neck_head() -> dict:
+    """The micro network's v8 PAN and head (as `micro_space` writes them by default), as architecture keys."""
+    return {
+        "neck": {
+            "type": "v8_pan",
+            "up1": {"out": 16, "blocks": 1},
+            "up2": {"out": 16, "blocks": 1},
+            "down1": {"out": 16, "blocks": 1},
+            "down2": {"out": 32, "blocks": 1},
+        },
+        "head": {"type": "v8_head", "box_width": 16, "cls_width": 16},
+    }
 
 
 def micro_backbone(stage1: str = STAGE, top: int = 32) -> str:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from nasearch import stats
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import ROOT
+from tests.fixtures import benchmark_script
 
 
 def test_committed_proxy_trust_table_reproduces_and_vote_does_not_beat_flops():
-    pt = _script("proxy_trust")
+    pt = benchmark_script("proxy_trust")
     entries, measured = pt.entries_from_readme(ROOT / "benchmarks" / "README.md", "proxy-trust")
     assert len(entries) == 20 and measured.startswith("Measured 2026-11-24")
     target = pt.mean_of_seeds(pt.column(entries, "long"), pt.column(entries, "long_seed2"))
@@ -35,7 +23,7 @@ def test_committed_proxy_trust_table_reproduces_and_vote_does_not_beat_flops():
 
 
 def test_search_efficiency_pairs_by_seed():
-    se = _script("search_efficiency")
+    se = benchmark_script("search_efficiency")
     assert se.trials_to_reach([1.0, 2.0, 3.0], 2.0) == 2 and se.trials_to_reach([1.0], 5.0) == 2
     hv = {
         "random": {"0": [1.0, 2.0, 3.0, 4.0], "1": [1.0, 1.5, 2.0, 3.0], "2": [0.5, 1.0, 2.0, 2.5]},

@@ -33,6 +33,7 @@ from nasearch.onnxio.export import export_detector
 from nasearch.space import Architecture, build_model
 from nasearch.train.checkpoint import save_checkpoint
 from nasearch.train.short import train_steps
+from tests.fixtures import micro_neck_head
 
 runner = CliRunner()
 
@@ -48,14 +49,7 @@ SMALL_ARCH = {
         "stages": [{"type": "c2f_stage", "out": c, "blocks": 1} for c in (16, 16, 32, 32)],
         "context": {"type": "sppf", "out": 32},
     },
-    "neck": {
-        "type": "v8_pan",
-        "up1": {"out": 16, "blocks": 1},
-        "up2": {"out": 16, "blocks": 1},
-        "down1": {"out": 16, "blocks": 1},
-        "down2": {"out": 32, "blocks": 1},
-    },
-    "head": {"type": "v8_head", "box_width": 16, "cls_width": 16},
+    **micro_neck_head(),
 }
 TRAIN_STEPS = 250
 IMGSZ = 96

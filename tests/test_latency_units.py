@@ -13,6 +13,7 @@ from nasearch.latency.units import arch_units
 from nasearch.nn.detector import decode
 from nasearch.onnxio.export import export_module
 from nasearch.space import Architecture, load_space
+from tests.fixtures import micro_neck_head
 
 BASE = {
     "name": "micro",
@@ -30,14 +31,7 @@ BASE = {
         ],
         "context": {"type": "sppf", "out": 32, "k": 5},
     },
-    "neck": {
-        "type": "v8_pan",
-        "up1": {"out": 16, "blocks": 1},
-        "up2": {"out": 16, "blocks": 1},
-        "down1": {"out": 16, "blocks": 1},
-        "down2": {"out": 32, "blocks": 1},
-    },
-    "head": {"type": "v8_head", "box_width": 16, "cls_width": 16},
+    **micro_neck_head(),
 }
 
 NAMES = [

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 
 import pytest
 
 from tests.cluster import PostgresServer, RayCluster
-from tests.conftest import ROOT
+from tests.fixtures import benchmark_script
 
-_spec = importlib.util.spec_from_file_location("cluster_scaling", ROOT / "benchmarks" / "cluster_scaling.py")
-assert _spec is not None and _spec.loader is not None
-bench = importlib.util.module_from_spec(_spec)
-sys.modules["cluster_scaling"] = bench  # dataclasses look their module up
-_spec.loader.exec_module(bench)
+bench = benchmark_script("cluster_scaling", "cluster_scaling")
 
 
 def test_summary_statistics() -> None:
