@@ -173,7 +173,11 @@ def same_measurements(stored: dict[str, Any], settings: Settings) -> bool:
     """Whether a cache holds measurements of these settings (how many archs get a second seed is not one)."""
 
     def key(d: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in d.items() if k != "noise_archs"}
+        # the space by file name: a cache committed from one checkout resumes in another
+        out = {k: v for k, v in d.items() if k != "noise_archs"}
+        if out.get("space"):
+            out["space"] = Path(out["space"]).name
+        return out
 
     return key(upgrade_settings(stored)) == key(settings.as_dict())
 
