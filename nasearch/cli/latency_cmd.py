@@ -6,8 +6,6 @@ import typer
 
 from nasearch.cli.common import emit_json, guarded, log
 from nasearch.errors import InputError
-from nasearch.latency.db import LatencyDB
-from nasearch.latency.stats import QUICK, TimingPolicy
 from nasearch.validation import check_imgsz, check_positive
 
 latency_app = typer.Typer(help="Measure, profile and predict latency.", no_args_is_help=True)
@@ -28,6 +26,8 @@ def _backend(name: str, precision: str | None, batch: int, threads: int, clock: 
 
     check_positive(batch, "--batch")
     check_positive(threads, "--threads")
+    from nasearch.latency.stats import QUICK, TimingPolicy  # numpy: imported by the commands that time
+
     policy = QUICK if quick else TimingPolicy()
     return get_backend(name, _default_precision(name, precision), batch, threads, policy, clock=clock)
 
@@ -96,6 +96,8 @@ def measure(
     fp = be.fingerprint()
     log(f"measuring {a.name} at {size} px with {fp.label()}")
     if db:
+        from nasearch.latency.db import LatencyDB  # numpy: only commands that read a database load it
+
         with LatencyDB(db) as database:
             database.add_fingerprint(fp)
             measure_network(a, size, be, database, fp.id)
@@ -176,6 +178,8 @@ def profile(
     be = _backend(backend, precision, batch, threads, clock, quick)
     log(f"profiling {sp.name} at {size} px with {be.fingerprint().label()} into {db}")
     bar, update = _progress_bar(True)
+    from nasearch.latency.db import LatencyDB  # numpy: only commands that read a database load it
+
     with LatencyDB(db) as database:
         if bar is not None:
             with bar:
@@ -339,6 +343,7 @@ def info(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """What a latency database holds: fingerprints, block and network counts, the overhead fits."""
+    from nasearch.latency.db import LatencyDB  # numpy: only commands that read a database load it
     from nasearch.latency.predict import overhead_for
 
     with LatencyDB(db, create=False) as database:
