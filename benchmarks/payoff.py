@@ -18,8 +18,9 @@ the benchmark runs in stages, each cached in OUT (atomic writes, so a killed run
    "beats" only when the interval lies above zero), a plot of mAP against latency and one of the curves.
 
 `--shard K/N` gives this process the training runs i (models × seeds, the presets' first, in a fixed order)
-with i % N == K; the targets, the search and the latency stage run in shard 0; the other shards train their
-presets' runs as soon as shard 0 has written the targets, then wait for the search's model list.
+with i % N == K. Nothing trains while anything is timed: the targets and the search run in shard 0 while the
+other shards wait for the search's model list, and the latency stage runs in the last shard to finish its
+training, once every shard's runs are done (a lock file keeps it to one process).
 `--report` rebuilds the tables, plots and OUT/payoff.json from the cache alone.
 
     python benchmarks/payoff.py --data trees --shard 0/2     # and, beside it, --shard 1/2
@@ -274,7 +275,7 @@ def stage_search(a: argparse.Namespace, ctx: Any, log: Log) -> list[dict[str, An
 
 
 def preset_models(targets: dict[str, Any]) -> list[dict[str, Any]]:
-    """The presets as models to train (known before the search: shards start on them at once)."""
+    """The presets as models to train, in the order every shard lists them."""
     return [
         {"key": name, "kind": "preset", "name": p["name"], "hash": p["hash"], "file": f"archs/{name}.yaml"}
         for name, p in targets["presets"].items()
@@ -298,8 +299,7 @@ def wait_for(a: argparse.Namespace, name: str, what: str, log: Log) -> Any:
 
 # -- training ---------------------------------------------------------------------------------------------
 def jobs(models: list[dict[str, Any]], seeds: list[int]) -> list[tuple[str, int]]:
-    """Every (model, seed) training run, in the fixed order the shards split: the presets' runs first, so
-    they are the same jobs before the search has named the suite (shards > 0 train them meanwhile)."""
+    """Every (model, seed) training run, in the fixed order the shards split: the presets' runs first."""
     ordered = [m for m in models if m["kind"] == "preset"] + [m for m in models if m["kind"] != "preset"]
     return [(m["key"], s) for m in ordered for s in seeds]
 
@@ -651,22 +651,60 @@ def main(argv: list[str] | None = None) -> None:
     check_settings(a.out, settings(a))
     ctx = search_context(read_json(a.out / "settings.json")["experiment"])
     data = ctx.dataset()
-    if a.shard_k == 0:
-        models = stage_search(a, ctx, log)
-    else:  # the presets' runs while shard 0 searches, then the suite's
-        presets = preset_models(wait_for(a, "targets.json", "the presets' latency targets", log))
-        by_key = {m["key"]: m for m in presets}
-        for key, seed in shard_jobs(jobs(presets, a.seeds), a.shard_k, a.shard_n):
-            train(a, by_key[key], seed, ctx.imgsz, data, log)
-        models = wait_for(a, "models.json", "the search's model list", log)
+    # nothing trains while shard 0 times the presets and searches (both measure latency)
+    searched = a.shard_k == 0
+    models = stage_search(a, ctx, log) if searched else wait_for(a, "models.json", "the search's model list", log)
     by_key = {m["key"]: m for m in models}
     mine = shard_jobs(jobs(models, a.seeds), a.shard_k, a.shard_n)
     log(f"{len(models)} models, {len(mine)} training runs in this shard")
     for key, seed in mine:
         train(a, by_key[key], seed, ctx.imgsz, data, log)
-    if a.shard_k == 0:
+    if trainings_left(a, models):
+        log("latency: left to the last shard to finish training, so no training runs beside the timing")
+        return
+    with latency_lock(a.out) as mine_to_time:
+        if not mine_to_time:
+            log("latency: another shard is timing the models")
+            return
         stage_latency(a, models, log)
     write_report(a, log)
+
+
+def trainings_left(a: argparse.Namespace, models: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """The training runs of every shard that have not finished yet."""
+    return [(k, s) for k, s in jobs(models, a.seeds) if train_result(a.out, k, s, a.epochs) is None]
+
+
+def pid_alive(lock: Path) -> bool:
+    """Whether the process named in a lock file still runs (an unreadable lock counts as held)."""
+    try:
+        os.kill(int(lock.read_text().strip()), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def latency_lock(out: Path) -> Any:
+    """True for the one process that may time the models (an exclusive lock file holding its pid, removed
+    afterwards; the lock of a process that no longer runs, killed mid-timing, is taken over)."""
+    path = out / "latency.lock"
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        if pid_alive(path):
+            yield False
+            return
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield True
+    finally:
+        path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

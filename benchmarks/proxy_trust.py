@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from nasearch import stats as protocol  # noqa: E402
 from nasearch.data import ensure_synthetic, load_split  # noqa: E402
+from nasearch.onnxio.isa import cpu_flags, detect_isa  # noqa: E402
 from nasearch.proxy import registry  # noqa: E402
 from nasearch.proxy.scale import scale_arch  # noqa: E402
 from nasearch.space import Architecture, load_space  # noqa: E402
@@ -228,6 +229,11 @@ def sample_archs(s: Settings, nc: int) -> list[Architecture]:
     return out
 
 
+def cpu_isa() -> str:
+    """Which CPU path produced a measurement (`vnni` or `no-vnni`): runs resumed on another machine say so."""
+    return detect_isa(flags=cpu_flags())
+
+
 def measure(
     cache: Cache, index: int, arch: Architecture, key: str, proxy: str, kwargs: dict[str, Any], log: Any
 ) -> None:
@@ -236,7 +242,7 @@ def measure(
         return
     try:
         r = registry.score(proxy, arch, **kwargs)
-        value = {"value": r.value, "seconds": round(r.seconds, 2), "details": r.details}
+        value = {"value": r.value, "seconds": round(r.seconds, 2), "details": r.details, "isa": cpu_isa()}
     except (FloatingPointError, RuntimeError, ValueError) as exc:
         value = {"value": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
     cache.put(index, arch, key, value)
@@ -378,9 +384,22 @@ def summarize(s: Settings, entries: list[dict[str, Any]]) -> dict[str, Any]:
         "target": f"mean of seeds {s.seed} and {s.seed + 1}" if two_seeds else f"seed {s.seed}",
         "long_map": long_map,
         "seed_noise": seed_noise,
+        "trainings_by_cpu": trainings_by_cpu(entries),
         "proxies": rows,
         "archs": [arch_row(e) for e in entries],
     }
+
+
+def trainings_by_cpu(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """How many finished trainings each CPU path produced (`unrecorded`: cached before the path was kept)."""
+    counts: dict[str, int] = {}
+    for e in entries:
+        for key in ("short_a", "short_b", "long", "long_seed2"):
+            doc = e.get(key) or {}
+            if doc.get("value") is not None:
+                isa = doc.get("isa", "unrecorded")
+                counts[isa] = counts.get(isa, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def arch_row(entry: dict[str, Any]) -> dict[str, Any]:
@@ -441,6 +460,9 @@ def render(summary: dict[str, Any], command: str, measured: str | None = None) -
         f"B = {s['short_b'][0]} images × {s['short_b'][1]} epochs (same recipe, same val split).",
         "- Zero-cost scores at the same resolution, one fresh initialisation (seed 0) per architecture.",
     ]
+    if len(summary.get("trainings_by_cpu") or {}) > 1:
+        parts = ", ".join(f"{n} on {isa}" for isa, n in summary["trainings_by_cpu"].items())
+        lines.append(f"- Trainings by CPU path (the run was resumed on another machine): {parts}.")
     if summary["long_map"]:
         m = summary["long_map"]
         lines.append(f"- Long-trained mAP50-95: {m['min']:.2f} – {m['max']:.2f} (mean {m['mean']:.2f}).")

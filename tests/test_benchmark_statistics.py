@@ -38,3 +38,13 @@ def test_search_efficiency_pairs_by_seed():
     assert out["vs_random"]["default"]["2_vs_2"]["verdict"] == "beats"  # ahead at equal budgets on every seed
     assert out["trials_to_random_hv"]["default"]["per_seed"] == [2, 2, 3]
     assert out["infeasible_share"]["random"] == pytest.approx(0.5)
+
+
+def test_proxy_trust_counts_trainings_by_cpu_path_and_says_so_when_mixed():
+    pt = benchmark_script("proxy_trust")
+    entries = [
+        {"long": {"value": 10.0}, "short_a": {"value": 1.0, "isa": "vnni"}, "short_b": {"value": None}},
+        {"long": {"value": 11.0, "isa": "no-vnni"}, "long_seed2": {"value": 12.0, "isa": "vnni"}},
+    ]
+    assert pt.trainings_by_cpu(entries) == {"no-vnni": 1, "unrecorded": 1, "vnni": 2}
+    assert pt.trainings_by_cpu([{"long": {"value": 1.0, "isa": "vnni"}}]) == {"vnni": 1}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -122,10 +123,7 @@ def test_shards_split_the_training_runs_disjointly_and_wait_for_shard_0(tmp_path
     presets = [{"key": k, "kind": "preset"} for k in ("yolov8n", "yolov6n", "yolo_nas_s")]
     models = [*presets, {"key": "suite1", "kind": "suite"}, {"key": "suite2", "kind": "suite"}]
     every = payoff.jobs(models, [0, 1, 2])
-    before_search = payoff.jobs(presets, [0, 1, 2])  # what shards > 0 train while shard 0 searches
-    assert every[: len(before_search)] == before_search
-    for k in (0, 1):
-        assert set(payoff.shard_jobs(before_search, k, 2)) <= set(payoff.shard_jobs(every, k, 2))
+    assert every[:9] == payoff.jobs(presets, [0, 1, 2])  # the presets' runs first
     first, second = (set(payoff.shard_jobs(every, k, 2)) for k in (0, 1))
     assert not first & second and {s for _, s in first} == {0, 1, 2}  # every seed in both shards
     exp = tmp_path / "exp.yaml"
@@ -196,7 +194,7 @@ def test_presets_are_scaled_as_the_search_scales_its_candidates():
     assert v8.name == "yolov8n-w0.25d0.5h0.5" and v8.data["imgsz"] == 128 and v8.data["nc"] == 10
 
 
-def test_a_shard_trains_its_presets_while_shard_0_searches(run, tmp_path):
+def test_a_shard_trains_nothing_while_shard_0_times_and_searches(run, tmp_path):
     import shutil
 
     out = tmp_path / "out"
@@ -206,6 +204,27 @@ def test_a_shard_trains_its_presets_while_shard_0_searches(run, tmp_path):
     argv = [*run["argv"], "--out", str(out), "--shard", "1/2", "--wait", "0"]
     with pytest.raises(SystemExit, match="the search's model list"):
         payoff.main(argv)
-    # presets' runs in order (yolov8n, 0), (yolov6n, 0): shard 1 of 2 takes the second
-    assert payoff.train_result(out, "yolov6n", 0, 1) is not None
-    assert not (out / "train" / "yolov8n").exists()
+    assert not (out / "train").exists()  # the targets are known, but the search still measures latency
+
+
+def test_latency_waits_for_every_shards_training_and_one_process_times(run, tmp_path, monkeypatch):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out)
+    (out / "latency.json").unlink()
+    models = json.loads((out / "models.json").read_text())
+    shutil.rmtree(payoff.run_dir(out, models[-1]["key"], 0))  # another shard's run still to finish
+    timed: list[str] = []
+    monkeypatch.setattr(payoff, "stage_latency", lambda a, m, log: timed.append(a.shard))
+    monkeypatch.setattr(payoff, "train", lambda *args: None)  # this shard's own runs are done
+    argv = [*run["argv"], "--out", str(out)]
+    payoff.main([*argv, "--shard", "0/2"])
+    assert timed == [] and not (out / "latency.lock").exists()
+    shutil.copytree(payoff.run_dir(run["out"], models[-1]["key"], 0), payoff.run_dir(out, models[-1]["key"], 0))
+    (out / "latency.lock").write_text(str(os.getpid()))  # a live process holds the lock
+    payoff.main([*argv, "--shard", "1/2"])
+    assert timed == [] and (out / "latency.lock").exists()
+    (out / "latency.lock").write_text("999999999")  # a killed one: its lock is taken over
+    payoff.main([*argv, "--shard", "1/2"])
+    assert timed == ["1/2"] and not (out / "latency.lock").exists()
