@@ -57,6 +57,7 @@ SAMPLERS = {  # label -> (sampler name, options)
     "random": ("random", {}),
     "nsga2": ("nsga2", {}),
     "tpe": ("tpe-plain", {}),
+    "surrogate": ("surrogate", {}),
 }
 
 
@@ -123,16 +124,16 @@ def evaluate(ctx: SearchContext, data: dict, cache: Cache) -> dict:
     return doc
 
 
-def sampler_for(label: str, seed: int) -> optuna.samplers.BaseSampler:
+def sampler_for(label: str, seed: int, exp: LoadedExperiment) -> optuna.samplers.BaseSampler:
     name, _ = SAMPLERS[label]
     if name == "tpe-plain":
         return optuna.samplers.TPESampler(seed=seed)  # Optuna's defaults: independent TPE (MOTPE)
-    return make_sampler(name, seed)
+    return make_sampler(name, seed, exp=exp)
 
 
 def run(exp: LoadedExperiment, ctx: SearchContext, label: str, seed: int, trials: int, cache: Cache) -> list[dict]:
     """One search of `trials` evaluated candidates; rejections (repaired), failures as in the search."""
-    study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler_for(label, seed))
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler_for(label, seed, exp))
     limits = exp.spec.constraints.limits()
     seq: list[dict] = []
     while len(seq) < trials:

@@ -84,7 +84,10 @@ def test_malformed_experiment_exits_2_with_one_line(case: str, tmp_path: Path) -
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--sampler", "annealing"], "--sampler: sampler: expected nsga2 | nsga3 | tpe | motpe | gp | random"),
+        (
+            ["--sampler", "annealing"],
+            "--sampler: sampler: expected nsga2 | nsga3 | tpe | motpe | gp | surrogate | random",
+        ),
         (["--executor", "slurm"], "--executor: executor: expected local | ray"),
         (["--trials", "0"], "--trials: trials: expected a positive integer"),
         (["--workers", "0"], "--workers: workers: expected a positive integer"),

@@ -22,7 +22,7 @@ from nasearch.errors import InputError
 from nasearch.resources import resolve_named, shipped
 from nasearch.validation import Imgsz, validate_model
 
-SAMPLERS = ("nsga2", "nsga3", "tpe", "motpe", "gp", "random")
+SAMPLERS = ("nsga2", "nsga3", "tpe", "motpe", "gp", "surrogate", "random")
 DEFAULT_SAMPLER = "tpe"
 EXPERIMENTS_ENV = "NASEARCH_EXPERIMENTS"
 

@@ -57,10 +57,21 @@ def storage_url(exp: LoadedExperiment, run_dir: Path) -> str:
 
 
 def make_sampler(
-    name: str, seed: int, population_size: int | None = None, n_startup_trials: int | None = None
+    name: str,
+    seed: int,
+    population_size: int | None = None,
+    n_startup_trials: int | None = None,
+    exp: LoadedExperiment | None = None,
 ) -> optuna.samplers.BaseSampler:
-    """Samplers by the experiment's name; `motpe` is TPE on several objectives (Optuna's MOTPE)."""
+    """Samplers by the experiment's name; `motpe` is TPE on several objectives (Optuna's MOTPE); `surrogate`
+    proposes whole architectures of the experiment's space (`nasearch.search.surrogate`), so it needs `exp`."""
     quiet_optuna()
+    if name == "surrogate":
+        if exp is None:
+            raise InputError("--sampler", "sampler", "an experiment for the surrogate sampler", "none")
+        from nasearch.search.surrogate import for_experiment
+
+        return for_experiment(exp, seed, n_startup_trials)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=population_size or 16, seed=seed)
     if name == "nsga3":
@@ -74,12 +85,12 @@ def make_sampler(
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials or 10)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise InputError("--sampler", "sampler", "nsga2, nsga3, tpe, motpe, gp or random", repr(name))
+    raise InputError("--sampler", "sampler", "nsga2, nsga3, tpe, motpe, gp, surrogate or random", repr(name))
 
 
 def experiment_sampler(exp: LoadedExperiment) -> optuna.samplers.BaseSampler:
     opts = exp.spec.sampler_options
-    return make_sampler(exp.spec.sampler, exp.spec.seed, opts.population_size, opts.n_startup_trials)
+    return make_sampler(exp.spec.sampler, exp.spec.seed, opts.population_size, opts.n_startup_trials, exp)
 
 
 SESSION_SEED_STRIDE = 1_000_003
@@ -96,6 +107,7 @@ def session_sampler(exp: LoadedExperiment, study: optuna.Study, worker: int = 0)
         exp.spec.seed + SESSION_SEED_STRIDE * done + 7919 * worker,
         opts.population_size,
         opts.n_startup_trials,
+        exp,
     )
 
 

@@ -1,0 +1,206 @@
+"""A surrogate-assisted sampler: whole architectures chosen by the hypervolume they are predicted to add.
+
+TPE and GP model each decision of the space; here the decisions are many and conditional, but two numbers
+that cost no objective evaluation — the candidate's parameter count and its fused GFLOPs — predict both the
+measured latency and a zero-cost score fairly well. Each trial after the start-up draws `candidates` random
+architectures of the space, predicts every objective from those two numbers (a quadratic ridge fit in their
+logarithms on the complete trials so far, refitted every trial), shifts each prediction by `optimism` times
+the fit's residual spread in the objective's good direction, and proposes the candidate whose optimistic
+prediction adds the most hypervolume to the feasible front so far (two objectives; ties go to the candidate
+predicted best on the sum of standardised objectives). The proposal is handed to Optuna decision by decision
+(`sample_independent`), so studies, storages and resumption work as with any sampler. Sizing a candidate
+builds its model; it never measures or scores it, so the trial budget counts what the other samplers' does.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from nasearch.search.suite import hypervolume
+
+Draw = Callable[[random.Random], dict[str, Any] | None]  # one random valid decision set, or None
+Size = Callable[[dict[str, Any]], tuple[float, float] | None]  # decisions -> (params, GFLOPs), or None
+
+DEFAULT_STARTUP = 10
+DEFAULT_CANDIDATES = 32
+DEFAULT_OPTIMISM = 0.5
+RIDGE = 1e-3
+
+
+def design(sizes: np.ndarray) -> np.ndarray:
+    """Quadratic features of log(params) and log(GFLOPs), without the constant: [p, g, p², g², p·g]."""
+    p, g = np.log(np.maximum(sizes[:, 0], 1.0)), np.log(np.maximum(sizes[:, 1], 1e-9))
+    return np.column_stack([p, g, p * p, g * g, p * g])
+
+
+def fit_predict(x: np.ndarray, y: np.ndarray, x_new: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ridge least squares on standardised features plus an intercept: predictions and residual spread."""
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-12
+    z = np.column_stack([np.ones(len(x)), (x - mu) / sd])
+    z_new = np.column_stack([np.ones(len(x_new)), (x_new - mu) / sd])
+    penalty = RIDGE * len(y) * np.eye(z.shape[1])
+    penalty[0, 0] = 0.0  # the intercept is not shrunk
+    coef = np.linalg.solve(z.T @ z + penalty, z.T @ y)
+    return z_new @ coef, float(np.std(y - z @ coef))
+
+
+def admits(dist: BaseDistribution, value: Any) -> bool:
+    """Whether a proposed value is one of the distribution's own (the same space asks the same questions)."""
+    if isinstance(dist, CategoricalDistribution):
+        return value in dist.choices
+    if isinstance(dist, IntDistribution | FloatDistribution):
+        if not isinstance(value, int | float) or not dist.low <= value <= dist.high:
+            return False
+        return dist.step is None or abs((value - dist.low) / dist.step - round((value - dist.low) / dist.step)) < 1e-6
+    return False
+
+
+class SurrogateSampler(optuna.samplers.BaseSampler):
+    """Proposes the random candidate predicted to add the most hypervolume (see the module docstring).
+
+    `draw` gives a random valid decision set of the space; `size` gives a decision set's (params, GFLOPs);
+    `limits` optionally bounds each objective (a latency limit): the hypervolume's reference point there.
+    """
+
+    def __init__(
+        self,
+        draw: Draw,
+        size: Size,
+        seed: int | None = None,
+        n_startup_trials: int = DEFAULT_STARTUP,
+        candidates: int = DEFAULT_CANDIDATES,
+        optimism: float = DEFAULT_OPTIMISM,
+        limits: Sequence[float | None] | None = None,
+    ) -> None:
+        self.draw, self.size = draw, size
+        self.n_startup_trials, self.candidates, self.optimism = n_startup_trials, candidates, optimism
+        self.limits = list(limits) if limits is not None else None
+        self._rng = random.Random(seed)
+        self._fallback = optuna.samplers.RandomSampler(seed=seed)
+        self._sizes: dict[tuple, tuple[float, float] | None] = {}
+        self._proposals: dict[int, dict[str, Any]] = {}
+
+    def reseed_rng(self) -> None:
+        self._rng = random.Random()
+        self._fallback.reseed_rng()
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {}
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.params:  # an enqueued trial (a preset, a repair) keeps its own decisions
+            return
+        proposal = self.propose(study)
+        if proposal is not None:
+            self._proposals[trial.number] = proposal
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        proposal = self._proposals.get(trial.number, {})
+        if param_name in proposal and admits(param_distribution, proposal[param_name]):
+            return proposal[param_name]
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        self._proposals.pop(trial.number, None)
+
+    # -- the proposal -------------------------------------------------------------------------------------
+    def sized(self, params: dict[str, Any]) -> tuple[float, float] | None:
+        key = tuple(sorted((k, repr(v)) for k, v in params.items()))
+        if key not in self._sizes:
+            try:
+                self._sizes[key] = self.size(params)
+            except Exception:  # a candidate that cannot be built is simply not proposed
+                self._sizes[key] = None
+        return self._sizes[key]
+
+    def propose(self, study: optuna.Study) -> dict[str, Any] | None:
+        """The candidate to evaluate next, or None (start-up, or too little history: random)."""
+        if len(study.directions) != 2:
+            return None
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+        if len(done) < self.n_startup_trials:
+            return None
+        rows = [(self.sized(t.params), t) for t in done]
+        rows = [(s, t) for s, t in rows if s is not None]
+        if len(rows) < 3:
+            return None
+        signs = np.array([1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions])
+        y = np.array([t.values for _, t in rows], dtype=float) * signs  # both minimised from here on
+        x = design(np.array([s for s, _ in rows], dtype=float))
+        drawn = [c for c in (self.draw(self._rng) for _ in range(self.candidates)) if c is not None]
+        cands = [(c, s) for c in drawn if (s := self.sized(c)) is not None]
+        if not cands:
+            return None
+        x_new = design(np.array([s for _, s in cands], dtype=float))
+        fits = [fit_predict(x, y[:, j], x_new) for j in range(2)]
+        optimistic = np.column_stack([pred - self.optimism * spread for pred, spread in fits])
+        feasible = np.array([all(v <= 0 for v in t.constraints.values()) for _, t in rows])
+        ref = self.reference(y, feasible, signs)
+        front = [(a, -b) for a, b in y[feasible]]  # suite.hypervolume: first minimised, second maximised
+        base = hypervolume(front, (ref[0], -ref[1]))
+        gains = [hypervolume([*front, (a, -b)], (ref[0], -ref[1])) - base for a, b in optimistic]
+        scale = y.std(axis=0) + 1e-12
+        tie = -(optimistic / scale).sum(axis=1)
+        best = max(range(len(cands)), key=lambda i: (gains[i], tie[i]))
+        return cands[best][0]
+
+    def reference(self, y: np.ndarray, feasible: np.ndarray, signs: np.ndarray) -> np.ndarray:
+        """Per minimised objective: its limit when given, else the worst feasible value + 10% of the range."""
+        pool = y[feasible] if feasible.any() else y
+        worst, best = pool.max(axis=0), pool.min(axis=0)
+        ref = worst + 0.1 * (worst - best) + 1e-12
+        for j, limit in enumerate(self.limits or []):
+            if limit is not None:
+                ref[j] = limit * signs[j]
+        return ref
+
+
+# -- the binding to a search space ---------------------------------------------------------------------------
+def for_experiment(exp: Any, seed: int, n_startup_trials: int | None = None) -> SurrogateSampler:
+    """The sampler for an experiment: candidates drawn from its space, sized at its scale and resolution,
+    the latency limit as the hypervolume's bound."""
+    from nasearch.nn.inspect import count_flops, count_params, fused_copy
+    from nasearch.search.candidate import SearchContext
+    from nasearch.search.chooser import RepairChooser
+    from nasearch.space import build_model
+    from nasearch.space.decisions import ReplayChooser
+
+    ctx = SearchContext.create(exp)
+
+    def draw(rng: random.Random) -> dict[str, Any] | None:
+        chooser = RepairChooser({}, rng, keep=0.0)
+        data = ctx.space.resolve(chooser)
+        return None if ctx.space.violations(data) else chooser.answers
+
+    def size(params: dict[str, Any]) -> tuple[float, float] | None:
+        data = ctx.space.resolve(ReplayChooser(params))
+        if ctx.space.violations(data):
+            return None
+        model = build_model(ctx.architecture(data))
+        return float(count_params(model)), count_flops(fused_copy(model), ctx.imgsz) / 1e9
+
+    limit = exp.spec.constraints.latency_ms
+    return SurrogateSampler(
+        draw,
+        size,
+        seed=seed,
+        n_startup_trials=DEFAULT_STARTUP if n_startup_trials is None else n_startup_trials,
+        limits=[limit, None],
+    )
