@@ -1,14 +1,15 @@
-"""Counting and checking built models: parameters, FLOPs (torch's flop counter), fusion equivalence."""
+"""Counting and checking built models: parameters, FLOPs (torch's flop counter), activations, fusion equivalence."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nasearch.nn.common import fuse_model
+from nasearch.nn.common import ACTIVATIONS, fuse_model
 
 
 def count_params(model: nn.Module) -> int:
@@ -28,6 +29,37 @@ def count_flops(model: nn.Module, imgsz: int, batch: int = 1) -> int:
         model(x)
     model.train(was_training)
     return int(counter.get_total_flops())
+
+
+@torch.no_grad()
+def count_activations(model: nn.Module, imgsz: int) -> int:
+    """Elements output by every activation layer in one forward pass (batch 1): the units a NASWOT kernel is
+    built from, and a measure of the memory traffic that bounds small models' latency on a CPU."""
+    was_training = model.training
+    model.eval()
+    kinds = tuple(set(ACTIVATIONS.values()))
+    counts: list[int] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: counts.append(out.numel()))
+        for m in model.modules()
+        if isinstance(m, kinds)
+    ]
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    try:
+        model(torch.zeros(1, 3, imgsz, imgsz, device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return sum(counts)
+
+
+def uninitialized(build: Callable[[], nn.Module]) -> nn.Module:
+    """A model for counting only: built on the meta device and given empty CPU storage, so no weight is
+    initialised (most of a build's time); its outputs are meaningless, its shapes and counts exact."""
+    with torch.device("meta"):
+        model = build()
+    return model.to_empty(device="cpu")
 
 
 def fused_copy(model: nn.Module) -> nn.Module:

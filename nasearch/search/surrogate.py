@@ -1,15 +1,17 @@
 """A surrogate-assisted sampler: whole architectures chosen by the hypervolume they are predicted to add.
 
 TPE and GP model each decision of the space; here the decisions are many and conditional, but two numbers
-that cost no objective evaluation — the candidate's parameter count and its fused GFLOPs — predict both the
-measured latency and a zero-cost score fairly well. Each trial after the start-up draws `candidates` random
-architectures of the space, predicts every objective from those two numbers (a quadratic ridge fit in their
-logarithms on the complete trials so far, refitted every trial), shifts each prediction by `optimism` times
-the fit's residual spread in the objective's good direction, and proposes the candidate whose optimistic
-prediction adds the most hypervolume to the feasible front so far (two objectives; ties go to the candidate
-predicted best on the sum of standardised objectives). The proposal is handed to Optuna decision by decision
-(`sample_independent`), so studies, storages and resumption work as with any sampler. Sizing a candidate
-builds its model; it never measures or scores it, so the trial budget counts what the other samplers' does.
+that cost no objective evaluation — the candidate's parameter count and the elements its activation layers
+output in one forward pass — predict both the measured latency and a zero-cost score well (activations alone
+rank NASWOT scores almost exactly: a NASWOT kernel is built from those units). Each trial after the start-up
+draws `candidates` random architectures of the space, predicts every objective from the two numbers (a
+quadratic ridge fit in their logarithms on the complete trials so far, refitted every trial), shifts each
+prediction by `optimism` times the fit's residual spread in the objective's good direction, and proposes the
+candidate whose optimistic prediction adds the most hypervolume to the feasible front so far (two objectives;
+ties go to the candidate predicted best on the sum of standardised objectives). The proposal is handed to
+Optuna decision by decision (`sample_independent`), so studies, storages and resumption work as with any
+sampler. Sizing a candidate builds its model without initialising it and runs one forward pass; it never
+measures or scores it, so the trial budget counts what the other samplers' does.
 """
 
 from __future__ import annotations
@@ -27,18 +29,18 @@ from optuna.trial import FrozenTrial, TrialState
 from nasearch.search.suite import hypervolume
 
 Draw = Callable[[random.Random], dict[str, Any] | None]  # one random valid decision set, or None
-Size = Callable[[dict[str, Any]], tuple[float, float] | None]  # decisions -> (params, GFLOPs), or None
+Size = Callable[[dict[str, Any]], tuple[float, float] | None]  # decisions -> (params, activations), or None
 
 DEFAULT_STARTUP = 10
-DEFAULT_CANDIDATES = 32
+DEFAULT_CANDIDATES = 64
 DEFAULT_OPTIMISM = 0.5
 RIDGE = 1e-3
 
 
 def design(sizes: np.ndarray) -> np.ndarray:
-    """Quadratic features of log(params) and log(GFLOPs), without the constant: [p, g, p², g², p·g]."""
-    p, g = np.log(np.maximum(sizes[:, 0], 1.0)), np.log(np.maximum(sizes[:, 1], 1e-9))
-    return np.column_stack([p, g, p * p, g * g, p * g])
+    """Quadratic features of the logarithms of the two sizes, without the constant: [p, a, p², a², p·a]."""
+    p, a = np.log(np.maximum(sizes[:, 0], 1e-12)), np.log(np.maximum(sizes[:, 1], 1e-12))
+    return np.column_stack([p, a, p * p, a * a, p * a])
 
 
 def fit_predict(x: np.ndarray, y: np.ndarray, x_new: np.ndarray) -> tuple[np.ndarray, float]:
@@ -66,7 +68,7 @@ def admits(dist: BaseDistribution, value: Any) -> bool:
 class SurrogateSampler(optuna.samplers.BaseSampler):
     """Proposes the random candidate predicted to add the most hypervolume (see the module docstring).
 
-    `draw` gives a random valid decision set of the space; `size` gives a decision set's (params, GFLOPs);
+    `draw` gives a random valid decision set of the space; `size` gives a decision set's (params, activations);
     `limits` optionally bounds each objective (a latency limit): the hypervolume's reference point there.
     """
 
@@ -176,7 +178,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
 def for_experiment(exp: Any, seed: int, n_startup_trials: int | None = None) -> SurrogateSampler:
     """The sampler for an experiment: candidates drawn from its space, sized at its scale and resolution,
     the latency limit as the hypervolume's bound."""
-    from nasearch.nn.inspect import count_flops, count_params, fused_copy
+    from nasearch.nn.inspect import count_activations, count_params, uninitialized
     from nasearch.search.candidate import SearchContext
     from nasearch.search.chooser import RepairChooser
     from nasearch.space import build_model
@@ -193,8 +195,9 @@ def for_experiment(exp: Any, seed: int, n_startup_trials: int | None = None) -> 
         data = ctx.space.resolve(ReplayChooser(params))
         if ctx.space.violations(data):
             return None
-        model = build_model(ctx.architecture(data))
-        return float(count_params(model)), count_flops(fused_copy(model), ctx.imgsz) / 1e9
+        arch = ctx.architecture(data)
+        model = uninitialized(lambda: build_model(arch))
+        return float(count_params(model)), float(count_activations(model, ctx.imgsz))
 
     limit = exp.spec.constraints.latency_ms
     return SurrogateSampler(

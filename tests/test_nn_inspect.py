@@ -1,0 +1,27 @@
+"""Counting helpers: activation elements, and counting on a model whose weights were never initialised."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from nasearch.nn.inspect import count_activations, count_flops, count_params, uninitialized
+from nasearch.space import build_model, load_arch
+
+
+def test_activations_count_every_activation_layers_output_and_nothing_else():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.SiLU(), nn.Conv2d(8, 4, 1, stride=2), nn.ReLU(inplace=True))
+    assert count_activations(model, 16) == 8 * 16 * 16 + 4 * 8 * 8  # the convs' own outputs are not counted
+    model.train()
+    count_activations(model, 16)
+    assert model.training and not any(m._forward_hooks for m in model.modules())  # mode and hooks restored
+
+
+@pytest.mark.parametrize("name", ["yolov8n", "yolo_nas_s"])
+def test_an_uninitialised_build_counts_exactly_what_the_real_one_does(name):
+    arch = load_arch(name)
+    real, bare = build_model(arch), uninitialized(lambda: build_model(arch))
+    assert all(p.device.type == "cpu" for p in bare.parameters())
+    assert count_params(bare) == count_params(real)
+    assert count_activations(bare, 64) == count_activations(real, 64) > 0
+    assert count_flops(bare, 64) == count_flops(real, 64)
