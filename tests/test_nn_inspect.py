@@ -25,3 +25,8 @@ def test_an_uninitialised_build_counts_exactly_what_the_real_one_does(name):
     assert count_params(bare) == count_params(real)
     assert count_activations(bare, 64) == count_activations(real, 64) > 0
     assert count_flops(bare, 64) == count_flops(real, 64)
+
+
+def test_activation_counts_scale_with_the_image_so_sizing_at_a_lower_resolution_ranks_the_same():
+    bare = uninitialized(lambda: build_model(load_arch("yolov8n")))
+    assert count_activations(bare, 256) == 4 * count_activations(bare, 128)

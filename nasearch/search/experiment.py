@@ -23,7 +23,7 @@ from nasearch.resources import resolve_named, shipped
 from nasearch.validation import Imgsz, validate_model
 
 SAMPLERS = ("nsga2", "nsga3", "tpe", "motpe", "gp", "surrogate", "random")
-DEFAULT_SAMPLER = "tpe"
+DEFAULT_SAMPLER = "surrogate"
 EXPERIMENTS_ENV = "NASEARCH_EXPERIMENTS"
 
 PositiveInt = Annotated[int, Field(ge=1)]

@@ -35,6 +35,10 @@ DEFAULT_STARTUP = 10
 DEFAULT_CANDIDATES = 64
 DEFAULT_OPTIMISM = 0.5
 RIDGE = 1e-3
+# Activations are counted at no more than this resolution: at sides that are multiples of the largest stride,
+# every feature map scales with the image, so counts at 128 px are those at 640 px over 25 and the fit (in
+# logarithms, standardised) proposes the same candidates, while sizing a large model stays cheap.
+SIZING_IMGSZ = 128
 
 
 def design(sizes: np.ndarray) -> np.ndarray:
@@ -197,7 +201,7 @@ def for_experiment(exp: Any, seed: int, n_startup_trials: int | None = None) -> 
             return None
         arch = ctx.architecture(data)
         model = uninitialized(lambda: build_model(arch))
-        return float(count_params(model)), float(count_activations(model, ctx.imgsz))
+        return float(count_params(model)), float(count_activations(model, min(ctx.imgsz, SIZING_IMGSZ)))
 
     limit = exp.spec.constraints.latency_ms
     return SurrogateSampler(
