@@ -17,40 +17,43 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+ACTIVATION_KINDS = tuple(set(ACTIVATIONS.values()))
+
+
 @torch.no_grad()
-def count_flops(model: nn.Module, imgsz: int, batch: int = 1) -> int:
-    """FLOPs of one forward pass (2 × multiply-accumulates), counted by torch.utils.flop_counter."""
+def probe_forward(model: nn.Module, imgsz: int, batch: int = 1) -> None:
+    """One forward pass of a blank image in eval mode, for counting; the model's mode is restored after."""
     was_training = model.training
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    x = torch.zeros(batch, 3, imgsz, imgsz, device=device)  # works on the meta device too (shapes only)
+    try:
+        model(torch.zeros(batch, 3, imgsz, imgsz, device=device))  # works on the meta device too (shapes only)
+    finally:
+        model.train(was_training)
+
+
+def count_flops(model: nn.Module, imgsz: int, batch: int = 1) -> int:
+    """FLOPs of one forward pass (2 × multiply-accumulates), counted by torch.utils.flop_counter."""
     counter = FlopCounterMode(display=False)
     with counter:
-        model(x)
-    model.train(was_training)
+        probe_forward(model, imgsz, batch)
     return int(counter.get_total_flops())
 
 
-@torch.no_grad()
 def count_activations(model: nn.Module, imgsz: int) -> int:
     """Elements output by every activation layer in one forward pass (batch 1): the units a NASWOT kernel is
     built from, and a measure of the memory traffic that bounds small models' latency on a CPU."""
-    was_training = model.training
-    model.eval()
-    kinds = tuple(set(ACTIVATIONS.values()))
     counts: list[int] = []
     hooks = [
         m.register_forward_hook(lambda _m, _i, out: counts.append(out.numel()))
         for m in model.modules()
-        if isinstance(m, kinds)
+        if isinstance(m, ACTIVATION_KINDS)
     ]
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     try:
-        model(torch.zeros(1, 3, imgsz, imgsz, device=device))
+        probe_forward(model, imgsz)
     finally:
         for hook in hooks:
             hook.remove()
-        model.train(was_training)
     return sum(counts)
 
 

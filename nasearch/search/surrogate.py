@@ -1,17 +1,16 @@
 """A surrogate-assisted sampler: whole architectures chosen by the hypervolume they are predicted to add.
 
-TPE and GP model each decision of the space; here the decisions are many and conditional, but two numbers
-that cost no objective evaluation — the candidate's parameter count and the elements its activation layers
-output in one forward pass — predict both the measured latency and a zero-cost score well (activations alone
-rank NASWOT scores almost exactly: a NASWOT kernel is built from those units). Each trial after the start-up
-draws `candidates` random architectures of the space, predicts every objective from the two numbers (a
-quadratic ridge fit in their logarithms on the complete trials so far, refitted every trial), shifts each
-prediction by `optimism` times the fit's residual spread in the objective's good direction, and proposes the
-candidate whose optimistic prediction adds the most hypervolume to the feasible front so far (two objectives;
-ties go to the candidate predicted best on the sum of standardised objectives). The proposal is handed to
-Optuna decision by decision (`sample_independent`), so studies, storages and resumption work as with any
-sampler. Sizing a candidate builds its model without initialising it and runs one forward pass; it never
-measures or scores it, so the trial budget counts what the other samplers' does.
+TPE and GP model each decision of the space; here the decisions are many and conditional, but two numbers that
+cost no objective evaluation — the candidate's parameter count and the elements its activation layers output in
+one forward pass — predict both the measured latency and a zero-cost score (a NASWOT kernel is built from the
+activation layers' units). Each trial after the start-up draws `candidates` random architectures of the space,
+predicts every objective from the two numbers (a quadratic ridge fit in their logarithms on the complete trials
+so far, refitted every trial), shifts each prediction by `optimism` times the fit's residual spread in the
+objective's good direction, and proposes the candidate whose optimistic prediction adds the most hypervolume to
+the feasible front so far (two objectives; ties go to the candidate predicted best on the sum of standardised
+objectives). The proposal is handed to Optuna decision by decision (`sample_independent`), so studies, storages
+and resumption work as with any sampler. Sizing a candidate builds its model without initialising it and runs
+one forward pass; it never measures or scores it, so the trial budget counts what the other samplers' does.
 """
 
 from __future__ import annotations
