@@ -157,14 +157,11 @@ def scaled_preset(ctx: Any, name: str) -> Any:
 
 def model_info(arch: Any) -> dict[str, Any]:
     """Params (training form) and GFLOPs (fused form) at the architecture's resolution."""
-    from nasearch.nn.inspect import count_flops, count_params, fused_copy
+    from nasearch.nn.inspect import model_size
     from nasearch.space import build_model
 
-    model = build_model(arch)
-    return {
-        "params": count_params(model),
-        "gflops": round(count_flops(fused_copy(model), int(arch.data["imgsz"])) / 1e9, 4),
-    }
+    size = model_size(build_model(arch), int(arch.data["imgsz"]))
+    return {"params": size.params, "gflops": round(size.gflops, 4)}
 
 
 def stage_targets(a: argparse.Namespace, ctx: Any, log: Log) -> dict[str, Any]:

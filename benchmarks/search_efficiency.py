@@ -43,7 +43,7 @@ from optuna.trial import TrialState
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nasearch import stats as protocol
-from nasearch.nn.inspect import count_flops, count_params, fused_copy
+from nasearch.nn.inspect import fused_copy, model_size
 from nasearch.search.candidate import SearchContext
 from nasearch.search.chooser import OptunaChooser
 from nasearch.search.experiment import DEFAULT_SAMPLER, LoadedExperiment, load_experiment
@@ -105,7 +105,8 @@ def evaluate(ctx: SearchContext, data: dict, cache: Cache) -> dict:
     try:
         model = build_model(arch)
         fused = fused_copy(model)
-        params, gflops = count_params(model), count_flops(fused, ctx.latency.imgsz) / 1e9
+        size = model_size(model, ctx.latency.imgsz, fused)
+        params, gflops = size.params, size.gflops
         lat = ctx.latency.screen(arch, fused)
         ectx = EvalContext(ctx.imgsz, ctx.nc, ctx.exp.spec.seed, ctx.dataset)
         acc = score_accuracy(ctx.exp.spec.objectives.accuracy.screen, arch, ectx)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from nasearch.nn.inspect import count_activations, count_flops, count_params, uninitialized
+from nasearch.nn.inspect import count_activations, count_flops, count_params, fused_copy, model_size, uninitialized
 from nasearch.space import build_model, load_arch
 
 
@@ -30,3 +30,13 @@ def test_an_uninitialised_build_counts_exactly_what_the_real_one_does(name):
 def test_activation_counts_scale_with_the_image_so_sizing_at_a_lower_resolution_ranks_the_same():
     bare = uninitialized(lambda: build_model(load_arch("yolov8n")))
     assert count_activations(bare, 256) == 4 * count_activations(bare, 128)
+
+
+def test_model_size_counts_training_form_params_and_fused_form_flops():
+    arch = load_arch("yolo_nas_s")  # RepVGG-style blocks: fusion removes branches, so the two forms differ
+    model = build_model(arch)
+    size = model_size(model, 64)
+    fused = fused_copy(model)
+    assert size.params == count_params(model) > count_params(fused)
+    assert size.gflops == count_flops(fused, 64) / 1e9 < count_flops(model, 64) / 1e9
+    assert model_size(model, 64, fused) == size  # a fused copy at hand gives the same figures

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -68,6 +69,21 @@ def uninitialized(build: Callable[[], nn.Module]) -> nn.Module:
 def fused_copy(model: nn.Module) -> nn.Module:
     """The deploy form of a model: a deep copy with every block re-parameterized and BN folded."""
     return fuse_model(copy.deepcopy(model).eval())
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """The size figures every table of the project quotes: parameters of the training form (what published
+    counts use) and GFLOPs of one image through the fused deploy form (what runs)."""
+
+    params: int
+    gflops: float
+
+
+def model_size(model: nn.Module, imgsz: int, fused: nn.Module | None = None) -> ModelSize:
+    """Size of a training-form model at imgsz; pass its fused copy when one is at hand, to avoid another."""
+    fused = fused_copy(model) if fused is None else fused
+    return ModelSize(count_params(model), count_flops(fused, imgsz) / 1e9)
 
 
 @torch.no_grad()

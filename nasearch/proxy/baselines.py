@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from nasearch.nn.inspect import count_flops, count_params, fused_copy
+from nasearch.nn.inspect import count_params, model_size
 from nasearch.proxy.surgery import check_input_shape
 
 
@@ -19,4 +19,4 @@ def flops_score(model: nn.Module, input_shape: tuple[int, ...]) -> float:
     _, _, h, w = check_input_shape(input_shape)
     if h != w:
         raise ValueError(f"FLOPs are counted on square inputs, got {h}x{w}")
-    return count_flops(fused_copy(model), h) / 1e9
+    return model_size(model, h).gflops

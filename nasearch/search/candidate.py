@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from nasearch.errors import InputError
-from nasearch.nn.inspect import count_flops, count_params, fused_copy
+from nasearch.nn.inspect import fused_copy, model_size
 from nasearch.proxy.result import ProxyResult
 from nasearch.search import promotion, screen
 from nasearch.search.experiment import LoadedExperiment, ProxySpec
@@ -240,8 +240,8 @@ def evaluate(
         require_memory(arch, imgsz=ctx.latency.imgsz)
         model = build_model(arch)
         fused = fused_copy(model)
-        params = count_params(model)
-        gflops = count_flops(fused, ctx.latency.imgsz) / 1e9
+        size = model_size(model, ctx.latency.imgsz, fused)
+        params, gflops = size.params, size.gflops
         rec.set("params", params)
         rec.set("gflops", round(gflops, 4))
         convs = screen.conv_count(fused)
