@@ -122,3 +122,24 @@ def test_a_search_with_the_surrogate_sampler_proposes_from_the_fit(tmp_path):
     study = optuna.load_study(study_name=run_info["study_name"], storage=url)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) >= 4 and all(len(t.values) == 2 for t in done)
+
+
+def test_a_decision_set_already_in_the_study_or_running_elsewhere_is_not_proposed_again():
+    tiny = [{"w": 8 * i, "d": 1, "block": "a"} for i in range(1, 6)]  # a space of five candidates
+
+    def draw_tiny(rng: random.Random) -> dict:
+        return dict(rng.choice(tiny))
+
+    sampler = SurrogateSampler(draw_tiny, size, seed=0, n_startup_trials=3, candidates=32)
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler)
+    for params in tiny[:3]:
+        study.enqueue_trial(params)
+    study.optimize(objective, n_trials=3)
+    study.enqueue_trial(tiny[3])
+    running = study.ask()  # another worker's trial, under way with the fourth candidate: decided, no value yet
+    running.suggest_int("w", 8, 256, step=8), running.suggest_int("d", 1, 12)
+    running.suggest_categorical("block", ["a", "b"])
+    assert running.params == tiny[3]
+    assert sampler.propose(study) == tiny[4]  # the only one neither finished nor running
+    sampler._proposals[99] = tiny[4]  # proposed in this process for a trial not started yet
+    assert sampler.propose(study) is None  # nothing left: the caller falls back to random decisions

@@ -8,9 +8,11 @@ predicts every objective from the two numbers (a quadratic ridge fit in their lo
 so far, refitted every trial), shifts each prediction by `optimism` times the fit's residual spread in the
 objective's good direction, and proposes the candidate whose optimistic prediction adds the most hypervolume to
 the feasible front so far (two objectives; ties go to the candidate predicted best on the sum of standardised
-objectives). The proposal is handed to Optuna decision by decision (`sample_independent`), so studies, storages
-and resumption work as with any sampler. Sizing a candidate builds its model without initialising it and runs
-one forward pass; it never measures or scores it, so the trial budget counts what the other samplers' does.
+objectives). A decision set already in the study — finished, or running in another worker — is never proposed
+again, so parallel workers do not spend trials on the same candidate. The proposal is handed to Optuna decision
+by decision (`sample_independent`), so studies, storages and resumption work as with any sampler. Sizing a
+candidate builds its model without initialising it and runs one forward pass; it never measures or scores it,
+so the trial budget counts what the other samplers' does.
 """
 
 from __future__ import annotations
@@ -126,8 +128,12 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self._proposals.pop(trial.number, None)
 
     # -- the proposal -------------------------------------------------------------------------------------
+    @staticmethod
+    def key(params: dict[str, Any]) -> tuple:
+        return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
     def sized(self, params: dict[str, Any]) -> tuple[float, float] | None:
-        key = tuple(sorted((k, repr(v)) for k, v in params.items()))
+        key = self.key(params)
         if key not in self._sizes:
             try:
                 self._sizes[key] = self.size(params)
@@ -149,8 +155,11 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         signs = np.array([1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions])
         y = np.array([t.values for _, t in rows], dtype=float) * signs  # both minimised from here on
         x = design(np.array([s for s, _ in rows], dtype=float))
+        # never a decision set already tried, being tried by another worker, or proposed in this process
+        taken = {self.key(t.params) for t in study.get_trials(deepcopy=False) if t.params}
+        taken |= {self.key(p) for p in self._proposals.values()}
         drawn = [c for c in (self.draw(self._rng) for _ in range(self.candidates)) if c is not None]
-        cands = [(c, s) for c in drawn if (s := self.sized(c)) is not None]
+        cands = [(c, s) for c in drawn if self.key(c) not in taken and (s := self.sized(c)) is not None]
         if not cands:
             return None
         x_new = design(np.array([s for _, s in cands], dtype=float))
