@@ -48,3 +48,24 @@ def test_proxy_trust_counts_trainings_by_cpu_path_and_says_so_when_mixed():
     ]
     assert pt.trainings_by_cpu(entries) == {"no-vnni": 1, "unrecorded": 1, "vnni": 2}
     assert pt.trainings_by_cpu([{"long": {"value": 1.0, "isa": "vnni"}}]) == {"vnni": 1}
+
+
+def test_committed_fresh_architecture_rerun_shows_no_proxy_beating_flops():
+    pt = benchmark_script("proxy_trust")
+    entries, _ = pt.entries_from_readme(ROOT / "benchmarks" / "README.md", "proxy-trust-v2")
+    assert len(entries) == 30
+    target = pt.mean_of_seeds(pt.column(entries, "long"), pt.column(entries, "long_seed2"))
+    flops = pt.column(entries, "flops")
+    assert stats.correlation(flops, target, resamples=200).estimate == pytest.approx(0.641, abs=5e-3)
+    for proxy in ("naswot", "short_b", "params"):
+        diff = stats.correlation_difference(target, pt.column(entries, proxy), flops, resamples=2000)
+        assert diff.estimate < 0 and diff.verdict == "not shown"
+
+
+def test_search_efficiency_reads_the_frozen_objective_its_committed_runs_were_made_with():
+    from nasearch.search.experiment import load_experiment
+
+    se = benchmark_script("search_efficiency")
+    key = se.screening_key(load_experiment(str(se.FROZEN_EXPERIMENT)))
+    for folder in ("search_efficiency", "search_efficiency_surrogate2"):
+        assert (ROOT / "benchmarks" / "results" / folder / f"runs-{key}.json").is_file()
