@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from nasearch import atomic, yamlio  # noqa: E402
 from nasearch import stats as protocol  # noqa: E402
+from nasearch.errors import InputError, exit_bad_input  # noqa: E402
 
 EXPERIMENTS = {"trees": "trees_cpu.yaml", "synth": "quickstart.yaml"}
 PRESETS = ("yolov8n", "yolov6n", "yolo_nas_s")
@@ -115,9 +116,8 @@ def check_settings(out: Path, current: dict[str, Any]) -> None:
         write_json(out / "settings.json", current)
     elif stored != current:
         diff = sorted(k for k in current if stored.get(k) != current[k])
-        raise SystemExit(
-            f"error: {out / 'settings.json'}: {', '.join(diff)}: expected the cached run's values, "
-            "found others; use another --out"
+        exit_bad_input(
+            InputError(out / "settings.json", ", ".join(diff), "the cached run's values (or another --out)", "others")
         )
 
 
@@ -285,10 +285,7 @@ def wait_for(a: argparse.Namespace, name: str, what: str, log: Log) -> Any:
     deadline = time.monotonic() + a.wait
     while (doc := read_json(path)) is None:
         if time.monotonic() >= deadline:
-            raise SystemExit(
-                f"error: {path}: expected {what}, found none; run shard 0 first "
-                f"(`--shard 0/{a.shard_n}`: targets, search, latency), then this shard"
-            )
+            exit_bad_input(InputError(path, what, f"shard 0's {what} (run `--shard 0/{a.shard_n}` first)", "none"))
         log(f"shard {a.shard}: waiting for shard 0's {what} ({path})")
         time.sleep(min(30.0, max(0.0, deadline - time.monotonic())))
     return doc
@@ -577,7 +574,7 @@ def update_readme(path: Path, tag: str, body: str) -> None:
     start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
     text = path.read_text()
     if start not in text or end not in text:
-        raise SystemExit(f"error: {path}: expected the markers {start} and {end}, found none")
+        exit_bad_input(InputError(path, tag, f"the markers {start} and {end}", "none"))
     head, rest = text.split(start, 1)
     atomic.write_text(path, f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}")
 

@@ -24,6 +24,8 @@ the JSON summary (OUT/trust.json) and the table in benchmarks/README.md are rewr
 
     .venv/bin/python benchmarks/proxy_trust.py --out runs/proxy_trust            # run or resume
     .venv/bin/python benchmarks/proxy_trust.py --out runs/proxy_trust --report   # table from the cache only
+    .venv/bin/python benchmarks/proxy_trust.py --out runs/proxy_trust --check 7:long_seed2
+        # retrain architecture 7's second long training with its recorded settings and seed; prints both values
     .venv/bin/python benchmarks/proxy_trust.py --from-readme proxy-trust --archs 20 --sample-seed 0 --report
         # statistics recomputed from a committed per-architecture table (values as rounded there)
 """
@@ -49,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from nasearch import stats as protocol  # noqa: E402
 from nasearch.data import ensure_synthetic, load_split  # noqa: E402
+from nasearch.errors import InputError, exit_bad_input  # noqa: E402
 from nasearch.onnxio.isa import cpu_flags, detect_isa  # noqa: E402
 from nasearch.proxy import registry  # noqa: E402
 from nasearch.proxy.scale import scale_arch  # noqa: E402
@@ -128,6 +131,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     p.add_argument("--data", default=None, help="dataset directory or data.yaml (default: the synthetic set)")
     p.add_argument("--report", action="store_true", help="only rebuild the table from the cache")
     p.add_argument(
+        "--check",
+        default=None,
+        metavar="INDEX[:MEASUREMENT]",
+        help="measure one cached value again (default measurement: long) with its recorded seed; prints both",
+    )
+    p.add_argument(
         "--from-readme",
         default=None,
         metavar="TAG",
@@ -191,7 +200,9 @@ class Cache:
         self.settings = settings
         doc = json.loads(self.path.read_text()) if self.path.exists() else {}
         if doc and not same_measurements(doc.get("settings", {}), settings):
-            raise SystemExit(f"{self.path} was made with other settings; use another --out")
+            exit_bad_input(
+                InputError(self.path, "settings", "the settings of this run (or use another --out)", "other settings")
+            )
         self.entries: dict[str, dict[str, Any]] = doc.get("entries", {})
 
     def get(self, arch: Architecture, key: str) -> dict[str, Any] | None:
@@ -253,13 +264,9 @@ def measure(
     )
 
 
-def run_shard(s: Settings, args: argparse.Namespace, data: Path, archs: list[Architecture], log: Any) -> None:
-    k, n = (int(v) for v in args.shard.split("/"))
-    cache = Cache(Path(args.out), args.shard, s)
-    mine = [(i, a) for i, a in enumerate(archs) if i % n == k]
-    for i, arch in mine:  # zero-cost first: cheap, and the table is useful early
-        for name in ZERO_COST:
-            measure(cache, i, arch, name, name, {"imgsz": s.imgsz, "seed": s.seed}, log)
+def plan(s: Settings, data: Path) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every measurement of an architecture: name -> (proxy, its keyword arguments). The run and `--check`
+    both read it, so a check retrains exactly what the run trained."""
     train = {
         "data": str(data),
         "imgsz": s.imgsz,
@@ -269,15 +276,68 @@ def run_shard(s: Settings, args: argparse.Namespace, data: Path, archs: list[Arc
         "val_images": s.data_images,
     }
     long = {**train, "images": s.data_images, "epochs": s.long_epochs}  # images capped at the train split
+    zero_cost = {name: (name, {"imgsz": s.imgsz, "seed": s.seed}) for name in ZERO_COST}
+    return {
+        **zero_cost,
+        "short_a": ("short_train", {**train, "images": s.short_a[0], "epochs": s.short_a[1]}),
+        "short_b": ("short_train", {**train, "images": s.short_b[0], "epochs": s.short_b[1]}),
+        "long": ("short_train", long),
+        "long_seed2": ("short_train", {**long, "seed": s.seed + 1}),
+    }
+
+
+def run_shard(s: Settings, args: argparse.Namespace, data: Path, archs: list[Architecture], log: Any) -> None:
+    k, n = (int(v) for v in args.shard.split("/"))
+    cache = Cache(Path(args.out), args.shard, s)
+    todo = plan(s, data)
+    mine = [(i, a) for i, a in enumerate(archs) if i % n == k]
+    for i, arch in mine:  # zero-cost first: cheap, and the table is useful early
+        for name in ZERO_COST:
+            measure(cache, i, arch, name, *todo[name], log)
     for i, arch in mine:
-        for key, (images, epochs) in (("short_a", s.short_a), ("short_b", s.short_b)):
-            measure(cache, i, arch, key, "short_train", {**train, "images": images, "epochs": epochs}, log)
-        measure(cache, i, arch, "long", "short_train", long, log)
+        for key in ("short_a", "short_b", "long"):
+            measure(cache, i, arch, key, *todo[key], log)
         write_report(s, args, log)
     noise = [(i, a) for i, a in enumerate(archs[: s.noise_archs]) if i % n == k]
     for i, arch in noise:
-        measure(cache, i, arch, "long_seed2", "short_train", {**long, "seed": s.seed + 1}, log)
+        measure(cache, i, arch, "long_seed2", *todo["long_seed2"], log)
         write_report(s, args, log)
+
+
+def check(s: Settings, args: argparse.Namespace, data: Path, archs: list[Architecture], log: Any) -> dict[str, Any]:
+    """Measure one cached value again with its recorded settings and seed (the cache is not touched)."""
+    index_text, _, key = args.check.partition(":")
+    key = key or "long"
+    todo = plan(s, data)
+    if not index_text.isdigit() or int(index_text) >= len(archs) or key not in todo:
+        expected = f"INDEX[:MEASUREMENT] with INDEX < {len(archs)} and MEASUREMENT one of {', '.join(todo)}"
+        exit_bad_input(InputError("--check", "check", expected, repr(args.check)))
+    arch = archs[int(index_text)]
+    entries = load_all_entries(Path(args.out), s)
+    recorded = next((e.get(key) for e in entries if e["index"] == int(index_text) and e["name"] == arch.name), None)
+    if not recorded or recorded.get("value") is None:
+        exit_bad_input(InputError(args.out, f"{index_text}.{key}", "a recorded value to check", "none"))
+    proxy, kwargs = todo[key]
+    r = registry.score(proxy, arch, **kwargs)
+    doc = {
+        "index": int(index_text),
+        "name": arch.name,
+        "measurement": key,
+        "seed": kwargs["seed"],
+        "recorded": recorded["value"],
+        "recorded_isa": recorded.get("isa", "unrecorded"),
+        "reproduced": r.value,
+        "reproduced_isa": cpu_isa(),
+        "difference": r.value - recorded["value"],
+        "seconds": round(r.seconds, 2),
+    }
+    log(
+        f"check [{doc['index']:02d}] {arch.name} {key} (seed {doc['seed']}): recorded {doc['recorded']:.4f} "
+        f"({doc['recorded_isa']}), reproduced {doc['reproduced']:.4f} ({doc['reproduced_isa']}), "
+        f"difference {doc['difference']:+.4f}"
+    )
+    print(json.dumps(doc))
+    return doc
 
 
 # -- report -----------------------------------------------------------------------------------------------
@@ -527,7 +587,7 @@ def readme_section(path: Path, tag: str) -> str:
     start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
     text = path.read_text()
     if start not in text or end not in text:
-        raise SystemExit(f"{path}: no section <!-- {tag}:start/end -->")
+        exit_bad_input(InputError(path, tag, f"a section <!-- {tag}:start/end -->", "none"))
     return text.split(start, 1)[1].split(end, 1)[0]
 
 
@@ -565,7 +625,7 @@ def entries_from_readme(path: Path, tag: str) -> tuple[list[dict[str, Any]], str
             entry[k] = {"value": value(c), "seconds": seconds.get(k)}
         entries.append(entry)
     if not entries:
-        raise SystemExit(f"{path}: section {tag} has no per-architecture table")
+        exit_bad_input(InputError(path, tag, "a per-architecture table in the section", "none"))
     return entries, measured
 
 
@@ -616,6 +676,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         nc = 10
     archs = sample_archs(s, nc=nc)
+    if args.check is not None:
+        check(s, args, data, archs, log)
+        return
     for i, a in enumerate(archs):
         a.save(out / "archs" / f"{i:02d}-{a.hash}.yaml")
     run_shard(s, args, data, archs, log)

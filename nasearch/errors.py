@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NoReturn
 
 _CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):[^@/\s]*@")
 
@@ -45,6 +47,12 @@ class InputError(Exception):
     def with_file(self, file: str | Path) -> InputError:
         """The same error, attributed to a file (for errors raised before the file was known)."""
         return InputError(file, self.path, self.expected, self.found)
+
+
+def exit_bad_input(error: InputError) -> NoReturn:
+    """For scripts outside the CLI (the benchmarks): the error's one line on stderr, exit code 2."""
+    print(error.line(), file=sys.stderr)
+    raise SystemExit(2)
 
 
 def describe(value: object) -> str:

@@ -112,7 +112,7 @@ def test_report_rebuilds_the_same_table_from_the_cache(run, monkeypatch):
     assert section(run["readme"]) == before and (run["out"] / "payoff.json").is_file()
 
 
-def test_shards_split_the_training_runs_disjointly_and_wait_for_shard_0(tmp_path):
+def test_shards_split_the_training_runs_disjointly_and_wait_for_shard_0(tmp_path, capsys):
     models = [{"key": k, "kind": "suite"} for k in ("yolov8n", "yolov6n", "yolo_nas_s", "suite1", "suite2")]
     every = payoff.jobs(models, [0, 1, 2])
     assert len(every) == len(set(every)) == 15
@@ -129,8 +129,9 @@ def test_shards_split_the_training_runs_disjointly_and_wait_for_shard_0(tmp_path
     exp = tmp_path / "exp.yaml"
     exp.write_text(TINY.format(space=ROOT / "search_spaces" / "tiny_space.yaml", cache=tmp_path / "data"))
     argv = ["--data", "synth", "--experiment", str(exp), "--out", str(tmp_path / "out"), "--shard", "1/2"]
-    with pytest.raises(SystemExit, match="run shard 0 first"):
+    with pytest.raises(SystemExit) as exc:
         payoff.main([*argv, "--wait", "0"])
+    assert exc.value.code == 2 and "run `--shard 0/2` first" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         payoff.parse_args(["--data", "synth", "--shard", "2/2"])
 
@@ -194,7 +195,7 @@ def test_presets_are_scaled_as_the_search_scales_its_candidates():
     assert v8.name == "yolov8n-w0.25d0.5h0.5" and v8.data["imgsz"] == 128 and v8.data["nc"] == 10
 
 
-def test_a_shard_trains_nothing_while_shard_0_times_and_searches(run, tmp_path):
+def test_a_shard_trains_nothing_while_shard_0_times_and_searches(run, tmp_path, capsys):
     import shutil
 
     out = tmp_path / "out"
@@ -202,8 +203,9 @@ def test_a_shard_trains_nothing_while_shard_0_times_and_searches(run, tmp_path):
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(run["out"] / name, out / name)
     argv = [*run["argv"], "--out", str(out), "--shard", "1/2", "--wait", "0"]
-    with pytest.raises(SystemExit, match="the search's model list"):
+    with pytest.raises(SystemExit) as exc:
         payoff.main(argv)
+    assert exc.value.code == 2 and "the search's model list" in capsys.readouterr().err
     assert not (out / "train").exists()  # the targets are known, but the search still measures latency
 
 
