@@ -47,6 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.readme_sections import write_section  # noqa: E402
 from nasearch import atomic, yamlio  # noqa: E402
 from nasearch import stats as protocol  # noqa: E402
 from nasearch.errors import InputError, exit_bad_input  # noqa: E402
@@ -569,16 +570,6 @@ def _save(fig: Any, path: Path, plt: Any) -> None:
     atomic.write_bytes(path, buf.getvalue())
 
 
-def update_readme(path: Path, tag: str, body: str) -> None:
-    """Replace the text between `<!-- TAG:start -->` and `<!-- TAG:end -->` (the markers must exist)."""
-    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
-    text = path.read_text()
-    if start not in text or end not in text:
-        exit_bad_input(InputError(path, tag, f"the markers {start} and {end}", "none"))
-    head, rest = text.split(start, 1)
-    atomic.write_text(path, f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}")
-
-
 def command_line(a: argparse.Namespace, s: dict[str, Any], rounds: int) -> str:
     """The command that reproduces the cached run: every setting that differs from the defaults."""
     defaults = parse_args(["--data", a.data])
@@ -622,7 +613,7 @@ def write_report(a: argparse.Namespace, log: Log) -> dict[str, Any]:
     }
     body = render(summary, s, command, extra)
     write_json(a.out / "payoff.json", {"settings": s, **summary})
-    update_readme(Path(a.readme), f"payoff-{a.data}", body)
+    write_section(Path(a.readme), f"payoff-{a.data}", body)
     done = sum(v is not None for v in cache["runs"].values())
     log(f"report: {done}/{len(cache['runs'])} trainings, {latency_rounds} latency rounds -> {a.out / 'payoff.json'}")
     return summary

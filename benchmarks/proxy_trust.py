@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -49,6 +48,8 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.readme_sections import read_section, write_section  # noqa: E402
+from nasearch import atomic  # noqa: E402
 from nasearch import stats as protocol  # noqa: E402
 from nasearch.data import ensure_synthetic, load_split  # noqa: E402
 from nasearch.errors import InputError, exit_bad_input  # noqa: E402
@@ -167,11 +168,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
 
 # -- cache ------------------------------------------------------------------------------------------------
 def write_json(doc: Any, path: Path) -> None:
-    """Temp file + rename: a kill never leaves a truncated file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, path)
+    """Atomic: a kill never leaves a truncated cache."""
+    atomic.write_text(path, json.dumps(doc, indent=1) + "\n")
 
 
 def upgrade_settings(stored: dict[str, Any]) -> dict[str, Any]:
@@ -569,28 +567,6 @@ def arch_table(archs: list[dict[str, Any]]) -> list[str]:
     return [*rows, "", "</details>"]
 
 
-def update_readme(path: Path, body: str, tag: str) -> None:
-    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
-    section = f"{start}\n{body}\n{end}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Proxy trust (`benchmarks/proxy_trust.py`)\n\n" + section + "\n"
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def readme_section(path: Path, tag: str) -> str:
-    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
-    text = path.read_text()
-    if start not in text or end not in text:
-        exit_bad_input(InputError(path, tag, f"a section <!-- {tag}:start/end -->", "none"))
-    return text.split(start, 1)[1].split(end, 1)[0]
-
-
 def cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
@@ -601,7 +577,7 @@ def entries_from_readme(path: Path, tag: str) -> tuple[list[dict[str, Any]], str
     The table's values are rounded (mAP to 0.01): statistics recomputed from it can differ from the first
     report's in the third decimal. Each proxy's median seconds come from the section's proxy table.
     """
-    section = readme_section(path, tag)
+    section = read_section(path, tag)
     lines = section.strip().splitlines()
     measured = lines[0].strip()
     keys: list[str] = []
@@ -652,7 +628,7 @@ def write_report(s: Settings, args: argparse.Namespace, log: Any) -> None:
         entries, name = load_all_entries(out, s), "trust.json"
     summary = summarize(s, entries)
     write_json(summary, out / name)
-    update_readme(Path(args.readme), render(summary, command, measured), args.tag)
+    write_section(Path(args.readme), args.tag, render(summary, command, measured))
     log(f"report: {summary['archs_long_trained']}/{s.archs} long-trained -> {out / name}")
 
 

@@ -16,7 +16,7 @@ def test_check_retrains_one_recorded_measurement_and_reproduces_it(tmp_path, cap
     pt = benchmark_script("proxy_trust")
     out = tmp_path / "run"
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n")
+    readme.write_text("# x\n<!-- proxy-trust:start -->\n<!-- proxy-trust:end -->\n")
     args = [*TINY, "--out", str(out), "--readme", str(readme)]
     pt.main(args)
     cached = json.loads((out / "results-0of1.json").read_text())["entries"]
