@@ -613,15 +613,16 @@ def write_report(s: Settings, args: argparse.Namespace, log: Any) -> None:
         for k, v in s.as_dict().items()
         if v != defaults.as_dict()[k]
     ]
-    command = " ".join(["python benchmarks/proxy_trust.py", *flags])
+    # the exact command: the output folder and README section too (the defaults name another section)
+    shown_out = out.resolve().relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out
+    command = " ".join(["python benchmarks/proxy_trust.py", *flags, f"--out {shown_out}", f"--tag {args.tag}"])
     measured = None
     if args.from_readme:
         entries, first = entries_from_readme(Path(args.readme), args.from_readme)
         first = first.split(" Reproduce:", 1)[0]
         measured = (
             f"{first} Reproduce: `{command}`. Intervals recomputed from the per-architecture table "
-            f"below (its values as rounded there): `{command} --from-readme {args.from_readme} "
-            f"--tag {args.tag} --report`."
+            f"below (its values as rounded there): `{command} --from-readme {args.from_readme} --report`."
         )
         name = f"trust-{args.from_readme}.json"
     else:
