@@ -310,15 +310,16 @@ def check(s: Settings, args: argparse.Namespace, data: Path, archs: list[Archite
     if not index_text.isdigit() or int(index_text) >= len(archs) or key not in todo:
         expected = f"INDEX[:MEASUREMENT] with INDEX < {len(archs)} and MEASUREMENT one of {', '.join(todo)}"
         exit_bad_input(InputError("--check", "check", expected, repr(args.check)))
-    arch = archs[int(index_text)]
+    index = int(index_text)
+    arch = archs[index]
     entries = load_all_entries(Path(args.out), s)
-    recorded = next((e.get(key) for e in entries if e["index"] == int(index_text) and e["name"] == arch.name), None)
+    recorded = next((e.get(key) for e in entries if e["index"] == index and e["name"] == arch.name), None)
     if not recorded or recorded.get("value") is None:
-        exit_bad_input(InputError(args.out, f"{index_text}.{key}", "a recorded value to check", "none"))
+        exit_bad_input(InputError(args.out, f"{index}.{key}", "a recorded value to check", "none"))
     proxy, kwargs = todo[key]
     r = registry.score(proxy, arch, **kwargs)
     doc = {
-        "index": int(index_text),
+        "index": index,
         "name": arch.name,
         "measurement": key,
         "seed": kwargs["seed"],

@@ -23,7 +23,7 @@ def info(
     """Parameters and GFLOPs, in training form and after fusion."""
     import torch
 
-    from nasearch.nn.inspect import count_flops, count_params, fused_copy, model_size
+    from nasearch.nn.inspect import count_flops, count_params, fused_copy
     from nasearch.space import build_model, load_arch
     from nasearch.space.memory import GB, available_bytes, estimate
 
@@ -34,16 +34,15 @@ def info(
     with torch.device("meta"):  # counting needs shapes only: no weight initialisation, no arithmetic
         model = build_model(a).eval()
         fused = fused_copy(model)
-    deployed = model_size(model, size, fused)  # the figures every table quotes
     doc = {
         "name": a.name,
         "hash": a.hash,
         "imgsz": size,
         "nc": a.data["nc"],
-        "params": deployed.params,
+        "params": count_params(model),
         "params_fused": count_params(fused),
         "gflops": round(count_flops(model, size) / 1e9, 3),
-        "gflops_fused": round(deployed.gflops, 3),
+        "gflops_fused": round(count_flops(fused, size) / 1e9, 3),
     }
     est = estimate(a, size)  # reported, not enforced: info allocates nothing
     doc["memory_gb"] = {

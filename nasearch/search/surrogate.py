@@ -145,7 +145,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         """The candidate to evaluate next, or None (start-up, or too little history: random)."""
         if len(study.directions) != 2:
             return None
-        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+        trials = study.get_trials(deepcopy=False)  # one storage read: the fit's history and the taken decisions
+        done = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
         if len(done) < self.n_startup_trials:
             return None
         rows = [(self.sized(t.params), t) for t in done]
@@ -156,7 +157,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         y = np.array([t.values for _, t in rows], dtype=float) * signs  # both minimised from here on
         x = design(np.array([s for s, _ in rows], dtype=float))
         # never a decision set already tried, being tried by another worker, or proposed in this process
-        taken = {self.key(t.params) for t in study.get_trials(deepcopy=False) if t.params}
+        taken = {self.key(t.params) for t in trials if t.params}
         taken |= {self.key(p) for p in self._proposals.values()}
         drawn = [c for c in (self.draw(self._rng) for _ in range(self.candidates)) if c is not None]
         cands = [(c, s) for c in drawn if self.key(c) not in taken and (s := self.sized(c)) is not None]
