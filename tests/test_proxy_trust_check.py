@@ -19,6 +19,8 @@ def test_check_retrains_one_recorded_measurement_and_reproduces_it(tmp_path, cap
     readme.write_text("# x\n<!-- proxy-trust:start -->\n<!-- proxy-trust:end -->\n")
     args = [*TINY, "--out", str(out), "--readme", str(readme)]
     pt.main(args)
+    command = readme.read_text().split("Reproduce: `", 1)[1].split("`", 1)[0]
+    assert command.endswith(f"--out {out} --tag proxy-trust")  # the report names its folder and its section
     cached = json.loads((out / "results-0of1.json").read_text())["entries"]
     recorded = next(e for e in cached.values() if e["index"] == 0)["long_seed2"]["value"]
     capsys.readouterr()
