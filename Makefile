@@ -20,9 +20,9 @@ quickstart: $(STAMP)
 		$$(test -f runs/quickstart/run.json && echo --resume)
 	$(BIN)/nasearch pareto runs/quickstart
 
-# CI runs this: lint and format checks first, then the suite.
+# CI runs this: lint and format checks first, then the suite (its slowest tests listed at the end).
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
