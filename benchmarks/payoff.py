@@ -11,16 +11,18 @@ the benchmark runs in stages, each cached in OUT (atomic writes, so a killed run
 3. train: every suite model and every preset, one recipe (`nasearch train`: same epochs, schedule,
    augmentation, image size), one run per seed; each run keeps its per-epoch validation curve (`curve.json`).
 4. latency: each model's fused deploy form on ONNX Runtime, 1 thread, wall clock, in interleaved rounds across
-   models (the median over rounds), through the project's latency backend.
+   models (the median over rounds), through the project's latency backend. It runs in shard 0 right after the
+   search, before any training: the same machine and the same idle spell as the targets and the search (a run
+   resumed across sessions may end its trainings on another CPU), and latency does not depend on the weights.
 5. report: a table (model, params, GFLOPs, latency, final mAP50-95 mean ± sd over seeds, the paired gain over
    the preset at the same or higher latency with its 95% interval), the claim per preset (the suite model of
    highest mean mAP at ≤ 1.02 × the preset's latency; gain paired by seed, `nasearch.stats` bootstrap;
    "beats" only when the interval lies above zero), a plot of mAP against latency and one of the curves.
 
 `--shard K/N` gives this process the training runs i (models × seeds, the presets' first, in a fixed order)
-with i % N == K. Nothing trains while anything is timed: the targets and the search run in shard 0 while the
-other shards wait for the search's model list, and the latency stage runs in the last shard to finish its
-training, once every shard's runs are done (a lock file keeps it to one process).
+with i % N == K. Nothing trains while anything is timed: the targets, the search and the latency rounds run in
+shard 0 while the other shards wait for the model list and its finished latency rounds; the shard that finishes
+the last training writes the report.
 `--report` rebuilds the tables, plots and OUT/payoff.json from the cache alone.
 
     python benchmarks/payoff.py --data trees --shard 0/2     # and, beside it, --shard 1/2
@@ -73,7 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--search-trials", type=int, default=None, help="override the experiment's trials")
     p.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
     p.add_argument("--shard", default="0/1", help="K/N: this process trains the runs i with i %% N == K")
-    p.add_argument("--wait", type=float, default=7200, help="seconds a shard K > 0 waits for shard 0's search")
+    p.add_argument(
+        "--wait", type=float, default=7200, help="seconds a shard K > 0 waits for shard 0's search and latency rounds"
+    )
     p.add_argument("--readme", default=str(ROOT / "benchmarks" / "README.md"))
     p.add_argument("--figures", default=str(ROOT / "benchmarks"), help="folder of payoff_DATA*.png")
     p.add_argument("--report", action="store_true", help="only rebuild the tables and plots from the cache")
@@ -170,7 +174,9 @@ def stage_targets(a: argparse.Namespace, ctx: Any, log: Log) -> dict[str, Any]:
     path = a.out / "targets.json"
     if (doc := read_json(path)) is not None:
         return doc
+    from nasearch.latency.fingerprint import cpu_name
     from nasearch.nn.inspect import fused_copy
+    from nasearch.onnxio.isa import cpu_flags, detect_isa
     from nasearch.space import build_model
 
     archs = {name: scaled_preset(ctx, name) for name in a.presets}
@@ -190,6 +196,8 @@ def stage_targets(a: argparse.Namespace, ctx: Any, log: Log) -> dict[str, Any]:
         log(f"target: {arch.name} {ms:.3f} ms (the search's clock) -> suite target {FACTOR * ms:.3f} ms")
     doc = {
         "method": f"{method}, the search's latency evaluator, median of 3 interleaved rounds",
+        "device": cpu_name(),
+        "isa": detect_isa(flags=cpu_flags()),
         "presets": presets,
         "targets_ms": [round(FACTOR * p["search_latency_ms"], 4) for p in presets.values()],
     }
@@ -280,11 +288,11 @@ def preset_models(targets: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def wait_for(a: argparse.Namespace, name: str, what: str, log: Log) -> Any:
-    """Shard 0's file OUT/name, waiting up to --wait seconds for it."""
+def wait_for(a: argparse.Namespace, name: str, what: str, log: Log, ready: Callable[[Any], bool] | None = None) -> Any:
+    """Shard 0's file OUT/name (once `ready` holds for it, when given), waiting up to --wait seconds."""
     path = a.out / name
     deadline = time.monotonic() + a.wait
-    while (doc := read_json(path)) is None:
+    while (doc := read_json(path)) is None or (ready is not None and not ready(doc)):
         if time.monotonic() >= deadline:
             exit_bad_input(InputError(path, what, f"shard 0's {what} (run `--shard 0/{a.shard_n}` first)", "none"))
         log(f"shard {a.shard}: waiting for shard 0's {what} ({path})")
@@ -342,23 +350,36 @@ def train(a: argparse.Namespace, model: dict[str, Any], seed: int, imgsz: int, d
 
 
 # -- latency ----------------------------------------------------------------------------------------------
+def rounds_done(doc: dict[str, Any] | None, models: list[dict[str, Any]]) -> int:
+    """How many latency rounds every model has."""
+    rounds = (doc or {}).get("rounds", {})
+    return min((len(rounds.get(m["key"], [])) for m in models), default=0)
+
+
 def stage_latency(a: argparse.Namespace, models: list[dict[str, Any]], log: Log) -> dict[str, Any]:
     """Fused deploy form, ONNX Runtime, 1 thread, wall clock; every round times every model once (the order
-    reversed every other round), so a slow spell of the shared machine hits all models alike."""
+    reversed every other round), so a slow spell of the shared machine hits all models alike. Rounds left
+    unfinished on another CPU are started again: one table never mixes two machines."""
     from nasearch.latency.backend import get_backend
     from nasearch.nn.inspect import fused_copy
+    from nasearch.onnxio.isa import cpu_flags, detect_isa
     from nasearch.space import build_model
     from nasearch.space.arch import load_arch
 
     path = a.out / "latency.json"
+    doc = read_json(path)
+    if doc is not None and rounds_done(doc, models) >= a.rounds:
+        return doc
     backend = get_backend("onnxruntime", "fp32", batch=1, threads=1, clock="wall")
-    doc = read_json(path) or {"fingerprint": dataclasses.asdict(backend.fingerprint()), "rounds": {}}
+    here = {"fingerprint": dataclasses.asdict(backend.fingerprint()), "isa": detect_isa(flags=cpu_flags())}
+    if doc is None or {k: doc.get(k) for k in here} != here:
+        if doc is not None:
+            log(f"latency: the unfinished rounds were measured on {doc['fingerprint']['device']}: starting again")
+        doc = {**here, "rounds": {}}
     keys = [m["key"] for m in models]
     for key in keys:
         doc["rounds"].setdefault(key, [])
-    done = min(len(doc["rounds"][k]) for k in keys)
-    if done >= a.rounds:
-        return doc
+    done = rounds_done(doc, models)
     archs = {m["key"]: load_arch(a.out / m["file"]) for m in models}
     fused = {k: fused_copy(build_model(arch)) for k, arch in archs.items()}
     for r in range(done, a.rounds):
@@ -475,7 +496,8 @@ def render(summary: dict[str, Any], s: dict[str, Any], command: str, extra: dict
         "mean ± sd over seeds. Plateau: seeds whose best of the last fifth of the epochs is within 0.5 points of "
         "the earlier best (`nasearch train`'s test), and the largest such gain.",
         "- Latency: fused deploy form, ONNX Runtime 1 thread, wall clock, median of "
-        f"{extra.get('rounds', '–')} interleaved rounds.",
+        f"{extra.get('rounds', '–')} interleaved rounds, right after the search and before any training; "
+        f"targets and search timed on {extra.get('search_device', '–')}.",
         f"- Statistics: `nasearch.stats` protocol v{protocol.PROTOCOL_VERSION}, paired by seed, percentile "
         f"bootstrap ({protocol.RESAMPLES} resamples, seed {protocol.SEED}), 95% intervals in brackets; a suite "
         "model beats a preset only when the interval lies above zero. With 3 seeds the interval spans about the "
@@ -599,9 +621,11 @@ def write_report(a: argparse.Namespace, log: Log) -> dict[str, Any]:
     title = f"payoff on the {a.data} set ({Path(s['experiment']).name})"
     plot(summary, cache, plot_path, curves_path, title)
     command = command_line(a, s, latency_rounds)
-    fingerprint = (read_json(a.out / "latency.json") or {}).get("fingerprint", {})
+    timed = read_json(a.out / "latency.json") or {}
+    fingerprint = timed.get("fingerprint", {})
     extra = {
-        "device": f"{fingerprint.get('device', platform.machine())} CPU",
+        "device": f"{fingerprint.get('device', platform.machine())} CPU ({timed.get('isa', 'CPU path not recorded')})",
+        "search_device": f"{targets.get('device', 'not recorded')} ({targets.get('isa', '–')})",
         "ort": fingerprint.get("backend_version", "–"),
         "targets": ", ".join(
             f"{k} {FACTOR * v['search_latency_ms']:.3f} ms" for k, v in targets.get("presets", {}).items()
@@ -636,60 +660,27 @@ def main(argv: list[str] | None = None) -> None:
     check_settings(a.out, settings(a))
     ctx = search_context(read_json(a.out / "settings.json")["experiment"])
     data = ctx.dataset()
-    # nothing trains while shard 0 times the presets and searches (both measure latency)
-    searched = a.shard_k == 0
-    models = stage_search(a, ctx, log) if searched else wait_for(a, "models.json", "the search's model list", log)
+    # nothing trains while shard 0 times the presets, searches and times the models (all of it measures latency)
+    if a.shard_k == 0:
+        models = stage_search(a, ctx, log)
+        stage_latency(a, models, log)
+    else:
+        models = wait_for(a, "models.json", "the search's model list", log)
+        wait_for(a, "latency.json", "latency rounds", log, ready=lambda doc: rounds_done(doc, models) >= a.rounds)
     by_key = {m["key"]: m for m in models}
     mine = shard_jobs(jobs(models, a.seeds), a.shard_k, a.shard_n)
     log(f"{len(models)} models, {len(mine)} training runs in this shard")
     for key, seed in mine:
         train(a, by_key[key], seed, ctx.imgsz, data, log)
-    if trainings_left(a, models):
-        log("latency: left to the last shard to finish training, so no training runs beside the timing")
+    if left := trainings_left(a, models):
+        log(f"report: left to the shard that finishes the last training ({len(left)} runs still to finish)")
         return
-    with latency_lock(a.out) as mine_to_time:
-        if not mine_to_time:
-            log("latency: another shard is timing the models")
-            return
-        stage_latency(a, models, log)
     write_report(a, log)
 
 
 def trainings_left(a: argparse.Namespace, models: list[dict[str, Any]]) -> list[tuple[str, int]]:
     """The training runs of every shard that have not finished yet."""
     return [(k, s) for k, s in jobs(models, a.seeds) if train_result(a.out, k, s, a.epochs) is None]
-
-
-def pid_alive(lock: Path) -> bool:
-    """Whether the process named in a lock file still runs (an unreadable lock counts as held)."""
-    try:
-        os.kill(int(lock.read_text().strip()), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def latency_lock(out: Path) -> Any:
-    """True for the one process that may time the models (an exclusive lock file holding its pid, removed
-    afterwards; the lock of a process that no longer runs, killed mid-timing, is taken over)."""
-    path = out / "latency.lock"
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        if pid_alive(path):
-            yield False
-            return
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        yield True
-    finally:
-        path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -209,24 +208,36 @@ def test_a_shard_trains_nothing_while_shard_0_times_and_searches(run, tmp_path, 
     assert not (out / "train").exists()  # the targets are known, but the search still measures latency
 
 
-def test_latency_waits_for_every_shards_training_and_one_process_times(run, tmp_path, monkeypatch):
+def test_other_shards_train_only_once_shard_0_has_timed_the_models(run, tmp_path, capsys):
     import shutil
 
     out = tmp_path / "out"
     shutil.copytree(run["out"], out)
-    (out / "latency.json").unlink()
+    shutil.rmtree(out / "train")
+    doc = json.loads((out / "latency.json").read_text())
+    doc["rounds"][next(iter(doc["rounds"]))] = []  # one model's round still to come
+    (out / "latency.json").write_text(json.dumps(doc))
+    with pytest.raises(SystemExit) as exc:
+        payoff.main([*run["argv"], "--out", str(out), "--shard", "1/2", "--wait", "0"])
+    assert exc.value.code == 2 and "latency rounds" in capsys.readouterr().err
+    assert not (out / "train").exists()
+    first_curve = min(p.stat().st_mtime_ns for p in run["out"].rglob("curve.json"))
+    assert (run["out"] / "latency.json").stat().st_mtime_ns < first_curve  # timed before anything trained
+
+
+def test_unfinished_latency_rounds_of_another_cpu_are_measured_again(run, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out)
+    doc = json.loads((out / "latency.json").read_text())
+    here = doc["fingerprint"]["device"]
+    doc["fingerprint"]["device"] = "Another CPU"
+    doc["rounds"] = {k: [999.0] for k in doc["rounds"]}
+    (out / "latency.json").write_text(json.dumps(doc))
+    a = payoff.parse_args([*run["argv"], "--out", str(out), "--rounds", "2"])
     models = json.loads((out / "models.json").read_text())
-    shutil.rmtree(payoff.run_dir(out, models[-1]["key"], 0))  # another shard's run still to finish
-    timed: list[str] = []
-    monkeypatch.setattr(payoff, "stage_latency", lambda a, m, log: timed.append(a.shard))
-    monkeypatch.setattr(payoff, "train", lambda *args: None)  # this shard's own runs are done
-    argv = [*run["argv"], "--out", str(out)]
-    payoff.main([*argv, "--shard", "0/2"])
-    assert timed == [] and not (out / "latency.lock").exists()
-    shutil.copytree(payoff.run_dir(run["out"], models[-1]["key"], 0), payoff.run_dir(out, models[-1]["key"], 0))
-    (out / "latency.lock").write_text(str(os.getpid()))  # a live process holds the lock
-    payoff.main([*argv, "--shard", "1/2"])
-    assert timed == [] and (out / "latency.lock").exists()
-    (out / "latency.lock").write_text("999999999")  # a killed one: its lock is taken over
-    payoff.main([*argv, "--shard", "1/2"])
-    assert timed == ["1/2"] and not (out / "latency.lock").exists()
+    again = payoff.stage_latency(a, models, lambda msg: None)
+    assert again["fingerprint"]["device"] == here and again["isa"] in ("vnni", "no-vnni")
+    assert all(len(v) == 2 and 999.0 not in v for v in again["rounds"].values())
+    assert json.loads((out / "latency.json").read_text()) == again
