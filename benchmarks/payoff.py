@@ -95,7 +95,7 @@ def settings(a: argparse.Namespace) -> dict[str, Any]:
     """What the cached measurements depend on (seeds and rounds may grow: each run is cached on its own)."""
     return {
         "data": a.data,
-        "experiment": str(a.experiment),
+        "experiment": checkout_relative(a.experiment),
         "experiment_sha256": hashlib.sha256(Path(a.experiment).read_bytes()).hexdigest()[:16],
         "search_trials": a.search_trials,
         "epochs": a.epochs,
@@ -105,6 +105,12 @@ def settings(a: argparse.Namespace) -> dict[str, Any]:
         "presets": list(a.presets),
         "factor": FACTOR,
     }
+
+
+def checkout_relative(path: str | Path) -> str:
+    """A path inside this checkout relative to its root, so a cache survives moving or cloning the checkout."""
+    resolved = Path(os.path.abspath(path))
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(resolved)
 
 
 def write_json(path: Path, doc: Any) -> None:
@@ -658,7 +664,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     a.out.mkdir(parents=True, exist_ok=True)
     check_settings(a.out, settings(a))
-    ctx = search_context(read_json(a.out / "settings.json")["experiment"])
+    ctx = search_context(ROOT / read_json(a.out / "settings.json")["experiment"])  # an absolute path stays one
     data = ctx.dataset()
     # nothing trains while shard 0 times the presets, searches and times the models (all of it measures latency)
     if a.shard_k == 0:

@@ -241,3 +241,9 @@ def test_unfinished_latency_rounds_of_another_cpu_are_measured_again(run, tmp_pa
     assert again["fingerprint"]["device"] == here and again["isa"] in ("vnni", "no-vnni")
     assert all(len(v) == 2 and 999.0 not in v for v in again["rounds"].values())
     assert json.loads((out / "latency.json").read_text()) == again
+
+
+def test_a_cache_names_a_committed_experiment_relative_to_the_checkout(tmp_path):
+    a = payoff.parse_args(["--data", "trees"])
+    assert payoff.settings(a)["experiment"] == "experiments/trees_cpu.yaml"  # the same in a moved checkout
+    assert payoff.checkout_relative(tmp_path / "x.yaml") == str(tmp_path / "x.yaml")
