@@ -100,7 +100,7 @@ class ProxySpec(Strict):
 class AccuracySpec(Strict):
     """Screening of every candidate, then successively promoted rungs (non-dominated rank, keep 1/eta)."""
 
-    screen: ProxySpec = ProxySpec(proxy="params")
+    screen: ProxySpec = ProxySpec(proxy="flops")  # the best-supported signal: benchmarks/README.md, proxy trust
     rungs: list[ProxySpec] = Field(default_factory=list, max_length=8)
     eta: Annotated[float, Field(gt=1.0, le=100.0)] = 3.0
 
