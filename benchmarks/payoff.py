@@ -182,7 +182,7 @@ def stage_targets(a: argparse.Namespace, ctx: Any, log: Log) -> dict[str, Any]:
         return doc
     from nasearch.latency.fingerprint import cpu_name
     from nasearch.nn.inspect import fused_copy
-    from nasearch.onnxio.isa import cpu_flags, detect_isa
+    from nasearch.onnxio.isa import this_cpu_isa
     from nasearch.space import build_model
 
     archs = {name: scaled_preset(ctx, name) for name in a.presets}
@@ -203,7 +203,7 @@ def stage_targets(a: argparse.Namespace, ctx: Any, log: Log) -> dict[str, Any]:
     doc = {
         "method": f"{method}, the search's latency evaluator, median of 3 interleaved rounds",
         "device": cpu_name(),
-        "isa": detect_isa(flags=cpu_flags()),
+        "isa": this_cpu_isa(),
         "presets": presets,
         "targets_ms": [round(FACTOR * p["search_latency_ms"], 4) for p in presets.values()],
     }
@@ -368,7 +368,7 @@ def stage_latency(a: argparse.Namespace, models: list[dict[str, Any]], log: Log)
     unfinished on another CPU are started again: one table never mixes two machines."""
     from nasearch.latency.backend import get_backend
     from nasearch.nn.inspect import fused_copy
-    from nasearch.onnxio.isa import cpu_flags, detect_isa
+    from nasearch.onnxio.isa import this_cpu_isa
     from nasearch.space import build_model
     from nasearch.space.arch import load_arch
 
@@ -377,7 +377,7 @@ def stage_latency(a: argparse.Namespace, models: list[dict[str, Any]], log: Log)
     if doc is not None and rounds_done(doc, models) >= a.rounds:
         return doc
     backend = get_backend("onnxruntime", "fp32", batch=1, threads=1, clock="wall")
-    here = {"fingerprint": dataclasses.asdict(backend.fingerprint()), "isa": detect_isa(flags=cpu_flags())}
+    here = {"fingerprint": dataclasses.asdict(backend.fingerprint()), "isa": this_cpu_isa()}
     if doc is None or {k: doc.get(k) for k in here} != here:
         if doc is not None:
             log(f"latency: the unfinished rounds were measured on {doc['fingerprint']['device']}: starting again")

@@ -53,7 +53,7 @@ from nasearch import atomic  # noqa: E402
 from nasearch import stats as protocol  # noqa: E402
 from nasearch.data import ensure_synthetic, load_split  # noqa: E402
 from nasearch.errors import InputError, exit_bad_input  # noqa: E402
-from nasearch.onnxio.isa import cpu_flags, detect_isa  # noqa: E402
+from nasearch.onnxio.isa import this_cpu_isa  # noqa: E402
 from nasearch.proxy import registry  # noqa: E402
 from nasearch.proxy.scale import scale_arch  # noqa: E402
 from nasearch.space import Architecture, load_space  # noqa: E402
@@ -238,11 +238,6 @@ def sample_archs(s: Settings, nc: int) -> list[Architecture]:
     return out
 
 
-def cpu_isa() -> str:
-    """Which CPU path produced a measurement (`vnni` or `no-vnni`): runs resumed on another machine say so."""
-    return detect_isa(flags=cpu_flags())
-
-
 def measure(
     cache: Cache, index: int, arch: Architecture, key: str, proxy: str, kwargs: dict[str, Any], log: Any
 ) -> None:
@@ -251,7 +246,7 @@ def measure(
         return
     try:
         r = registry.score(proxy, arch, **kwargs)
-        value = {"value": r.value, "seconds": round(r.seconds, 2), "details": r.details, "isa": cpu_isa()}
+        value = {"value": r.value, "seconds": round(r.seconds, 2), "details": r.details, "isa": this_cpu_isa()}
     except (FloatingPointError, RuntimeError, ValueError) as exc:
         value = {"value": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
     cache.put(index, arch, key, value)
@@ -326,7 +321,7 @@ def check(s: Settings, args: argparse.Namespace, data: Path, archs: list[Archite
         "recorded": recorded["value"],
         "recorded_isa": recorded.get("isa", "unrecorded"),
         "reproduced": r.value,
-        "reproduced_isa": cpu_isa(),
+        "reproduced_isa": this_cpu_isa(),
         "difference": r.value - recorded["value"],
         "seconds": round(r.seconds, 2),
     }

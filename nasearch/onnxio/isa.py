@@ -45,6 +45,11 @@ def detect_isa(machine: str | None = None, flags: frozenset[str] | None = None) 
     return "vnni" if flags is not None and flags & VNNI_FLAGS else "no-vnni"
 
 
+def this_cpu_isa() -> str:
+    """This machine's CPU path as detected, never forced by `NASEARCH_INT8_ISA`: what a measurement records."""
+    return detect_isa(flags=cpu_flags())
+
+
 def int8_isa() -> str:
     """The INT8 path to use: `NASEARCH_INT8_ISA` when set (vnni | no-vnni | auto), else detected."""
     forced = os.environ.get(ISA_ENV, "auto").strip().lower()
@@ -52,7 +57,7 @@ def int8_isa() -> str:
         return forced
     if forced not in ("", "auto"):
         raise InputError(ISA_ENV, ISA_ENV, "vnni, no-vnni or auto", repr(forced))
-    return detect_isa(flags=cpu_flags())
+    return this_cpu_isa()
 
 
 def exact_int8_session(options: object) -> object:
@@ -64,6 +69,6 @@ def exact_int8_session(options: object) -> object:
     VNNI machine); graphs written with this CPU's spec never need it. Latency sessions do not use it: they
     time the kernels a deployment runs.
     """
-    if detect_isa(flags=cpu_flags()) == "no-vnni":
+    if this_cpu_isa() == "no-vnni":
         options.add_session_config_entry("session.x64quantprecision", "1")  # type: ignore[attr-defined]
     return options
