@@ -77,6 +77,9 @@ def test_end_to_end_writes_models_curves_latency_and_the_table(run):
     assert "latency_targets_ms" in exp and "tiny_space.yaml" in exp
     latency = json.loads((out / "latency.json").read_text())
     assert latency["fingerprint"]["clock"] == "wall" and latency["fingerprint"]["threads"] == 1
+    # the CPU of the targets and of the latency rounds is recorded, and the table says it
+    assert targets["device"] == latency["fingerprint"]["device"] and targets["isa"] == latency["isa"]
+    assert f"timed on {targets['device']} ({targets['isa']})" in section(run["readme"])
     for m in models:
         curve = json.loads((out / "train" / m["key"] / "seed0" / "curve.json").read_text())
         assert len(curve["curve"]) == 1 and curve["final_map"] is not None
