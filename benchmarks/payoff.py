@@ -6,8 +6,10 @@ the benchmark runs in stages, each cached in OUT (atomic writes, so a killed run
 1. targets: the presets (`--presets`, default yolov8n, yolov6n, yolo_nas_s) scaled exactly as the search scales
    every candidate (`SearchContext.architecture`: the experiment's width/depth/head scale, resolution, classes),
    timed with the search's own latency evaluator; each suite target is 1.02 × a preset's latency.
-2. search: the committed experiment with `suite: {latency_targets_ms: [those targets]}` (and `--search-trials`)
-   written to OUT/experiment.yaml and run with `nasearch search … --resume`; the suite is its delivered models.
+2. search: the committed experiment with `suite: {latency_targets_ms: [those targets]}`, its latency limit
+   lowered to the largest target (and `--search-trials`), written to OUT/experiment.yaml and run with
+   `nasearch search … --resume`; the suite is its delivered models. `--new-search` (shard 0) moves an earlier
+   search's products to OUT/superseded/ when only the experiment changed, keeping the presets' trainings.
 3. train: every suite model and every preset, one recipe (`nasearch train`: same epochs, schedule,
    augmentation, image size), one run per seed; each run keeps its per-epoch validation curve (`curve.json`).
 4. latency: each model's fused deploy form on ONNX Runtime, 1 thread, wall clock, in interleaved rounds across
@@ -81,6 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--readme", default=str(ROOT / "benchmarks" / "README.md"))
     p.add_argument("--figures", default=str(ROOT / "benchmarks"), help="folder of payoff_DATA*.png")
     p.add_argument("--report", action="store_true", help="only rebuild the tables and plots from the cache")
+    p.add_argument(
+        "--new-search",
+        action="store_true",
+        help="shard 0, when only the experiment or --search-trials changed: move the old search's products to "
+        "OUT/superseded/ and search again; the targets and the presets' trainings are kept",
+    )
     a = p.parse_args(argv)
     a.experiment = a.experiment or str(ROOT / "experiments" / EXPERIMENTS[a.data])
     a.out = Path(a.out or ROOT / "runs" / f"payoff_{a.data}")
@@ -88,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
         p.error(f"--shard: expected K/N with 0 <= K < N, found {a.shard!r}")
     a.shard_k, a.shard_n = int(k), int(n)
+    if a.new_search and a.shard_k != 0:
+        p.error("--new-search: only shard 0 searches (start the other shards after it)")
     return a
 
 
@@ -121,15 +131,50 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def check_settings(out: Path, current: dict[str, Any]) -> None:
+SEARCH_SETTINGS = ("experiment", "experiment_sha256", "search_trials")  # what only the search depends on
+SEARCH_PRODUCTS = ("experiment.yaml", "search", "models.json", "latency.json", "payoff.json")
+
+
+def check_settings(a: argparse.Namespace, current: dict[str, Any], log: Log) -> None:
+    """The cache's settings must be this run's; with --new-search a changed search supersedes the old one."""
+    out = a.out
     stored = read_json(out / "settings.json")
-    if stored is None:
-        write_json(out / "settings.json", current)
-    elif stored != current:
+    if stored is not None and stored != current:
         diff = sorted(k for k in current if stored.get(k) != current[k])
-        exit_bad_input(
-            InputError(out / "settings.json", ", ".join(diff), "the cached run's values (or another --out)", "others")
-        )
+        if not (a.new_search and set(diff) <= set(SEARCH_SETTINGS)):
+            expected = "the cached run's values (another --out; --new-search when only the search changed)"
+            exit_bad_input(InputError(out / "settings.json", ", ".join(diff), expected, "others"))
+        supersede_search(out, stored, current, log)
+    if stored != current:
+        write_json(out / "settings.json", current)
+
+
+def supersede_search(out: Path, stored: dict[str, Any], current: dict[str, Any], log: Log) -> None:
+    """Move the old search's products and its suite models' trainings to OUT/superseded/<old experiment hash>/.
+
+    The targets and the presets' trainings stay: they depend on the presets, the experiment's scale, resolution
+    and latency evaluator, the data and the recipe — checked here by the presets' scaled hashes — not on the
+    search. Nothing is deleted."""
+    targets = read_json(out / "targets.json")
+    if targets is not None:
+        ctx = search_context(ROOT / current["experiment"])
+        changed = [n for n, p in targets["presets"].items() if scaled_preset(ctx, n).hash != p["hash"]]
+        if changed:
+            expected = "the same scaled presets (scale, resolution and classes unchanged)"
+            exit_bad_input(InputError(ROOT / current["experiment"], "scale", expected, f"{', '.join(changed)} changed"))
+    dest = out / "superseded" / f"{stored['experiment_sha256']}-trials{stored['search_trials']}"
+    models = read_json(out / "models.json") or []
+    moved = [out / name for name in SEARCH_PRODUCTS]
+    moved += [out / "train" / m["key"] for m in models if m["kind"] == "suite"]
+    moved += [out / "archs" / f"{m['key']}.yaml" for m in models if m["kind"] == "suite"]
+    for path in (p for p in moved if p.exists()):
+        target = dest / path.relative_to(out)
+        if target.exists():
+            exit_bad_input(InputError(target, "superseded", "a free place for the old search", "one already there"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(target)
+    write_json(dest / "settings.json", stored)
+    log(f"new search: the previous one ({stored['experiment']}, sha {stored['experiment_sha256']}) moved to {dest}")
 
 
 # -- models: the presets scaled as the search scales candidates -------------------------------------------
@@ -223,6 +268,10 @@ def derived_experiment(a: argparse.Namespace, ctx: Any, targets: list[float]) ->
     if exp.latency_db is not None:
         raw["objectives"]["latency"]["db"] = str(exp.latency_db)
     raw["suite"] = {"latency_targets_ms": targets}
+    # the suite can use nothing slower than its largest target: the search spends no trial and no short
+    # training there, and the surrogate's hypervolume is bounded at that latency
+    limit = raw.setdefault("constraints", {}).get("latency_ms")
+    raw["constraints"]["latency_ms"] = max(targets) if limit is None else min(limit, max(targets))
     if a.search_trials is not None:
         raw["trials"] = a.search_trials
     path = a.out / "experiment.yaml"
@@ -663,7 +712,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     a.out.mkdir(parents=True, exist_ok=True)
-    check_settings(a.out, settings(a))
+    check_settings(a, settings(a), log)
     ctx = search_context(ROOT / read_json(a.out / "settings.json")["experiment"])  # an absolute path stays one
     data = ctx.dataset()
     # nothing trains while shard 0 times the presets, searches and times the models (all of it measures latency)

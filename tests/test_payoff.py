@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nasearch import yamlio
 from tests.conftest import ROOT
 from tests.fixtures import benchmark_script
 
@@ -75,6 +76,8 @@ def test_end_to_end_writes_models_curves_latency_and_the_table(run):
     )
     exp = (out / "experiment.yaml").read_text()
     assert "latency_targets_ms" in exp and "tiny_space.yaml" in exp
+    # the search spends nothing beyond the suite's largest target
+    assert yamlio.loads(exp)["constraints"]["latency_ms"] == max(targets["targets_ms"])
     latency = json.loads((out / "latency.json").read_text())
     assert latency["fingerprint"]["clock"] == "wall" and latency["fingerprint"]["threads"] == 1
     # the CPU of the targets and of the latency rounds is recorded, and the table says it
@@ -250,3 +253,32 @@ def test_a_cache_names_a_committed_experiment_relative_to_the_checkout(tmp_path)
     a = payoff.parse_args(["--data", "trees"])
     assert payoff.settings(a)["experiment"] == "experiments/trees_cpu.yaml"  # the same in a moved checkout
     assert payoff.checkout_relative(tmp_path / "x.yaml") == str(tmp_path / "x.yaml")
+
+
+def test_a_new_search_supersedes_the_old_one_and_keeps_the_presets_trainings(run, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out)
+    argv = [*run["argv"], "--out", str(out), "--search-trials", "2"]
+    with pytest.raises(SystemExit) as exc:  # a changed search is refused without --new-search
+        payoff.check_settings(payoff.parse_args(argv), payoff.settings(payoff.parse_args(argv)), print)
+    assert exc.value.code == 2 and "search_trials" in capsys.readouterr().err
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    models = json.loads((out / "models.json").read_text())
+    a = payoff.parse_args([*argv, "--new-search"])
+    payoff.check_settings(a, payoff.settings(a), lambda msg: None)
+    (old,) = (out / "superseded").iterdir()
+    assert json.loads((old / "settings.json").read_text())["search_trials"] is None
+    assert json.loads((out / "settings.json").read_text())["search_trials"] == 2
+    for rel, data in before.items():  # nothing lost: every file is where it was, or under superseded/
+        kept = old / rel if (old / rel).exists() else out / rel
+        assert kept.read_bytes() == data, rel
+    for m in models:
+        stays = m["kind"] == "preset"
+        assert (out / "train" / m["key"] / "seed0" / "curve.json").exists() == stays
+        assert (old / "train" / m["key"]).exists() != stays
+    assert (out / "targets.json").exists() and not (out / "models.json").exists()
+    assert not (out / "latency.json").exists() and (old / "search").is_dir()
+    with pytest.raises(SystemExit):
+        payoff.parse_args([*argv, "--new-search", "--shard", "1/2"])

@@ -11,7 +11,6 @@ for pandas and matplotlib, so no logic lives in notebook cells.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from nasearch import yamlio
+from nasearch.envpaths import env_path
 from nasearch.errors import InputError
 from nasearch.latency.db import LatencyDB
 from nasearch.latency.stats import QUICK, TimingPolicy
@@ -32,7 +32,7 @@ DEFAULT_RUN = Path("runs/quickstart")
 
 
 def run_dir_from_env() -> Path:
-    return Path(os.environ.get(RUN_ENV, str(DEFAULT_RUN)))
+    return env_path(RUN_ENV, DEFAULT_RUN)
 
 
 @dataclass
@@ -202,8 +202,8 @@ DATASETS = ("synthetic", "trees")
 def deploy_data(imgsz: int, images: int = 240, seed: int = 0, dataset: str = "synthetic") -> Path:
     """The dataset deployment uses: `NASEARCH_DATA`, else `dataset` — the synthetic set or the trees set
     (`nasearch data trees`, 128 px tiles) — written under runs/data on first use."""
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV])
+    if (chosen := env_path(DATA_ENV)) is not None:
+        return chosen
     if dataset == "trees":
         from nasearch.data.trees import VERSION, ensure_trees
 

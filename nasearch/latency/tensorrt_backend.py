@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasearch.envpaths import env_path, user_cache
 from nasearch.errors import OPTION, InputError
 from nasearch.latency.backend import OnnxBackend
 from nasearch.latency.fingerprint import Fingerprint
@@ -38,7 +39,7 @@ ALTERNATIVES = (
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "nasearch" / "trt-engines"))
+    return env_path(CACHE_ENV, user_cache("trt-engines"))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nasearch import yamlio
+from nasearch.envpaths import env_path
 from nasearch.errors import InputError
 from nasearch.resources import resolve_named, shipped
 from nasearch.validation import Imgsz, validate_model
@@ -213,7 +214,7 @@ def resolve_path(ref: str, base: Path) -> Path:
 
 
 def experiments_dir() -> Path:
-    return Path(os.environ.get(EXPERIMENTS_ENV, shipped("experiments")))
+    return env_path(EXPERIMENTS_ENV, shipped("experiments"))
 
 
 def resolve_experiment_path(ref: str | Path) -> Path:

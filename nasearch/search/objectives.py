@@ -12,7 +12,6 @@ proxies of its own.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,6 +20,7 @@ from typing import Any
 
 from torch import nn
 
+from nasearch.envpaths import env_path, user_cache
 from nasearch.errors import InputError
 from nasearch.latency.backend import get_backend
 from nasearch.latency.predict import predict_latency
@@ -150,7 +150,7 @@ class LatencyEvaluator:
 
 
 def default_data_cache() -> Path:
-    return Path(os.environ.get("NASEARCH_CACHE", Path.home() / ".cache" / "nasearch"))
+    return env_path("NASEARCH_CACHE", user_cache())
 
 
 def dataset_provider(exp: LoadedExperiment) -> Callable[[], Path]:

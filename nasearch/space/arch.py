@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nasearch import atomic, yamlio
+from nasearch.envpaths import env_path
 from nasearch.errors import InputError
 from nasearch.resources import resolve_named, shipped
 from nasearch.space.schema import validate_arch
@@ -18,7 +18,7 @@ PRESETS_ENV = "NASEARCH_PRESETS"
 
 
 def presets_dir() -> Path:
-    return Path(os.environ.get(PRESETS_ENV, shipped("search_spaces", "presets")))
+    return env_path(PRESETS_ENV, shipped("search_spaces", "presets"))
 
 
 def arch_hash(data: dict) -> str:
