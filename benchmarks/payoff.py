@@ -73,6 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-3, help="AdamW peak learning rate (warm-up + cosine)")
     p.add_argument("--close-mosaic", type=int, default=10, help="last epochs without mosaic")
+    p.add_argument(
+        "--nbs", type=int, default=8, help="nominal batch: gradients accumulate up to it (8: one step per batch)"
+    )
+    p.add_argument("--ema-decay", type=float, default=0.997, help="EMA decay of the weights (validated and kept)")
+    p.add_argument("--ema-tau", type=float, default=300.0, help="optimizer steps over which the EMA decay ramps up")
     p.add_argument("--presets", nargs="+", default=list(PRESETS))
     p.add_argument("--search-trials", type=int, default=None, help="override the experiment's trials")
     p.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
@@ -112,6 +117,9 @@ def settings(a: argparse.Namespace) -> dict[str, Any]:
         "batch": a.batch,
         "lr": a.lr,
         "close_mosaic": a.close_mosaic,
+        "nbs": a.nbs,
+        "ema_decay": a.ema_decay,
+        "ema_tau": a.ema_tau,
         "presets": list(a.presets),
         "factor": FACTOR,
     }
@@ -378,6 +386,12 @@ def train_result(out: Path, key: str, seed: int, epochs: int) -> dict[str, Any] 
 
 def train(a: argparse.Namespace, model: dict[str, Any], seed: int, imgsz: int, data: Path, log: Log) -> None:
     out = run_dir(a.out, model["key"], seed)
+    if (out / "arch.yaml").exists():  # a run left by another model under this key is never taken as this one's
+        from nasearch.space.arch import load_arch
+
+        if (found := load_arch(out / "arch.yaml").hash) != model["hash"]:
+            expected = f"the architecture {model['hash']} of {model['key']}"
+            exit_bad_input(InputError(out / "arch.yaml", "hash", expected, found))
     if train_result(a.out, model["key"], seed, a.epochs) is not None:
         return
     runtime = ["--threads", "1", "--workers", "0"]
@@ -387,6 +401,7 @@ def train(a: argparse.Namespace, model: dict[str, Any], seed: int, imgsz: int, d
         return
     recipe = ["--epochs", str(a.epochs), "--imgsz", str(imgsz), "--batch", str(a.batch), "--optimizer", "adamw"]
     recipe += ["--lr0", str(a.lr), "--schedule", "cosine", "--close-mosaic", str(a.close_mosaic)]
+    recipe += ["--cfg", str(recipe_file(a))]
     log(f"train: {model['key']} ({model['name']}) seed {seed}, {a.epochs} epochs")
     nasearch(
         [
@@ -402,6 +417,15 @@ def train(a: argparse.Namespace, model: dict[str, Any], seed: int, imgsz: int, d
             *runtime,
         ]
     )
+
+
+def recipe_file(a: argparse.Namespace) -> Path:
+    """The recipe's settings `nasearch train` takes from a file (`--cfg`): nominal batch and EMA."""
+    path = a.out / "recipe.yaml"
+    text = yamlio.dumps({"nbs": a.nbs, "ema_decay": a.ema_decay, "ema_tau": a.ema_tau})
+    if not path.exists() or path.read_text() != text:
+        atomic.write_text(path, text)
+    return path
 
 
 # -- latency ----------------------------------------------------------------------------------------------
@@ -545,7 +569,8 @@ def render(summary: dict[str, Any], s: dict[str, Any], command: str, extra: dict
         f"its suite aimed at {s['factor']} × each preset's latency ({extra.get('targets', '–')}; the search's clock).",
         f"- Presets: {', '.join(s['presets'])}, scaled exactly as the search scales every candidate.",
         f"- Training: `nasearch train`, one recipe for every model: {s['epochs']} epochs, AdamW lr {s['lr']:g}, "
-        f"warm-up + cosine, batch {s['batch']}, mosaic off for the last {s['close_mosaic']} epochs, the "
+        f"warm-up + cosine, batch {s['batch']} (nominal batch {s['nbs']}), EMA of the weights (decay "
+        f"{s['ema_decay']:g}, ramp {s['ema_tau']:g} steps), mosaic off for the last {s['close_mosaic']} epochs, the "
         f"architecture's resolution; seeds {', '.join(map(str, seeds))}.",
         "- mAP: COCO mAP50-95 (percent points) of the final epoch's EMA weights on the held-out val split, "
         "mean ± sd over seeds. Plateau: seeds whose best of the last fifth of the epochs is within 0.5 points of "
@@ -653,8 +678,9 @@ def command_line(a: argparse.Namespace, s: dict[str, Any], rounds: int) -> str:
     given = {**s, "seeds": a.seeds, "rounds": rounds or a.rounds}
     base = {**settings(defaults), "seeds": defaults.seeds, "rounds": defaults.rounds}
     flags = [f"--data {a.data}"]
-    for key in ("experiment", "search_trials", "epochs", "batch", "lr", "close_mosaic", "presets", "seeds", "rounds"):
-        value = given[key]
+    keys = ("experiment", "search_trials", "epochs", "batch", "lr", "close_mosaic", "nbs", "ema_decay", "ema_tau")
+    for key in (*keys, "presets", "seeds", "rounds"):
+        value = given.get(key)
         if value != base[key]:
             if key == "experiment" and Path(value).is_relative_to(ROOT):
                 value = Path(value).relative_to(ROOT)

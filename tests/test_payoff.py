@@ -282,3 +282,16 @@ def test_a_new_search_supersedes_the_old_one_and_keeps_the_presets_trainings(run
     assert not (out / "latency.json").exists() and (old / "search").is_dir()
     with pytest.raises(SystemExit):
         payoff.parse_args([*argv, "--new-search", "--shard", "1/2"])
+
+
+def test_a_run_left_by_another_architecture_under_a_key_is_refused(run, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out)
+    a = payoff.parse_args([*run["argv"], "--out", str(out)])
+    model = json.loads((out / "models.json").read_text())[0]
+    payoff.train(a, model, 0, 64, out, print)  # its own finished run: nothing to do
+    with pytest.raises(SystemExit) as exc:
+        payoff.train(a, {**model, "hash": "0" * 16}, 0, 64, out, print)
+    assert exc.value.code == 2 and "arch.yaml" in capsys.readouterr().err

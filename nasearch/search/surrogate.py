@@ -8,7 +8,11 @@ predicts every objective from the two numbers (a quadratic ridge fit in their lo
 so far, refitted every trial), shifts each prediction by `optimism` times the fit's residual spread in the
 objective's good direction, and proposes the candidate whose optimistic prediction adds the most hypervolume to
 the feasible front so far (two objectives; ties go to the candidate predicted best on the sum of standardised
-objectives). A decision set already in the study — finished, or running in another worker — is never proposed
+objectives). A search whose suite names latency targets aims each proposal at one target in turn instead: the
+pool adds mutations of the most accurate trials at or under that target (the fastest, while none is), and the
+proposal is the candidate of best optimistic accuracy among those predicted at or under it (the fastest predicted,
+while none is) — the suite delivers the best model per target, and random draws rarely reach a space's small end.
+A decision set already in the study — finished, or running in another worker — is never proposed
 again, so parallel workers do not spend trials on the same candidate. The proposal is handed to Optuna decision
 by decision (`sample_independent`), so studies, storages and resumption work as with any sampler. Sizing a
 candidate builds its model without initialising it and runs one forward pass; it never measures or scores it,
@@ -31,6 +35,7 @@ from nasearch.search.suite import hypervolume
 
 Draw = Callable[[random.Random], dict[str, Any] | None]  # one random valid decision set, or None
 Size = Callable[[dict[str, Any]], tuple[float, float] | None]  # decisions -> (params, activations), or None
+Mutate = Callable[[dict[str, Any], random.Random], dict[str, Any] | None]  # a valid decision set near the given one
 
 DEFAULT_STARTUP = 10
 DEFAULT_CANDIDATES = 64
@@ -40,6 +45,8 @@ RIDGE = 1e-3
 # every feature map scales with the image, so counts at 128 px are those at 640 px over 25 and the fit (in
 # logarithms, standardised) proposes the same candidates, while sizing a large model stays cheap.
 SIZING_IMGSZ = 128
+PARENTS = 4  # trials mutated per proposal aimed at a latency target
+MUTATION_KEEP = 0.85  # each decision of a parent is kept with this probability
 
 
 def design(sizes: np.ndarray) -> np.ndarray:
@@ -75,6 +82,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
 
     `draw` gives a random valid decision set of the space; `size` gives a decision set's (params, activations);
     `limits` optionally bounds each objective (a latency limit): the hypervolume's reference point there.
+    `targets` (first objective, e.g. the suite's latency targets) with `mutate` aims each proposal at one target.
     """
 
     def __init__(
@@ -86,8 +94,11 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         candidates: int = DEFAULT_CANDIDATES,
         optimism: float = DEFAULT_OPTIMISM,
         limits: Sequence[float | None] | None = None,
+        targets: Sequence[float] | None = None,
+        mutate: Mutate | None = None,
     ) -> None:
-        self.draw, self.size = draw, size
+        self.draw, self.size, self.mutate = draw, size, mutate
+        self.targets = sorted(targets) if targets else []
         self.n_startup_trials, self.candidates, self.optimism = n_startup_trials, candidates, optimism
         self.limits = list(limits) if limits is not None else None
         self._rng = random.Random(seed)
@@ -110,7 +121,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.params:  # an enqueued trial (a preset, a repair) keeps its own decisions
             return
-        proposal = self.propose(study)
+        proposal = self.propose(study, trial.number)
         if proposal is not None:
             self._proposals[trial.number] = proposal
 
@@ -141,8 +152,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
                 self._sizes[key] = None
         return self._sizes[key]
 
-    def propose(self, study: optuna.Study) -> dict[str, Any] | None:
-        """The candidate to evaluate next, or None (start-up, or too little history: random)."""
+    def propose(self, study: optuna.Study, number: int = 0) -> dict[str, Any] | None:
+        """The candidate to evaluate next (for trial `number`), or None (start-up, or too little history)."""
         if len(study.directions) != 2:
             return None
         trials = study.get_trials(deepcopy=False)  # one storage read: the fit's history and the taken decisions
@@ -160,12 +171,21 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         taken = {self.key(t.params) for t in trials if t.params}
         taken |= {self.key(p) for p in self._proposals.values()}
         drawn = [c for c in (self.draw(self._rng) for _ in range(self.candidates)) if c is not None]
+        target = self.targets[number % len(self.targets)] if self.targets else None
+        if target is not None and self.mutate is not None:
+            per_parent = max(self.candidates // (2 * PARENTS), 1)
+            for parent in self.parents(rows, y, target):
+                drawn += [m for _ in range(per_parent) if (m := self.mutate(parent, self._rng)) is not None]
         cands = [(c, s) for c in drawn if self.key(c) not in taken and (s := self.sized(c)) is not None]
         if not cands:
             return None
         x_new = design(np.array([s for _, s in cands], dtype=float))
         fits = [fit_predict(x, y[:, j], x_new) for j in range(2)]
         optimistic = np.column_stack([pred - self.optimism * spread for pred, spread in fits])
+        if target is not None:
+            under = np.flatnonzero(fits[0][0] <= target)
+            best = int(under[np.argmin(optimistic[under, 1])]) if len(under) else int(np.argmin(fits[0][0]))
+            return cands[best][0]
         feasible = np.array([all(v <= 0 for v in t.constraints.values()) for _, t in rows])
         ref = self.reference(y, feasible, signs)
         front = [(a, -b) for a, b in y[feasible]]  # suite.hypervolume: first minimised, second maximised
@@ -175,6 +195,13 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         tie = -(optimistic / scale).sum(axis=1)
         best = max(range(len(cands)), key=lambda i: (gains[i], tie[i]))
         return cands[best][0]
+
+    @staticmethod
+    def parents(rows: list[tuple[Any, FrozenTrial]], y: np.ndarray, target: float) -> list[dict[str, Any]]:
+        """The most accurate trials at or under `target` (first objective), else the fastest: mutation parents."""
+        under = np.flatnonzero(y[:, 0] <= target)
+        order = under[np.argsort(y[under, 1], kind="stable")] if len(under) else np.argsort(y[:, 0], kind="stable")
+        return [rows[i][1].params for i in order[:PARENTS]]
 
     def reference(self, y: np.ndarray, feasible: np.ndarray, signs: np.ndarray) -> np.ndarray:
         """Per minimised objective: its limit when given, else the worst feasible value + 10% of the range."""
@@ -212,6 +239,11 @@ def for_experiment(exp: Any, seed: int, n_startup_trials: int | None = None) -> 
         model = uninitialized(lambda: build_model(arch))
         return float(count_params(model)), float(count_activations(model, min(ctx.imgsz, SIZING_IMGSZ)))
 
+    def mutate(params: dict[str, Any], rng: random.Random) -> dict[str, Any] | None:
+        chooser = RepairChooser(params, rng, keep=MUTATION_KEEP)
+        data = ctx.space.resolve(chooser)
+        return None if ctx.space.violations(data) else chooser.answers
+
     limit = exp.spec.constraints.latency_ms
     return SurrogateSampler(
         draw,
@@ -219,4 +251,6 @@ def for_experiment(exp: Any, seed: int, n_startup_trials: int | None = None) -> 
         seed=seed,
         n_startup_trials=DEFAULT_STARTUP if n_startup_trials is None else n_startup_trials,
         limits=[limit, None],
+        targets=exp.spec.suite.latency_targets_ms,
+        mutate=mutate,
     )
