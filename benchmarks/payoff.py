@@ -633,10 +633,14 @@ def plot(summary: dict[str, Any], cache: dict[str, Any], path: Path, curves_path
         )
         for r in rows:
             ax.annotate(
-                r["key"], (r["latency_ms"], r["map_mean"]), fontsize=7, xytext=(4, 3), textcoords="offset points"
+                f"{r['key']} (n={r['seeds_done']})",
+                (r["latency_ms"], r["map_mean"]),
+                fontsize=7,
+                xytext=(4, 3),
+                textcoords="offset points",
             )
     ax.set_xlabel("latency (ms, ONNX Runtime, 1 thread)")
-    ax.set_ylabel("mAP50-95 (mean ± sd over seeds)")
+    ax.set_ylabel("final mAP50-95 (mean ± sd over n seeds)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -658,7 +662,8 @@ def plot(summary: dict[str, Any], cache: dict[str, Any], path: Path, curves_path
             )
     ax.set_xlabel("epoch")
     ax.set_ylabel("val mAP50-95")
-    ax.set_title(f"{title}: validation curves (dashed: presets, one line per seed)", fontsize=9)
+    n_runs = sum(1 for run in cache["runs"].values() if run)
+    ax.set_title(f"{title}\nvalidation curves, n = {n_runs} runs (dashed: presets; one line per seed)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     _save(fig, curves_path, plt)
