@@ -189,6 +189,28 @@ def test_paired_gain_on_a_hand_made_cache():
     assert one["claims"][0]["interval"] is None and "one seed" in one["claims"][0]["verdict"]
 
 
+def test_the_latency_condition_is_judged_on_its_interval_over_rounds():
+    seeds = [0, 1, 2]
+    models = [_model("p", "preset", 1.0, [5.0, 5.0, 5.0]), _model("s", "suite", 1.0, [7.0, 8.0, 9.0])]
+    steady, noisy = _cache(models, seeds), _cache(models, seeds)
+    steady["latency"] = {"p": [1.00, 1.01, 0.99, 1.00, 1.02], "s": [0.90, 0.91, 0.89, 0.90, 0.92]}
+    # the same medians (1.00 and 0.90) but the suite model's rounds reach 1.3x: "at <= 1.02x" is not shown
+    noisy["latency"] = {"p": [1.00, 1.01, 0.99, 1.00, 1.02], "s": [0.90, 1.30, 0.89, 1.30, 0.80]}
+    (ok,) = payoff.summarize(steady, seeds)["claims"]
+    (bad,) = payoff.summarize(noisy, seeds)["claims"]
+    assert ok["latency_ratio"] == bad["latency_ratio"] == pytest.approx(0.9)
+    assert ok["latency_ratio_interval"]["high"] <= 1.02 and ok["verdict"] == "beats"
+    assert bad["latency_ratio_interval"]["high"] > 1.02 and bad["verdict"].startswith("beats on mAP; latency")
+    one_round = payoff.summarize(_cache(models, seeds), seeds)["claims"][0]
+    assert one_round["latency_ratio_interval"] is None and one_round["verdict"] == "beats"
+    assert "0.900 [0.8" in payoff.render(
+        payoff.summarize(steady, seeds),
+        {**payoff.settings(payoff.parse_args(["--data", "synth"])), "search_trials": None},
+        "cmd",
+        {"device": "cpu", "ort": "1", "plot": "a.png", "curves": "b.png"},
+    )
+
+
 def test_presets_are_scaled_as_the_search_scales_its_candidates():
     from nasearch.space.arch import load_arch
 
