@@ -376,25 +376,28 @@ def shard_jobs(all_jobs: list[tuple[str, int]], k: int, n: int) -> list[tuple[st
     return [job for i, job in enumerate(all_jobs) if i % n == k]
 
 
-def run_dir(out: Path, key: str, seed: int) -> Path:
-    return out / "train" / key / f"seed{seed}"
+def run_dir(out: Path, key: str, seed: int, folder: str = "train") -> Path:
+    return out / folder / key / f"seed{seed}"
 
 
-def train_result(out: Path, key: str, seed: int, epochs: int) -> dict[str, Any] | None:
+def train_result(out: Path, key: str, seed: int, epochs: int, folder: str = "train") -> dict[str, Any] | None:
     """The finished run's curve report (`curve.json`, written by `nasearch train` every epoch)."""
-    curve = read_json(run_dir(out, key, seed) / "curve.json")
+    curve = read_json(run_dir(out, key, seed, folder) / "curve.json")
     return curve if curve is not None and len(curve["curve"]) >= epochs else None
 
 
-def train(a: argparse.Namespace, model: dict[str, Any], seed: int, imgsz: int, data: Path, log: Log) -> None:
-    out = run_dir(a.out, model["key"], seed)
+def train(
+    a: argparse.Namespace, model: dict[str, Any], seed: int, imgsz: int, data: Path, log: Log, folder: str = "train"
+) -> None:
+    """One run of the recipe, in OUT/FOLDER/KEY/seedS (resumed from its last.pt; a finished run is kept)."""
+    out = run_dir(a.out, model["key"], seed, folder)
     if (out / "arch.yaml").exists():  # a run left by another model under this key is never taken as this one's
         from nasearch.space.arch import load_arch
 
         if (found := load_arch(out / "arch.yaml").hash) != model["hash"]:
             expected = f"the architecture {model['hash']} of {model['key']}"
             exit_bad_input(InputError(out / "arch.yaml", "hash", expected, found))
-    if train_result(a.out, model["key"], seed, a.epochs) is not None:
+    if train_result(a.out, model["key"], seed, a.epochs, folder) is not None:
         return
     runtime = ["--threads", "1", "--workers", "0"]
     if (out / "last.pt").exists():
@@ -437,7 +440,9 @@ def rounds_done(doc: dict[str, Any] | None, models: list[dict[str, Any]]) -> int
     return min((len(rounds.get(m["key"], [])) for m in models), default=0)
 
 
-def stage_latency(a: argparse.Namespace, models: list[dict[str, Any]], log: Log) -> dict[str, Any]:
+def stage_latency(
+    a: argparse.Namespace, models: list[dict[str, Any]], log: Log, path: Path | None = None
+) -> dict[str, Any]:
     """Fused deploy form, ONNX Runtime, 1 thread, wall clock; every round times every model once (the order
     reversed every other round), so a slow spell of the shared machine hits all models alike. Rounds left
     unfinished on another CPU are started again: one table never mixes two machines."""
@@ -447,7 +452,7 @@ def stage_latency(a: argparse.Namespace, models: list[dict[str, Any]], log: Log)
     from nasearch.space import build_model
     from nasearch.space.arch import load_arch
 
-    path = a.out / "latency.json"
+    path = path or a.out / "latency.json"
     doc = read_json(path)
     if doc is not None and rounds_done(doc, models) >= a.rounds:
         return doc

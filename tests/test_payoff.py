@@ -189,6 +189,29 @@ def test_paired_gain_on_a_hand_made_cache():
     assert one["claims"][0]["interval"] is None and "one seed" in one["claims"][0]["verdict"]
 
 
+def test_a_check_retrains_with_new_seeds_and_times_again_without_touching_the_table(run, tmp_path, capsys):
+    import shutil
+
+    check = benchmark_script("payoff_check")
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out)
+    readme_before = run["readme"].read_text()
+    models = json.loads((out / "models.json").read_text())
+    suite = next(m["key"] for m in models if m["kind"] == "suite")
+    check.main(["--data", "synth", "--out", str(out), "--rounds", "2", "yolov8n:5", f"{suite}:5"])
+    printed = capsys.readouterr().out
+    assert (out / "check" / "yolov8n" / "seed5" / "curve.json").exists()
+    timed = json.loads((out / "check" / "latency.json").read_text())
+    assert set(timed["rounds"]) == {"yolov8n", suite} and all(len(v) == 2 for v in timed["rounds"].values())
+    assert "yolov8n seed 5: final mAP50-95" in printed and "(cached seeds " in printed and "ms in the table" in printed
+    assert run["readme"].read_text() == readme_before and not (out / "train" / "yolov8n" / "seed5").exists()
+    for bad, what in (["nope:5"], "a model of the payoff table"), (["yolov8n"], "a model key and a seed"):
+        with pytest.raises(SystemExit) as exc:
+            check.main(["--data", "synth", "--out", str(out), *bad])
+        err = capsys.readouterr().err.strip()
+        assert exc.value.code == 2 and len(err.splitlines()) == 1 and what in err
+
+
 def test_the_latency_condition_is_judged_on_its_interval_over_rounds():
     seeds = [0, 1, 2]
     models = [_model("p", "preset", 1.0, [5.0, 5.0, 5.0]), _model("s", "suite", 1.0, [7.0, 8.0, 9.0])]
