@@ -44,7 +44,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ from nasearch.errors import InputError, exit_bad_input  # noqa: E402
 EXPERIMENTS = {"trees": "trees_cpu.yaml", "synth": "quickstart.yaml"}
 PRESETS = ("yolov8n", "yolov6n", "yolo_nas_s")
 FACTOR = 1.02  # a suite model competes with a preset at up to this multiple of its latency
+RECIPE = ("epochs", "batch", "lr", "close_mosaic", "nbs", "ema_decay", "ema_tau")  # the one training recipe
 Log = Callable[[str], None]
 
 
@@ -115,13 +116,7 @@ def settings(a: argparse.Namespace) -> dict[str, Any]:
         "experiment": checkout_relative(a.experiment),
         "experiment_sha256": hashlib.sha256(Path(a.experiment).read_bytes()).hexdigest()[:16],
         "search_trials": a.search_trials,
-        "epochs": a.epochs,
-        "batch": a.batch,
-        "lr": a.lr,
-        "close_mosaic": a.close_mosaic,
-        "nbs": a.nbs,
-        "ema_decay": a.ema_decay,
-        "ema_tau": a.ema_tau,
+        **{key: getattr(a, key) for key in RECIPE},
         "presets": list(a.presets),
         "factor": FACTOR,
     }
@@ -705,22 +700,25 @@ def _save(fig: Any, path: Path, plt: Any) -> None:
     atomic.write_bytes(path, buf.getvalue())
 
 
+def setting_flags(values: dict[str, Any], keys: Iterable[str]) -> list[str]:
+    """This script's `--key value` arguments for the given settings (a list spreads, None is left out)."""
+    flags: list[str] = []
+    for key in keys:
+        value = values[key]
+        if value is not None:
+            flags += [f"--{key.replace('_', '-')}", *map(str, value if isinstance(value, list) else [value])]
+    return flags
+
+
 def command_line(a: argparse.Namespace, s: dict[str, Any], rounds: int) -> str:
     """The command that reproduces the cached run: every setting that differs from the defaults."""
     defaults = parse_args(["--data", a.data])
     given = {**s, "seeds": a.seeds, "rounds": rounds or a.rounds}
     base = {**settings(defaults), "seeds": defaults.seeds, "rounds": defaults.rounds}
-    flags = [f"--data {a.data}"]
-    keys = ("experiment", "search_trials", "epochs", "batch", "lr", "close_mosaic", "nbs", "ema_decay", "ema_tau")
-    for key in (*keys, "presets", "seeds", "rounds"):
-        value = given.get(key)
-        if value != base[key]:
-            if key == "experiment" and Path(value).is_relative_to(ROOT):
-                value = Path(value).relative_to(ROOT)
-            text = " ".join(map(str, value)) if isinstance(value, list) else str(value)
-            flags.append(f"--{key.replace('_', '-')} {text}")
+    keys = ("experiment", "search_trials", *RECIPE, "presets", "seeds", "rounds")
+    flags = ["--data", a.data, *setting_flags(given, [k for k in keys if given.get(k) != base[k]])]
     if a.out != ROOT / "runs" / f"payoff_{a.data}":
-        flags.append(f"--out {a.out}")
+        flags += ["--out", str(a.out)]
     return " ".join(["python benchmarks/payoff.py", *flags])
 
 

@@ -26,8 +26,6 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import payoff  # noqa: E402
 from nasearch.errors import InputError, exit_bad_input  # noqa: E402
 
-RECIPE = ("epochs", "batch", "lr", "close_mosaic", "nbs", "ema_decay", "ema_tau")
-
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[tuple[str, int]]]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,12 +38,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     stored = payoff.read_json(out / "settings.json")
     if stored is None:
         exit_bad_input(InputError(out / "settings.json", "settings", "a payoff run's cache", "none"))
-    flags = ["--data", c.data, "--out", str(out), "--rounds", str(c.rounds), "--experiment"]
-    flags += [str(ROOT / stored["experiment"]), "--presets", *stored["presets"]]
-    if stored["search_trials"] is not None:
-        flags += ["--search-trials", str(stored["search_trials"])]
-    for key in RECIPE:
-        flags += [f"--{key.replace('_', '-')}", str(stored[key])]
+    cached = {**stored, "experiment": str(ROOT / stored["experiment"])}
+    keys = ("experiment", "presets", "search_trials", *payoff.RECIPE)
+    flags = ["--data", c.data, "--out", str(out), "--rounds", str(c.rounds), *payoff.setting_flags(cached, keys)]
     runs = []
     for spec in c.runs:
         key, _, seed = spec.partition(":")

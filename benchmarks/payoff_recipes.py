@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import payoff  # noqa: E402
 from nasearch import stats as protocol  # noqa: E402
 from nasearch.errors import InputError, exit_bad_input  # noqa: E402
 
@@ -29,13 +29,18 @@ from nasearch.errors import InputError, exit_bad_input  # noqa: E402
 def finished_curves(folder: Path, epochs: int) -> dict[tuple[str, str], list[float]]:
     """(model key, seed folder) → the mAP50-95 of each epoch, for runs that reached `epochs`."""
     curves = {}
-    for path in sorted(folder.glob("train/*/seed*/curve.json")):
+    for run in sorted(folder.glob("train/*/seed*/")):
+        key, seed = run.parent.name, run.name
+        if not seed.removeprefix("seed").isdigit():
+            continue
         try:
-            maps = [float(p["map"]) for p in json.loads(path.read_text())["curve"]]
+            result = payoff.train_result(folder, key, int(seed.removeprefix("seed")), epochs=0)  # read every curve
+            maps = [] if result is None else [float(p["map"]) for p in result["curve"]]
         except (ValueError, KeyError, TypeError) as e:
-            exit_bad_input(InputError(path, "curve", "the per-epoch curve `nasearch train` writes", type(e).__name__))
+            expected = "the per-epoch curve `nasearch train` writes"
+            exit_bad_input(InputError(run / "curve.json", "curve", expected, type(e).__name__))
         if len(maps) >= epochs:
-            curves[(path.parent.parent.name, path.parent.name)] = maps[:epochs]
+            curves[(key, seed)] = maps[:epochs]
     return curves
 
 
