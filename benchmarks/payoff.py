@@ -226,14 +226,23 @@ def model_info(arch: Any) -> dict[str, Any]:
 
 
 def stage_targets(a: argparse.Namespace, ctx: Any, log: Log) -> dict[str, Any]:
-    """Each preset's latency by the search's own evaluator (interleaved rounds); targets = FACTOR × it."""
-    path = a.out / "targets.json"
-    if (doc := read_json(path)) is not None:
-        return doc
+    """Each preset's latency by the search's own evaluator (interleaved rounds); targets = FACTOR × it.
+
+    Targets timed on another CPU are timed again here (the old file kept under OUT/superseded/targets/): a new
+    search on this machine must aim at this machine's latencies."""
     from nasearch.latency.fingerprint import cpu_name
     from nasearch.nn.inspect import fused_copy
     from nasearch.onnxio.isa import this_cpu_isa
     from nasearch.space import build_model
+
+    path = a.out / "targets.json"
+    if (doc := read_json(path)) is not None:
+        if (doc.get("device"), doc.get("isa")) == (cpu_name(), this_cpu_isa()):
+            return doc
+        kept = a.out / "superseded" / "targets" / f"targets-{doc.get('isa')}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(kept)
+        log(f"targets: timed on {doc.get('device')} ({doc.get('isa')}), not this CPU: timed again (old: {kept})")
 
     archs = {name: scaled_preset(ctx, name) for name in a.presets}
     fused = {name: fused_copy(build_model(arch)) for name, arch in archs.items()}

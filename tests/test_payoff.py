@@ -294,6 +294,24 @@ def test_unfinished_latency_rounds_of_another_cpu_are_measured_again(run, tmp_pa
     assert json.loads((out / "latency.json").read_text()) == again
 
 
+def test_targets_timed_on_another_cpu_are_timed_again_and_the_old_ones_kept(run, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out)
+    doc = json.loads((out / "targets.json").read_text())
+    here = (doc["device"], doc["isa"])
+    doc["device"], doc["targets_ms"] = "Another CPU", [999.0] * len(doc["targets_ms"])
+    (out / "targets.json").write_text(json.dumps(doc))
+    a = payoff.parse_args([*run["argv"], "--out", str(out)])
+    ctx = payoff.search_context(a.experiment)
+    again = payoff.stage_targets(a, ctx, lambda msg: None)
+    assert (again["device"], again["isa"]) == here and 999.0 not in again["targets_ms"]
+    (kept,) = (out / "superseded" / "targets").iterdir()
+    assert json.loads(kept.read_text()) == doc  # nothing lost
+    assert payoff.stage_targets(a, ctx, lambda msg: 1 / 0) == again  # this CPU's targets are reused as they are
+
+
 def test_a_cache_names_a_committed_experiment_relative_to_the_checkout(tmp_path):
     a = payoff.parse_args(["--data", "trees"])
     assert payoff.settings(a)["experiment"] == "experiments/trees_cpu.yaml"  # the same in a moved checkout
