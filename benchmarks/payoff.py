@@ -137,7 +137,8 @@ def read_json(path: Path) -> Any:
 
 
 SEARCH_SETTINGS = ("experiment", "experiment_sha256", "search_trials")  # what only the search depends on
-SEARCH_PRODUCTS = ("experiment.yaml", "search", "models.json", "latency.json", "payoff.json")
+# what a new search makes stale: its own products, the table, and payoff_check's runs and rounds against it
+SEARCH_PRODUCTS = ("experiment.yaml", "search", "models.json", "latency.json", "payoff.json", "check")
 
 
 def check_settings(a: argparse.Namespace, current: dict[str, Any], log: Log) -> None:

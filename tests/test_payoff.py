@@ -327,6 +327,8 @@ def test_a_new_search_supersedes_the_old_one_and_keeps_the_presets_trainings(run
     with pytest.raises(SystemExit) as exc:  # a changed search is refused without --new-search
         payoff.check_settings(payoff.parse_args(argv), payoff.settings(payoff.parse_args(argv)), print)
     assert exc.value.code == 2 and "search_trials" in capsys.readouterr().err
+    (out / "check" / "yolov8n" / "seed7").mkdir(parents=True)  # a check of the old table goes with it
+    (out / "check" / "yolov8n" / "seed7" / "curve.json").write_text("{}")
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     models = json.loads((out / "models.json").read_text())
     a = payoff.parse_args([*argv, "--new-search"])
@@ -343,6 +345,7 @@ def test_a_new_search_supersedes_the_old_one_and_keeps_the_presets_trainings(run
         assert (old / "train" / m["key"]).exists() != stays
     assert (out / "targets.json").exists() and not (out / "models.json").exists()
     assert not (out / "latency.json").exists() and (old / "search").is_dir()
+    assert not (out / "check").exists() and (old / "check" / "yolov8n" / "seed7" / "curve.json").exists()
     with pytest.raises(SystemExit):
         payoff.parse_args([*argv, "--new-search", "--shard", "1/2"])
 
