@@ -596,6 +596,8 @@ def render(summary: dict[str, Any], s: dict[str, Any], command: str, extra: dict
         "",
         f"- Search: `{Path(s['experiment']).name}`{trials}, "
         f"its suite aimed at {s['factor']} × each preset's latency ({extra.get('targets', '–')}; the search's clock).",
+        f"- The search's suite, per target (the most accurate trial under it at the top rung, by the search's "
+        f"proxy): {extra.get('suite', '–')}.",
         f"- Presets: {', '.join(s['presets'])}, scaled exactly as the search scales every candidate.",
         f"- Training: `nasearch train`, one recipe for every model: {s['epochs']} epochs, AdamW lr {s['lr']:g}, "
         f"warm-up + cosine, batch {s['batch']} (nominal batch {s['nbs']}), EMA of the weights (decay "
@@ -754,6 +756,7 @@ def write_report(a: argparse.Namespace, log: Log) -> dict[str, Any]:
         )
         or "–",
         "rounds": latency_rounds,
+        "suite": suite_text(a.out, cache["models"], targets),
         "plot": os.path.relpath(plot_path, Path(a.readme).parent),
         "curves": os.path.relpath(curves_path, Path(a.readme).parent),
     }
@@ -763,6 +766,28 @@ def write_report(a: argparse.Namespace, log: Log) -> dict[str, Any]:
     done = sum(v is not None for v in cache["runs"].values())
     log(f"report: {done}/{len(cache['runs'])} trainings, {latency_rounds} latency rounds -> {a.out / 'payoff.json'}")
     return summary
+
+
+def suite_text(out: Path, models: list[dict[str, Any]], targets: dict[str, Any]) -> str:
+    """What the search delivered per target: a found model, a preset it kept as it is (its proxy found nothing
+    more accurate under that latency), or nothing measured under it."""
+    summary = read_json(out / "search" / "summary.json")
+    if summary is None:
+        return "–"
+    found = {m["trial"]: m["key"] for m in models if m["kind"] == "suite"}
+    presets = {p["trial"]: p["preset"] for p in summary.get("presets", [])}
+    rows = {row.get("target_ms"): row for row in summary["suite"]}
+    aims = list(zip(targets.get("presets", {}), targets.get("targets_ms", []), strict=True)) or [("", t) for t in rows]
+    parts = []
+    for name, target in aims:
+        at = "" if target is None else f"{name} target {target:.3f} ms: ".lstrip()
+        if (row := rows.get(target)) is None:
+            parts.append(f"{at}nothing measured under it")
+            continue
+        trial = row["trial"]
+        who = found.get(trial) or (f"the preset {presets[trial]} itself" if trial in presets else f"trial {trial}")
+        parts.append(f"{at}{who} (trial {trial}, {row['latency_ms']:.3f} ms, proxy mAP {row['accuracy']:.2f})")
+    return "; ".join(parts)
 
 
 # -- main -------------------------------------------------------------------------------------------------

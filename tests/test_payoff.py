@@ -361,3 +361,22 @@ def test_a_run_left_by_another_architecture_under_a_key_is_refused(run, tmp_path
     with pytest.raises(SystemExit) as exc:
         payoff.train(a, {**model, "hash": "0" * 16}, 0, 64, out, print)
     assert exc.value.code == 2 and "arch.yaml" in capsys.readouterr().err
+
+
+def test_the_report_says_what_the_search_delivered_for_each_target(tmp_path):
+    (tmp_path / "search").mkdir()
+    suite = [
+        {"target_ms": 1.0, "trial": 5, "latency_ms": 0.9, "accuracy": 2.5},
+        {"target_ms": 0.5, "trial": 0, "latency_ms": 0.45, "accuracy": 1.25},
+    ]
+    presets = [{"preset": "yolov6n", "trial": 0}, {"preset": "yolov8n", "trial": 1}]
+    (tmp_path / "search" / "summary.json").write_text(json.dumps({"suite": suite, "presets": presets}))
+    models = [{"key": "yolov8n", "kind": "preset"}, {"key": "suite1", "kind": "suite", "trial": 5}]
+    targets = {"presets": {"yolov8n": {}, "yolov6n": {}, "yolo_nas_s": {}}, "targets_ms": [1.0, 0.5, 2.0]}
+    text = payoff.suite_text(tmp_path, models, targets)
+    assert text == (
+        "yolov8n target 1.000 ms: suite1 (trial 5, 0.900 ms, proxy mAP 2.50); "
+        "yolov6n target 0.500 ms: the preset yolov6n itself (trial 0, 0.450 ms, proxy mAP 1.25); "
+        "yolo_nas_s target 2.000 ms: nothing measured under it"
+    )
+    assert payoff.suite_text(tmp_path / "nowhere", models, targets) == "–"
