@@ -123,7 +123,7 @@ def test_bad_storage_url_exits_2(tmp_path: Path) -> None:
 def test_shipped_experiments_validate_and_resolve_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COCO_DIR", str(tmp_path))
     quick = load_experiment("quickstart")
-    assert quick.space_path == (ROOT / "search_spaces" / "yolo_nas_nano_space.yaml").resolve()
+    assert quick.space_path == (ROOT / "search_spaces" / "nano_union_space.yaml").resolve()
     assert quick.spec.objectives.latency.source == "measure"
     assert quick.spec.objectives.accuracy.rungs, "the quickstart promotes to short training"
     t4 = load_experiment(ROOT / "experiments" / "t4_coco.yaml")

@@ -40,3 +40,15 @@ def test_every_family_mix_it_samples_builds_fuses_and_runs():
             outputs = [model(torch.zeros(1, 3, 64, 64)), fused_copy(model).eval()(torch.zeros(1, 3, 64, 64))]
         assert all(o is not None for o in outputs)
     assert len(mixes) >= 6  # necks and heads of different families meet
+
+
+def test_the_quickstart_starts_from_the_three_presets_and_trains_its_best_longer():
+    from nasearch.search.candidate import SearchContext
+    from nasearch.search.experiment import load_experiment
+
+    exp = load_experiment("quickstart")
+    ctx = SearchContext.create(exp)
+    assert ctx.space.name == "nano_union_space"
+    assert set(exp.spec.presets) == {"yolov8n", "yolov6n", "yolo_nas_s"} <= set(ctx.space.presets_inside())
+    short, longer = exp.spec.objectives.accuracy.rungs
+    assert longer.budget["epochs"] > short.budget["epochs"] and longer.budget["images"] == short.budget["images"]
