@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = (
     "nasearch/resources/search_spaces/yolo_nas_space.yaml",
     "nasearch/resources/search_spaces/tiny_space.yaml",
+    "nasearch/resources/search_spaces/nano_union_space.yaml",  # the quickstart's space
     "nasearch/resources/search_spaces/presets/yolov8n.yaml",
     "nasearch/resources/experiments/quickstart.yaml",
     "nasearch/resources/latency_db/t4_model.json",
