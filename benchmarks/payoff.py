@@ -7,7 +7,7 @@ the benchmark runs in stages, each cached in OUT (atomic writes, so a killed run
    every candidate (`SearchContext.architecture`: the experiment's width/depth/head scale, resolution, classes),
    timed with the search's own latency evaluator; each suite target is 1.02 × a preset's latency.
 2. search: the committed experiment with `suite: {latency_targets_ms: [those targets]}`, its latency limit
-   lowered to the largest target (and `--search-trials`), written to OUT/experiment.yaml and run with
+   lowered to 1.5 x the largest target (and `--search-trials`), written to OUT/experiment.yaml and run with
    `nasearch search … --resume`; the suite is its delivered models. `--new-search` (shard 0) moves an earlier
    search's products to OUT/superseded/ when only the experiment changed, keeping the presets' trainings.
 3. train: every suite model and every preset, one recipe (`nasearch train`: same epochs, schedule,
@@ -61,6 +61,8 @@ from nasearch.errors import InputError, exit_bad_input  # noqa: E402
 EXPERIMENTS = {"trees": "trees_cpu.yaml", "synth": "quickstart.yaml"}
 PRESETS = ("yolov8n", "yolov6n", "yolo_nas_s")
 FACTOR = 1.02  # a suite model competes with a preset at up to this multiple of its latency
+LIMIT_HEADROOM = 1.5  # the search's latency limit over the largest target: the synthetic search once timed
+# the scaled yolo_nas_s at 1.38 x its latency in the targets' rounds (1.81 against 1.31 ms, a noisy VNNI machine)
 RECIPE = ("epochs", "batch", "lr", "close_mosaic", "nbs", "ema_decay", "ema_tau")  # the one training recipe
 Log = Callable[[str], None]
 
@@ -283,10 +285,12 @@ def derived_experiment(a: argparse.Namespace, ctx: Any, targets: list[float]) ->
     if exp.latency_db is not None:
         raw["objectives"]["latency"]["db"] = str(exp.latency_db)
     raw["suite"] = {"latency_targets_ms": targets}
-    # the suite can use nothing slower than its largest target: the search spends no trial and no short
-    # training there, and the surrogate's hypervolume is bounded at that latency
+    # the suite can use nothing slower than its largest target, so the search's limit sits just above it (the
+    # surrogate's hypervolume is bounded there too) — with headroom, because one noisy measurement must not
+    # put the preset at that target over the limit and out of the search's references
     limit = raw.setdefault("constraints", {}).get("latency_ms")
-    raw["constraints"]["latency_ms"] = max(targets) if limit is None else min(limit, max(targets))
+    bound = LIMIT_HEADROOM * max(targets)
+    raw["constraints"]["latency_ms"] = bound if limit is None else min(limit, bound)
     if a.search_trials is not None:
         raw["trials"] = a.search_trials
     path = a.out / "experiment.yaml"

@@ -76,8 +76,8 @@ def test_end_to_end_writes_models_curves_latency_and_the_table(run):
     )
     exp = (out / "experiment.yaml").read_text()
     assert "latency_targets_ms" in exp and "tiny_space.yaml" in exp
-    # the search spends nothing beyond the suite's largest target
-    assert yamlio.loads(exp)["constraints"]["latency_ms"] == max(targets["targets_ms"])
+    # the search's limit: the suite's largest target, with headroom for one slow measurement
+    assert yamlio.loads(exp)["constraints"]["latency_ms"] == pytest.approx(1.5 * max(targets["targets_ms"]))
     latency = json.loads((out / "latency.json").read_text())
     assert latency["fingerprint"]["clock"] == "wall" and latency["fingerprint"]["threads"] == 1
     # the CPU of the targets and of the latency rounds is recorded, and the table says it
