@@ -242,7 +242,8 @@ def stage_targets(a: argparse.Namespace, ctx: Any, log: Log) -> dict[str, Any]:
     if (doc := read_json(path)) is not None:
         if (doc.get("device"), doc.get("isa")) == (cpu_name(), this_cpu_isa()):
             return doc
-        kept = a.out / "superseded" / "targets" / f"targets-{doc.get('isa')}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]  # named by content: a rename never overwrites
+        kept = a.out / "superseded" / "targets" / f"targets-{doc.get('isa')}-{digest}.json"  # another file
         kept.parent.mkdir(parents=True, exist_ok=True)
         path.rename(kept)
         log(f"targets: timed on {doc.get('device')} ({doc.get('isa')}), not this CPU: timed again (old: {kept})")

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
-    ctx = payoff.search_context(ROOT / payoff.read_json(a.out / "settings.json")["experiment"])
+    ctx = payoff.search_context(a.experiment)  # the cached experiment, as parse_args resolved it
     data = ctx.dataset()
     for key, seed in runs:
         payoff.train(a, models[key], seed, ctx.imgsz, data, log, folder="check")
