@@ -310,6 +310,11 @@ def test_targets_timed_on_another_cpu_are_timed_again_and_the_old_ones_kept(run,
     (kept,) = (out / "superseded" / "targets").iterdir()
     assert json.loads(kept.read_text()) == doc  # nothing lost
     assert payoff.stage_targets(a, ctx, lambda msg: 1 / 0) == again  # this CPU's targets are reused as they are
+    other = {**doc, "device": "A third CPU"}  # set aside within the same second: kept beside the first
+    (out / "targets.json").write_text(json.dumps(other))
+    payoff.stage_targets(a, ctx, lambda msg: None)
+    kept_docs = [json.loads(f.read_text()) for f in (out / "superseded" / "targets").iterdir()]
+    assert sorted(d["device"] for d in kept_docs) == ["A third CPU", "Another CPU"]
 
 
 def test_a_cache_names_a_committed_experiment_relative_to_the_checkout(tmp_path):
